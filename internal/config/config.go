@@ -1,0 +1,436 @@
+// Package config reads, defaults and validates cloudftpd's TOML
+// configuration.
+//
+// Raw fields mirror the file; Validate fills parsed twins (durations, port
+// ranges, address rules) and reports the first bad key by its full name, so
+// the rest of the program never parses strings again.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// TLSMode says how a listener uses TLS on the control connection.
+type TLSMode string
+
+// TLS modes. Only TLSOff is served until FTPS lands; the names are reserved
+// so configs written today keep working.
+const (
+	TLSOff      TLSMode = "off"
+	TLSExplicit TLSMode = "explicit"
+	TLSRequired TLSMode = "required"
+	TLSImplicit TLSMode = "implicit"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server    Server     `toml:"server"`
+	Listeners []Listener `toml:"listener"`
+	Storage   Storage    `toml:"storage"`
+	Auth      Auth       `toml:"auth"`
+	Log       Log        `toml:"log"`
+
+	// Dir is the directory relative paths in the file are resolved against
+	// (the config file's directory, or the working directory).
+	Dir string `toml:"-"`
+}
+
+// Server holds process-wide settings.
+type Server struct {
+	// IdleTimeout closes a control connection that sends no command for
+	// this long (421).
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// DataTimeout bounds waiting for a data connection to be opened.
+	DataTimeout Duration `toml:"data_timeout"`
+	// StallTimeout aborts a transfer that moves no data for this long.
+	StallTimeout Duration `toml:"stall_timeout"`
+	// LoginTimeout closes a connection that has not logged in by then.
+	LoginTimeout Duration `toml:"login_timeout"`
+	// ShutdownGrace is how long running transfers may finish on SIGTERM.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// MaxSessions limits concurrent control connections (0: no limit).
+	MaxSessions int `toml:"max_sessions"`
+	// MaxSessionsPerIP limits concurrent connections from one address.
+	MaxSessionsPerIP int `toml:"max_sessions_per_ip"`
+	// MaxLoginFailures closes a session after this many failed logins.
+	MaxLoginFailures int `toml:"max_login_failures"`
+	// LoginFailureDelay is waited before answering a failed login.
+	LoginFailureDelay Duration `toml:"login_failure_delay"`
+	// Banner is the text of the 220 greeting.
+	Banner string `toml:"banner"`
+}
+
+// Listener is one control-connection address with its data-connection
+// policy.
+type Listener struct {
+	// Address is host:port to listen on, e.g. "0.0.0.0:21" or "[::]:21".
+	Address string `toml:"address"`
+	// PassivePorts is "min-max"; empty lets the kernel pick any port.
+	PassivePorts string `toml:"passive_ports"`
+	// Passive rules choose the address sent in PASV replies by client
+	// network; the first match wins. None means "control".
+	Passive []PassiveRule `toml:"passive"`
+	// ActiveMode allows PORT/EPRT (to the client's own address only).
+	ActiveMode *bool `toml:"active_mode"`
+	// TLS is the control-connection TLS mode.
+	TLS TLSMode `toml:"tls"`
+
+	addr     netip.AddrPort
+	minPort  uint16
+	maxPort  uint16
+	isActive bool
+}
+
+// PassiveRule maps client networks to the address advertised to them.
+type PassiveRule struct {
+	Clients []string `toml:"clients"`
+	// Address is a literal IP address or "control" (the local address the
+	// client connected to).
+	Address string `toml:"address"`
+
+	clients []netip.Prefix
+}
+
+// Storage selects and configures the file store.
+type Storage struct {
+	Backend string `toml:"backend"` // "local"
+	Root    string `toml:"root"`    // local: directory holding all homes
+}
+
+// Auth configures users.
+type Auth struct {
+	UsersFile string `toml:"users_file"`
+	// Anonymous allows read-only "anonymous"/"ftp" logins.
+	Anonymous bool `toml:"anonymous"`
+	// AnonymousHome is the anonymous users' home, relative to the storage root.
+	AnonymousHome string `toml:"anonymous_home"`
+}
+
+// Log configures log output.
+type Log struct {
+	Format string `toml:"format"` // "text" or "json"
+	Level  string `toml:"level"`  // "debug", "info", "warn", "error"
+}
+
+// Duration is a time.Duration written as "5m" or "30s" in TOML.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the built-in configuration used when no file is given: one
+// plain listener on :2121, local storage under ./cloudftpd-data.
+func Default() *Config {
+	c := &Config{
+		Listeners: []Listener{{Address: ":2121"}},
+		Storage:   Storage{Backend: "local", Root: "cloudftpd-data"},
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		panic("config: built-in default is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.Dir = abs
+	return c, nil
+}
+
+// Parse decodes and validates a configuration; relative paths stay relative
+// to the working directory.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("unknown key %q", und[0].String())
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	setDur := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	setDur(&s.IdleTimeout, 5*time.Minute)
+	setDur(&s.DataTimeout, 30*time.Second)
+	setDur(&s.StallTimeout, 5*time.Minute)
+	setDur(&s.LoginTimeout, time.Minute)
+	setDur(&s.ShutdownGrace, 30*time.Second)
+	setDur(&s.LoginFailureDelay, time.Second)
+	if s.MaxLoginFailures == 0 {
+		s.MaxLoginFailures = 3
+	}
+	if s.Banner == "" {
+		s.Banner = "cloudftpd ready"
+	}
+	if c.Storage.Backend == "" {
+		c.Storage.Backend = "local"
+	}
+	if c.Auth.AnonymousHome == "" {
+		c.Auth.AnonymousHome = "pub"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	for i := range c.Listeners {
+		if c.Listeners[i].TLS == "" {
+			c.Listeners[i].TLS = TLSOff
+		}
+	}
+	if c.Dir == "" {
+		c.Dir, _ = os.Getwd()
+	}
+}
+
+// Validate checks every field and fills the parsed forms. Errors name the
+// offending key, e.g. `listener[1].passive_ports: "900-800": min > max`.
+func (c *Config) Validate() error {
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.data_timeout", c.Server.DataTimeout},
+		{"server.stall_timeout", c.Server.StallTimeout},
+		{"server.login_timeout", c.Server.LoginTimeout},
+		{"server.shutdown_grace", c.Server.ShutdownGrace},
+		{"server.login_failure_delay", c.Server.LoginFailureDelay},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: must not be negative", d.key)
+		}
+	}
+	if c.Server.MaxSessions < 0 || c.Server.MaxSessionsPerIP < 0 || c.Server.MaxLoginFailures < 0 {
+		return errors.New("server: session and login limits must not be negative")
+	}
+	if len(c.Listeners) == 0 {
+		return errors.New("listener: at least one [[listener]] is required")
+	}
+	for i := range c.Listeners {
+		if err := c.Listeners[i].validate(); err != nil {
+			return fmt.Errorf("listener[%d].%w", i, err)
+		}
+	}
+	if err := c.checkOverlaps(); err != nil {
+		return err
+	}
+	switch c.Storage.Backend {
+	case "local":
+		if c.Storage.Root == "" {
+			return errors.New("storage.root: required for the local backend")
+		}
+	default:
+		return fmt.Errorf("storage.backend: %q is not a backend (want \"local\")", c.Storage.Backend)
+	}
+	if strings.Contains(c.Auth.AnonymousHome, "..") || filepath.IsAbs(c.Auth.AnonymousHome) {
+		return fmt.Errorf("auth.anonymous_home: %q must be relative to storage.root without \"..\"", c.Auth.AnonymousHome)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q (want \"text\" or \"json\")", c.Log.Format)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return fmt.Errorf("log.level: %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	return nil
+}
+
+func (l *Listener) validate() error {
+	ap, err := parseListenAddr(l.Address)
+	if err != nil {
+		return fmt.Errorf("address: %q: %v", l.Address, err)
+	}
+	l.addr = ap
+	if l.PassivePorts != "" {
+		lo, hi, err := ParsePortRange(l.PassivePorts)
+		if err != nil {
+			return fmt.Errorf("passive_ports: %q: %v", l.PassivePorts, err)
+		}
+		l.minPort, l.maxPort = lo, hi
+	}
+	for j := range l.Passive {
+		r := &l.Passive[j]
+		key := fmt.Sprintf("passive[%d]", j)
+		if len(r.Clients) == 0 {
+			return fmt.Errorf("%s.clients: at least one CIDR is required (\"0.0.0.0/0\" for everyone)", key)
+		}
+		r.clients = r.clients[:0]
+		for _, s := range r.Clients {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("%s.clients: %q is not a CIDR prefix", key, s)
+			}
+			r.clients = append(r.clients, p.Masked())
+		}
+		if r.Address != "control" {
+			a, err := netip.ParseAddr(r.Address)
+			if err != nil || !a.Is4() {
+				return fmt.Errorf("%s.address: %q (want an IPv4 address or \"control\")", key, r.Address)
+			}
+		}
+	}
+	l.isActive = l.ActiveMode == nil || *l.ActiveMode
+	switch l.TLS {
+	case TLSOff:
+	case TLSExplicit, TLSRequired, TLSImplicit:
+		return fmt.Errorf("tls: %q is not available yet in this build (use \"off\")", l.TLS)
+	default:
+		return fmt.Errorf("tls: %q (want off, explicit, required or implicit)", l.TLS)
+	}
+	return nil
+}
+
+// checkOverlaps rejects two listeners whose passive ranges overlap on the
+// same bind address: their passive sockets would fight over ports.
+func (c *Config) checkOverlaps() error {
+	for i := range c.Listeners {
+		a := &c.Listeners[i]
+		if a.minPort == 0 {
+			continue
+		}
+		for j := i + 1; j < len(c.Listeners); j++ {
+			b := &c.Listeners[j]
+			if b.minPort == 0 || a.minPort > b.maxPort || b.minPort > a.maxPort {
+				continue
+			}
+			ha, hb := a.addr.Addr(), b.addr.Addr()
+			if ha == hb || ha.IsUnspecified() || hb.IsUnspecified() {
+				return fmt.Errorf("listener[%d].passive_ports: %q overlaps listener[%d].passive_ports %q on the same address", j, b.PassivePorts, i, a.PassivePorts)
+			}
+		}
+	}
+	return nil
+}
+
+func parseListenAddr(s string) (netip.AddrPort, error) {
+	host, port, err := splitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad port %q", port)
+	}
+	if host == "" {
+		return netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(p)), nil
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("host must be an IP address: %v", err)
+	}
+	return netip.AddrPortFrom(a, uint16(p)), nil
+}
+
+func splitHostPort(s string) (host, port string, err error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", "", errors.New("missing port")
+	}
+	host, port = s[:i], s[i+1:]
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return host, port, nil
+}
+
+// ParsePortRange parses "min-max" (or a single port) into its bounds.
+// Reversed, zero or out-of-range bounds are errors, never silently fixed.
+func ParsePortRange(s string) (lo, hi uint16, err error) {
+	a, b, found := strings.Cut(strings.TrimSpace(s), "-")
+	if !found {
+		b = a
+	}
+	l, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	h, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, errors.New("want \"min-max\" with ports 1-65535")
+	case l == 0 || h == 0:
+		return 0, 0, errors.New("port 0 is not a port")
+	case l > h:
+		return 0, 0, fmt.Errorf("min %d > max %d", l, h)
+	}
+	return uint16(l), uint16(h), nil
+}
+
+// AddrPort is the parsed listen address.
+func (l *Listener) AddrPort() netip.AddrPort { return l.addr }
+
+// PortRange returns the parsed passive range; ok is false when any port may
+// be used.
+func (l *Listener) PortRange() (lo, hi uint16, ok bool) {
+	return l.minPort, l.maxPort, l.minPort != 0
+}
+
+// ActiveAllowed reports whether PORT/EPRT are allowed.
+func (l *Listener) ActiveAllowed() bool { return l.isActive }
+
+// ClientPrefixes returns the parsed clients of a rule.
+func (r *PassiveRule) ClientPrefixes() []netip.Prefix { return r.clients }
+
+// Path resolves a possibly relative path from the config against c.Dir.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// SlogLevel returns the parsed log level.
+func (c *Config) SlogLevel() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	return lvl
+}

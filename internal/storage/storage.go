@@ -1,0 +1,136 @@
+// Package storage defines what the FTP protocol needs from a file store, so
+// that local disk and S3 can serve the same sessions.
+//
+// It offers:
+//   - Storage, one user's jailed file tree, addressed by clean virtual paths;
+//   - Upload, a write that becomes visible only when committed;
+//   - DirIterator, a streaming directory listing;
+//   - Capabilities, what a backend can do beyond the basics, so the protocol
+//     layer can answer clearly instead of failing half-way;
+//   - the sentinel errors every backend maps its failures to.
+//
+// Paths given to a Storage are absolute, slash-separated and already cleaned
+// ("/", "/dir/file.txt"): "/" is the user's home. Backends must still make
+// sure that no path, symlink or key ever reaches outside that home.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"time"
+)
+
+// Errors that backends return (possibly wrapped) so the protocol layer can map
+// them to reply codes in one place. The fs ones are reused so that errors from
+// the os package match them with errors.Is without translation.
+var (
+	ErrNotExist    = fs.ErrNotExist
+	ErrExist       = fs.ErrExist
+	ErrPermission  = fs.ErrPermission
+	ErrNotEmpty    = errors.New("directory not empty")
+	ErrIsDir       = errors.New("is a directory")
+	ErrNotDir      = errors.New("not a directory")
+	ErrNoSpace     = errors.New("no space left on storage")
+	ErrQuota       = errors.New("storage quota exceeded")
+	ErrUnsupported = errors.New("operation not supported by this storage backend")
+	ErrInvalidName = errors.New("invalid file name")
+)
+
+// FileInfo describes one file or directory.
+type FileInfo struct {
+	Name    string      // base name, no slashes
+	Size    int64       // bytes; 0 for directories
+	ModTime time.Time   // last modification
+	Mode    fs.FileMode // type bits and Unix permission bits (directories carry fs.ModeDir)
+	// ID identifies the file uniquely within the backend (MLST "unique"
+	// fact); empty when the backend has no such notion.
+	ID string
+}
+
+// IsDir reports whether the entry is a directory.
+func (fi FileInfo) IsDir() bool { return fi.Mode.IsDir() }
+
+// Capabilities says what a backend can do beyond reading, creating whole
+// files, listing, renaming and removing.
+type Capabilities struct {
+	Append      bool // APPE: append to an existing file
+	WriteOffset bool // REST + STOR: continue an upload at an offset
+	SetModTime  bool // MFMT / MDTM with a time argument
+	Chmod       bool // SITE CHMOD
+	// RenameDir is true when directories can be renamed.
+	RenameDir bool
+}
+
+// CreateOptions tells Create how to write.
+type CreateOptions struct {
+	// Offset, when > 0, continues an existing file at that byte offset (REST
+	// then STOR). The file is written in place. Needs Capabilities.WriteOffset.
+	Offset int64
+	// Append writes at the end of an existing file, creating it if needed
+	// (APPE). The file is written in place. Needs Capabilities.Append.
+	Append bool
+	// Exclusive fails with ErrExist when the target exists (STOU, and users
+	// without the overwrite permission).
+	Exclusive bool
+}
+
+// Upload is a file being written. Data becomes visible under its name only
+// when Commit returns nil; Abort (or a failed Commit) leaves whatever was
+// there before untouched. Exactly one of Commit or Abort must be called;
+// calling Abort after Commit is a harmless no-op, so callers may defer it.
+type Upload interface {
+	io.Writer
+	// Commit publishes the written data.
+	Commit(ctx context.Context) error
+	// Abort discards the written data.
+	Abort() error
+}
+
+// DirIterator streams the entries of a directory. Next returns io.EOF after
+// the last entry. Entries come in the backend's order; callers must not
+// assume sorting. Close releases the iterator's resources.
+type DirIterator interface {
+	Next() (FileInfo, error)
+	Close() error
+}
+
+// Storage is one user's file tree. Implementations must be safe for use by
+// one session at a time (a session never calls it concurrently, except that
+// a transfer may be in flight while Stat is called for STAT).
+type Storage interface {
+	// Stat describes name.
+	Stat(ctx context.Context, name string) (FileInfo, error)
+	// Open opens a file for reading, starting at offset. The local backend
+	// returns an *os.File so downloads can use sendfile.
+	Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error)
+	// Create starts writing name as opts say.
+	Create(ctx context.Context, name string, opts CreateOptions) (Upload, error)
+	// ReadDir lists a directory.
+	ReadDir(ctx context.Context, name string) (DirIterator, error)
+	// Mkdir creates one directory; its parent must exist.
+	Mkdir(ctx context.Context, name string) error
+	// Remove deletes a file (not a directory: ErrIsDir).
+	Remove(ctx context.Context, name string) error
+	// RemoveDir deletes an empty directory (ErrNotEmpty otherwise).
+	RemoveDir(ctx context.Context, name string) error
+	// Rename moves from to to, replacing a file at to.
+	Rename(ctx context.Context, from, to string) error
+	// SetModTime sets the modification time (Capabilities.SetModTime).
+	SetModTime(ctx context.Context, name string, t time.Time) error
+	// Chmod sets Unix permission bits (Capabilities.Chmod).
+	Chmod(ctx context.Context, name string, mode fs.FileMode) error
+	// Capabilities reports what the backend supports.
+	Capabilities() Capabilities
+	// Close releases the tree (open directory handles and the like).
+	Close() error
+}
+
+// Backend hands out per-user trees.
+type Backend interface {
+	// Home returns the tree rooted at home, a slash-separated path relative
+	// to the backend's root ("" or "." for the root itself). It creates the
+	// home directory if it does not exist.
+	Home(ctx context.Context, home string) (Storage, error)
+}
