@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// sampleConfig is what "cloudftpd init" writes: every key with its default
+// and a word on why one would change it.
+const sampleConfig = `# cloudftpd configuration. Reference: README.md, "Configuration".
+
+[server]
+idle_timeout = "5m"         # close control connections idle this long (421)
+data_timeout = "30s"        # wait this long for a data connection to open
+stall_timeout = "5m"        # abort a transfer that moves no data this long
+login_timeout = "1m"        # close connections that have not logged in by then
+shutdown_grace = "30s"      # on SIGTERM, let running transfers finish this long
+max_sessions = 0            # concurrent control connections, 0 = unlimited
+max_sessions_per_ip = 0     # per client address, 0 = unlimited
+max_login_failures = 3      # close the session after this many bad passwords
+login_failure_delay = "1s"  # wait before answering a bad password
+banner = "cloudftpd ready"
+
+[[listener]]
+address = "0.0.0.0:2121"
+# Open this range in your firewall / security group, next to the control port.
+passive_ports = "50000-50100"
+active_mode = true          # allow PORT/EPRT (only to the client's own address)
+tls = "off"
+
+  # Passive-address rules: the first rule whose clients match decides the
+  # address sent in PASV replies. Without rules: the address the client
+  # connected to ("control"). Behind NAT (e.g. an EC2 Elastic IP), send
+  # the public address to internet clients:
+  #
+  # [[listener.passive]]
+  # clients = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+  # address = "control"
+  #
+  # [[listener.passive]]
+  # clients = ["0.0.0.0/0"]
+  # address = "198.51.100.10"
+
+[storage]
+backend = "local"
+root = "data"               # each user's home is a directory under this
+
+[auth]
+users_file = "users.toml"   # manage with: cloudftpd user add NAME
+anonymous = false           # read-only "anonymous"/"ftp" logins
+anonymous_home = "pub"
+
+[log]
+format = "text"             # or "json"
+level = "info"              # debug, info, warn, error
+`
+
+const sampleUsers = `# cloudftpd users. Manage with "cloudftpd user add|passwd|del|list".
+`
+
+func runInit(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".", "directory to write cloudftpd.toml and users.toml into")
+	force := fs.Bool("force", false, "overwrite existing files")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		fmt.Fprintln(stderr, "cloudftpd:", err)
+		return 1
+	}
+	for _, f := range []struct {
+		name, body string
+		mode       os.FileMode
+	}{
+		{"cloudftpd.toml", sampleConfig, 0o644},
+		{"users.toml", sampleUsers, 0o600},
+	} {
+		p := filepath.Join(*dir, f.name)
+		flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		if *force {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		}
+		fh, err := os.OpenFile(p, flags, f.mode)
+		if errors.Is(err, os.ErrExist) {
+			fmt.Fprintf(stderr, "cloudftpd: %s exists; use --force to overwrite\n", p)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "cloudftpd:", err)
+			return 1
+		}
+		_, err = fh.WriteString(f.body)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "cloudftpd:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "wrote", p)
+	}
+	fmt.Fprintf(stdout, "Next: cloudftpd user add NAME --config %s, then cloudftpd serve --config %s\n",
+		filepath.Join(*dir, "cloudftpd.toml"), filepath.Join(*dir, "cloudftpd.toml"))
+	return 0
+}

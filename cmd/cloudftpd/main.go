@@ -1,0 +1,50 @@
+// Command cloudftpd is an FTP server for machines behind NAT, with local or
+// S3 storage. Run "cloudftpd help" for its commands.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `cloudftpd - FTP server for clouds and NAT
+
+Usage:
+  cloudftpd serve [--config FILE]      run the server (built-in demo defaults without a config)
+  cloudftpd init [--dir DIR] [--force] write a commented config and an empty users file
+  cloudftpd user add|passwd|del|list   manage users (see "cloudftpd user help")
+  cloudftpd check-config [--config FILE]
+  cloudftpd version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
+	case "init":
+		return runInit(args[1:], stdout, stderr)
+	case "user":
+		return runUser(args[1:], stdin, stdout, stderr)
+	case "check-config":
+		return runCheckConfig(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "cloudftpd", version())
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cloudftpd: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

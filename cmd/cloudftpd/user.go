@@ -1,0 +1,368 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+)
+
+const userUsage = `Usage:
+  cloudftpd user add NAME [--home DIR] [--perm PERMS] [--password-stdin]
+  cloudftpd user passwd NAME [--password-stdin]
+  cloudftpd user del NAME
+  cloudftpd user list
+
+Flags (before or after NAME):
+  --users FILE      the users file; default: auth.users_file of the config,
+                    else users.toml in the working directory
+  --config FILE     config whose auth.users_file to edit (default cloudftpd.toml
+                    when it exists)
+  --home DIR        home relative to storage.root (default: the user name)
+  --perm PERMS      all, read, dropbox, or a comma-separated list of list,
+                    download, upload, overwrite, delete, rename, mkdir, chmod
+                    (default all)
+  --password-stdin  read the password from the first line of standard input
+                    instead of prompting on the terminal
+
+A running server reads the users file at start-up.
+`
+
+// usageError is a mistake in the command line: exit status 2 and the usage
+// text, as opposed to a failure doing the work (status 1).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// userFlags are the flags of every user subcommand; each subcommand
+// registers the ones it accepts.
+type userFlags struct {
+	users, config string
+	home, perm    string
+	passwordStdin bool
+}
+
+// userCommand is one `cloudftpd user` subcommand.
+type userCommand struct {
+	nargs int // positional arguments: 1 (NAME) or 0
+	flags func(fs *flag.FlagSet, f *userFlags)
+	run   func(c *userCtx, name string) error
+}
+
+// userCtx is what a subcommand works with.
+type userCtx struct {
+	flags          userFlags
+	path           string // users file
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func commonFlags(fs *flag.FlagSet, f *userFlags) {
+	fs.StringVar(&f.users, "users", "", "users file")
+	fs.StringVar(&f.config, "config", "", "config file naming the users file")
+}
+
+var userCommands = map[string]userCommand{
+	"add": {
+		nargs: 1,
+		flags: func(fs *flag.FlagSet, f *userFlags) {
+			commonFlags(fs, f)
+			fs.StringVar(&f.home, "home", "", "home relative to storage.root")
+			fs.StringVar(&f.perm, "perm", "all", "permissions")
+			fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input")
+		},
+		run: userAdd,
+	},
+	"passwd": {
+		nargs: 1,
+		flags: func(fs *flag.FlagSet, f *userFlags) {
+			commonFlags(fs, f)
+			fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input")
+		},
+		run: userPasswd,
+	},
+	"del":  {nargs: 1, flags: commonFlags, run: userDel},
+	"list": {nargs: 0, flags: commonFlags, run: userList},
+}
+
+// runUser implements `cloudftpd user add|passwd|del|list`. args excludes "user".
+func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, userUsage)
+		return 2
+	}
+	sub := args[0]
+	switch sub {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, userUsage)
+		return 0
+	}
+	cmd, ok := userCommands[sub]
+	if !ok {
+		fmt.Fprintf(stderr, "cloudftpd user: unknown command %q\n\n%s", sub, userUsage)
+		return 2
+	}
+
+	c := &userCtx{stdin: stdin, stdout: stdout, stderr: stderr}
+	set := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
+	set.SetOutput(stderr)
+	set.Usage = func() { fmt.Fprint(stderr, userUsage) }
+	cmd.flags(set, &c.flags)
+	pos, err := parseInterspersed(set, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // the flag package has printed the error and the usage
+	}
+	if len(pos) != cmd.nargs {
+		want := "NAME"
+		if cmd.nargs == 0 {
+			want = "no arguments"
+		}
+		fmt.Fprintf(stderr, "cloudftpd user %s: want %s, got %q\n\n%s", sub, want, pos, userUsage)
+		return 2
+	}
+	name := ""
+	if cmd.nargs == 1 {
+		name = pos[0]
+	}
+
+	c.path, err = usersPath(c.flags.users, c.flags.config, stderr)
+	if err == nil {
+		err = cmd.run(c, name)
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "cloudftpd user %s: %v\n\n%s", sub, err, userUsage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "cloudftpd user %s: %v\n", sub, err)
+		return 1
+	}
+}
+
+// parseInterspersed parses flags anywhere among the positional arguments,
+// so both `user add alice --home x` and `user add --home x alice` work; the
+// flag package alone stops at the first positional. After "--" everything
+// is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usersPath finds the users file: --users, else the config's
+// auth.users_file (from --config or ./cloudftpd.toml), else ./users.toml.
+func usersPath(usersFlag, configFlag string, stderr io.Writer) (string, error) {
+	if usersFlag != "" {
+		return usersFlag, nil
+	}
+	cfg, err := loadConfig(configFlag)
+	if err != nil {
+		return "", err
+	}
+	if cfg == nil {
+		return "users.toml", nil
+	}
+	if cfg.Auth.UsersFile == "" {
+		// Say so: the server would not read the file we are about to use.
+		fmt.Fprintln(stderr, "cloudftpd user: warning: the config sets no auth.users_file; using users.toml in the working directory")
+		return "users.toml", nil
+	}
+	return cfg.Path(cfg.Auth.UsersFile), nil
+}
+
+// loadUsers loads the users file, explaining a missing one.
+func (c *userCtx) loadUsers() (*auth.UsersFile, error) {
+	f, err := auth.LoadUsersFile(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no users file at %s (\"cloudftpd user add NAME\" creates it)", c.path)
+	}
+	return f, err
+}
+
+func exists(f *auth.UsersFile, name string) bool {
+	for _, e := range f.Users() {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func userAdd(c *userCtx, name string) error {
+	var list []string
+	for _, s := range strings.Split(c.flags.perm, ",") {
+		list = append(list, strings.TrimSpace(s))
+	}
+	perms, err := auth.ParsePermissions(list)
+	if err != nil {
+		return usageError{"--perm: " + err.Error()}
+	}
+	if perms == 0 {
+		return usageError{"--perm: at least one permission is required"}
+	}
+	f, err := auth.LoadOrEmpty(c.path)
+	if err != nil {
+		return err
+	}
+	// Check before asking for a password that would be thrown away.
+	if exists(f, name) {
+		return fmt.Errorf("user %q already exists in %s (use \"cloudftpd user passwd\" to change the password)", name, c.path)
+	}
+	hash, err := c.newPasswordHash()
+	if err != nil {
+		return err
+	}
+	if err := f.Add(name, hash, c.flags.home, perms); err != nil {
+		return err
+	}
+	if err := f.Save(c.path); err != nil {
+		return err
+	}
+	home := c.flags.home
+	if home == "" {
+		home = name
+	}
+	fmt.Fprintf(c.stdout, "added user %s (home %s, permissions %s)\n", name, home, strings.Join(perms.Strings(), ","))
+	return nil
+}
+
+func userPasswd(c *userCtx, name string) error {
+	f, err := c.loadUsers()
+	if err != nil {
+		return err
+	}
+	if !exists(f, name) {
+		return fmt.Errorf("no user %q in %s", name, c.path)
+	}
+	hash, err := c.newPasswordHash()
+	if err != nil {
+		return err
+	}
+	if err := f.SetPassword(name, hash); err != nil {
+		return err
+	}
+	if err := f.Save(c.path); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "changed password of user %s\n", name)
+	return nil
+}
+
+func userDel(c *userCtx, name string) error {
+	f, err := c.loadUsers()
+	if err != nil {
+		return err
+	}
+	if !exists(f, name) {
+		return fmt.Errorf("no user %q in %s", name, c.path)
+	}
+	if err := f.Delete(name); err != nil {
+		return err
+	}
+	if err := f.Save(c.path); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "deleted user %s\n", name)
+	return nil
+}
+
+func userList(c *userCtx, _ string) error {
+	f, err := c.loadUsers()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS")
+	for _, e := range f.Users() {
+		home := e.Home
+		if home == "" {
+			home = e.Name
+		}
+		perms := strings.Join(e.Permissions, ",")
+		// Show the canonical form, so equivalent spellings look alike.
+		if p, err := auth.ParsePermissions(e.Permissions); err == nil {
+			perms = strings.Join(p.Strings(), ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, home, perms)
+	}
+	return tw.Flush()
+}
+
+// newPasswordHash reads a new password and hashes it.
+func (c *userCtx) newPasswordHash() (string, error) {
+	pw, err := c.readPassword()
+	if err != nil {
+		return "", err
+	}
+	if pw == "" {
+		return "", errors.New("empty password")
+	}
+	return auth.HashPassword(pw)
+}
+
+// readPassword takes the first line of stdin with --password-stdin (for
+// scripts: `echo "$PW" | cloudftpd user add bob --password-stdin`), or
+// prompts twice without echo on a terminal. It never falls back to reading
+// a non-terminal stdin without the flag, which would hang or silently take
+// whatever a pipe holds.
+func (c *userCtx) readPassword() (string, error) {
+	if c.flags.passwordStdin {
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+			if errors.Is(err, io.EOF) {
+				return "", errors.New("--password-stdin: standard input is empty")
+			}
+			return "", fmt.Errorf("--password-stdin: %w", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		return strings.TrimSuffix(line, "\r"), nil
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", errors.New("standard input is not a terminal: use --password-stdin to read the password from it")
+	}
+	fd := int(f.Fd())
+	fmt.Fprint(c.stderr, "Password: ")
+	pw, err := term.ReadPassword(fd)
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	fmt.Fprint(c.stderr, "Repeat password: ")
+	again, err := term.ReadPassword(fd)
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	if string(pw) != string(again) {
+		return "", errors.New("passwords do not match")
+	}
+	return string(pw), nil
+}

@@ -1,0 +1,111 @@
+package ftp
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+)
+
+func (s *Session) cmdUSER(arg string) {
+	if s.user != nil {
+		s.reply(530, "Already logged in; use REIN to log in as another user.")
+		return
+	}
+	s.userName = arg
+	if strings.EqualFold(arg, "anonymous") || strings.EqualFold(arg, "ftp") {
+		s.reply(331, "Anonymous login: send your e-mail address as the password.")
+		return
+	}
+	s.reply(331, "Password required for "+truncate(arg, 64)+".")
+}
+
+func (s *Session) cmdPASS(arg string) {
+	if s.user != nil {
+		s.reply(503, "Already logged in.")
+		return
+	}
+	if s.userName == "" {
+		s.reply(503, "Send USER first.")
+		return
+	}
+	name := s.userName
+	s.userName = ""
+	u, err := s.cfg.Auth.Authenticate(s.ctx, name, arg)
+	if err != nil {
+		s.loginFailures++
+		if errors.Is(err, auth.ErrBadCredentials) {
+			s.log.Warn("login failed", "user", name, "failures", s.loginFailures)
+		} else {
+			s.log.Error("login error", "user", name, "err", err)
+		}
+		// Slow down password guessing without holding anything but this
+		// session.
+		select {
+		case <-time.After(s.cfg.LoginFailureDelay):
+		case <-s.ctx.Done():
+			return
+		}
+		if s.cfg.MaxLoginFailures > 0 && s.loginFailures >= s.cfg.MaxLoginFailures {
+			s.reply(421, "Too many failed logins; closing control connection.")
+			s.Close()
+			return
+		}
+		s.reply(530, "Login incorrect.")
+		return
+	}
+	home := u.Home
+	if home == "" {
+		home = u.Name
+	}
+	fs, err := s.cfg.Storage.Home(s.ctx, home)
+	if err != nil {
+		s.log.Error("cannot open home", "user", u.Name, "home", home, "err", err)
+		s.reply(421, "Home directory unavailable; closing control connection.")
+		s.Close()
+		return
+	}
+	s.mu.Lock()
+	s.user, s.fs, s.cwd = u, fs, "/"
+	s.mu.Unlock()
+	s.log.Info("login", "user", u.Name, "anonymous", u.Anonymous)
+	s.reply(230, "Login successful.")
+}
+
+func (s *Session) cmdACCT(string) {
+	s.reply(202, "ACCT not needed on this server.")
+}
+
+// cmdREIN resets the session to its state right after the greeting,
+// keeping the control connection.
+func (s *Session) cmdREIN(string) {
+	s.releasePassive()
+	s.mu.Lock()
+	fs := s.fs
+	s.user, s.fs, s.cwd, s.userName = nil, nil, "/", ""
+	s.mu.Unlock()
+	if fs != nil {
+		fs.Close()
+	}
+	s.binary, s.restOffset, s.renameFrom, s.epsvAll = false, 0, "", false
+	s.active = netip.AddrPort{}
+	s.start = time.Now() // the login timeout starts again
+	s.reply(220, "Ready for a new user.")
+}
+
+// cmdQUIT ends the session; a running transfer may finish first, within
+// the stall timeout.
+func (s *Session) cmdQUIT(string) {
+	if x := s.currentTransfer(); x != nil {
+		select {
+		case <-x.done:
+		case <-time.After(s.cfg.StallTimeout):
+			x.abandon()
+			<-x.done
+		}
+	}
+	s.reply(221, "Goodbye.")
+	s.Close()
+}

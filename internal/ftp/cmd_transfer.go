@@ -1,0 +1,293 @@
+package ftp
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+func (s *Session) cmdREST(arg string) {
+	n, err := strconv.ParseInt(strings.TrimSpace(arg), 10, 64)
+	if err != nil || n < 0 {
+		s.reply(501, "REST needs a non-negative byte offset.")
+		return
+	}
+	s.restOffset = n
+	s.reply(350, fmt.Sprintf("Restarting at %d. Send STOR or RETR to continue.", n))
+}
+
+func (s *Session) modeName() string {
+	if s.binary {
+		return "BINARY"
+	}
+	return "ASCII"
+}
+
+func (s *Session) cmdRETR(arg string) {
+	p, ok := s.path(arg)
+	if !ok || !s.allowed(auth.PermDownload, "download files") {
+		return
+	}
+	fi, ok := s.statFile(p)
+	if !ok {
+		return
+	}
+	offset := s.restOffset
+	s.restOffset = 0
+	if offset > fi.Size {
+		s.reply(554, fmt.Sprintf("Restart offset %d is beyond the end of the file (%d bytes).", offset, fi.Size))
+		return
+	}
+	f, err := s.fs.Open(s.ctx, p, offset)
+	if err != nil {
+		s.replyStorageErr("open", p, err)
+		return
+	}
+	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), fi.Size-offset)
+	binary := s.binary
+	s.startTransfer("RETR", p, opening,
+		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
+			var err error
+			if binary {
+				// Unwrapped *os.File to *net.TCPConn: sendfile.
+				err = s.copyData(x, data, data, f)
+			} else {
+				aw := newASCIIWriter(data)
+				if err = s.copyData(x, data, aw, f); err == nil {
+					err = aw.Flush()
+				}
+			}
+			if err != nil {
+				return xferResult{code: 426, text: "Transfer failed: connection closed or stalled.", err: err}
+			}
+			return xferResult{code: 226, text: "Transfer complete."}
+		},
+		func(r xferResult, _ *transfer) xferResult {
+			f.Close()
+			return r
+		})
+}
+
+func (s *Session) cmdSTOR(arg string) { s.store(arg, "STOR", false) }
+
+func (s *Session) cmdAPPE(arg string) { s.store(arg, "APPE", true) }
+
+// store serves STOR, APPE and REST+STOR. Plain STOR is atomic: the old file
+// stays until the new one is complete.
+func (s *Session) store(arg, verb string, appendMode bool) {
+	p, ok := s.path(arg)
+	if !ok || !s.allowed(auth.PermUpload, "upload files") {
+		return
+	}
+	offset := s.restOffset
+	s.restOffset = 0
+	caps := s.fs.Capabilities()
+	switch {
+	case appendMode && !caps.Append:
+		s.reply(502, "APPE is not supported by this server's storage; upload the whole file with STOR.")
+		return
+	case offset > 0 && !caps.WriteOffset:
+		s.reply(502, "Resuming uploads (REST + STOR) is not supported by this server's storage; upload the whole file.")
+		return
+	}
+	exists := false
+	if fi, err := s.fs.Stat(s.ctx, p); err == nil {
+		if fi.IsDir() {
+			s.reply(550, "Is a directory.")
+			return
+		}
+		exists = true
+	} else if !errors.Is(err, storage.ErrNotExist) {
+		s.replyStorageErr("stat", p, err)
+		return
+	}
+	if exists && !s.user.Perms.Has(auth.PermOverwrite) {
+		s.reply(550, "Permission denied: the file exists and you may not overwrite files.")
+		return
+	}
+	opts := storage.CreateOptions{
+		Offset:    offset,
+		Append:    appendMode,
+		Exclusive: !s.user.Perms.Has(auth.PermOverwrite),
+	}
+	s.upload(verb, p, opts, fmt.Sprintf("Ok to send data for %s.", path.Base(p)), "Transfer complete.")
+}
+
+// cmdSTOU stores under a new unique name in the working directory (or next
+// to the path given), reporting it as RFC 1123 suggests.
+func (s *Session) cmdSTOU(arg string) {
+	if !s.allowed(auth.PermUpload, "upload files") {
+		return
+	}
+	s.restOffset = 0
+	dir, base := s.cwd, "ftp"
+	if arg != "" {
+		p, ok := s.path(arg)
+		if !ok {
+			return
+		}
+		dir, base = path.Dir(p), path.Base(p)
+	}
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	name := base + "." + hex.EncodeToString(suffix[:])
+	p := path.Join(dir, name)
+	s.upload("STOU", p, storage.CreateOptions{Exclusive: true}, "FILE: "+name, "Transfer complete (unique file name: "+name+").")
+}
+
+// upload creates the target and runs the transfer into it; the upload is
+// committed only when every byte arrived and the client did not abort.
+func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, done string) {
+	up, err := s.fs.Create(s.ctx, p, opts)
+	if err != nil {
+		s.replyStorageErr("create", p, err)
+		return
+	}
+	binary := s.binary
+	s.startTransfer(verb, p, opening,
+		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
+			var src io.Reader = data
+			if !binary {
+				src = newASCIIReader(data)
+			}
+			// up is the backend's writer as is: for local storage it
+			// reaches os.File.ReadFrom, which splices from the socket.
+			if err := s.copyData(x, data, up, src); err != nil {
+				if errors.Is(err, storage.ErrNoSpace) || errors.Is(err, storage.ErrQuota) {
+					r := s.storageReply("write", p, err)
+					return xferResult{code: r.Code, text: r.Lines[0] + " Upload discarded.", err: err}
+				}
+				return xferResult{code: 426, text: "Transfer failed: connection closed or stalled; upload discarded.", err: err}
+			}
+			return xferResult{code: 226, text: done}
+		},
+		func(r xferResult, x *transfer) xferResult {
+			if r.code >= 400 || x.aborted.Load() {
+				up.Abort()
+				return r
+			}
+			if err := up.Commit(s.ctx); err != nil {
+				rep := s.storageReply("commit", p, err)
+				return xferResult{code: rep.Code, text: rep.Lines[0] + " Upload discarded.", err: err}
+			}
+			return r
+		})
+}
+
+// cmdABOR aborts the running transfer: its command gets 426, then ABOR
+// gets 226 (RFC 959 4.1.3).
+func (s *Session) cmdABOR(string) {
+	x := s.currentTransfer()
+	if x == nil {
+		s.releasePassive()
+		s.reply(225, "No transfer to abort.")
+		return
+	}
+	x.abandon()
+	<-x.done
+	s.reply(226, "ABOR successful.")
+}
+
+func (s *Session) cmdLIST(arg string) { s.list(arg, "LIST", formatLS) }
+
+func (s *Session) cmdNLST(arg string) { s.list(arg, "NLST", formatNames) }
+
+func (s *Session) cmdMLSD(arg string) {
+	s.list(arg, "MLSD", formatMLSD)
+}
+
+// list sends a directory listing over the data connection.
+func (s *Session) list(arg, verb string, format listFormat) {
+	s.restOffset = 0
+	if !s.allowed(auth.PermList, "list directories") {
+		return
+	}
+	if format != formatMLSD {
+		arg = listingTarget(arg)
+	}
+	p, ok := s.path(arg)
+	if !ok {
+		return
+	}
+	fi, err := s.fs.Stat(s.ctx, p)
+	if err != nil {
+		s.replyStorageErr("list", p, err)
+		return
+	}
+	if format == formatMLSD && !fi.IsDir() {
+		s.reply(501, "MLSD needs a directory; use MLST for a file.")
+		return
+	}
+	if !fi.IsDir() {
+		fi.Name = path.Base(p)
+	}
+	s.startTransfer(verb, p, "Here comes the directory listing.",
+		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
+			bw := bufio.NewWriterSize(data, 32<<10)
+			err := s.writeListing(bw, p, fi, format, "", func(n int) { x.bytes.Add(int64(n)) })
+			if err == nil {
+				err = bw.Flush()
+			}
+			if err != nil {
+				return xferResult{code: 426, text: "Listing failed.", err: err}
+			}
+			return xferResult{code: 226, text: "Directory send OK."}
+		}, nil)
+}
+
+// cmdMLST describes one path on the control connection.
+func (s *Session) cmdMLST(arg string) {
+	if !s.canSee() {
+		return
+	}
+	p, ok := s.path(arg)
+	if !ok {
+		return
+	}
+	fi, err := s.fs.Stat(s.ctx, p)
+	if err != nil {
+		s.replyStorageErr("mlst", p, err)
+		return
+	}
+	entry := appendMLSx(nil, fi, p, s.mlstFacts, s.user.Perms)
+	s.writeReply(Reply{Code: 250, Lines: []string{"Listing " + p, string(entry), "End"}})
+}
+
+// statPath serves "STAT path": an ls -l listing on the control connection,
+// streamed line by line.
+func (s *Session) statPath(arg string) {
+	p, ok := s.path(listingTarget(arg))
+	if !ok {
+		return
+	}
+	fi, err := s.fs.Stat(s.ctx, p)
+	if err != nil {
+		s.replyStorageErr("stat", p, err)
+		return
+	}
+	if !fi.IsDir() {
+		fi.Name = path.Base(p)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	bw := bufio.NewWriterSize(s.conn, 8<<10)
+	fmt.Fprintf(bw, "213-Status of %s:\r\n", sanitizeReplyText(p))
+	// Every line starts with a space so none can be taken for the end of
+	// the reply.
+	if err := s.writeListing(bw, p, fi, formatLS, " ", nil); err != nil {
+		s.log.Debug("stat listing", "err", err)
+	}
+	bw.WriteString("213 End of status.\r\n")
+	bw.Flush()
+}

@@ -1,0 +1,87 @@
+package ftp
+
+// argPolicy says whether a command takes an argument.
+type argPolicy uint8
+
+const (
+	argOptional argPolicy = iota
+	argRequired
+	argNone
+)
+
+// command is one row of the command table.
+type command struct {
+	handler func(s *Session, arg string)
+	// beforeLogin commands may run before USER/PASS succeed.
+	beforeLogin bool
+	// duringTransfer commands run while a transfer is in progress instead
+	// of waiting for it to finish.
+	duringTransfer bool
+	// opensData commands use the data connection.
+	opensData bool
+	argument  argPolicy
+	help      string
+}
+
+// commands is the command table, grouped as in RFC 959 section 4.1 and the
+// extensions that followed. It is never modified after init.
+var commands map[string]*command
+
+func init() {
+	commands = map[string]*command{
+		// Access control (RFC 959 4.1.1).
+		"USER": {handler: (*Session).cmdUSER, beforeLogin: true, argument: argRequired, help: "USER <name>"},
+		"PASS": {handler: (*Session).cmdPASS, beforeLogin: true, help: "PASS <password>"},
+		"ACCT": {handler: (*Session).cmdACCT, beforeLogin: true, help: "ACCT <account> (not needed)"},
+		"CWD":  {handler: (*Session).cmdCWD, argument: argRequired, help: "CWD <path>"},
+		"XCWD": {handler: (*Session).cmdCWD, argument: argRequired, help: "XCWD <path>"},
+		"CDUP": {handler: (*Session).cmdCDUP, argument: argNone, help: "CDUP"},
+		"XCUP": {handler: (*Session).cmdCDUP, argument: argNone, help: "XCUP"},
+		"REIN": {handler: (*Session).cmdREIN, beforeLogin: true, argument: argNone, help: "REIN"},
+		"QUIT": {handler: (*Session).cmdQUIT, beforeLogin: true, duringTransfer: true, help: "QUIT"},
+
+		// Transfer parameters (4.1.2, RFC 2428).
+		"PORT": {handler: (*Session).cmdPORT, argument: argRequired, help: "PORT h1,h2,h3,h4,p1,p2"},
+		"EPRT": {handler: (*Session).cmdEPRT, argument: argRequired, help: "EPRT |proto|addr|port|"},
+		"PASV": {handler: (*Session).cmdPASV, argument: argNone, help: "PASV"},
+		"EPSV": {handler: (*Session).cmdEPSV, help: "EPSV [1|2|ALL]"},
+		"TYPE": {handler: (*Session).cmdTYPE, beforeLogin: true, argument: argRequired, help: "TYPE A|I|L 8"},
+		"STRU": {handler: (*Session).cmdSTRU, beforeLogin: true, argument: argRequired, help: "STRU F"},
+		"MODE": {handler: (*Session).cmdMODE, beforeLogin: true, argument: argRequired, help: "MODE S"},
+
+		// Service commands (4.1.3).
+		"RETR": {handler: (*Session).cmdRETR, opensData: true, argument: argRequired, help: "RETR <file>"},
+		"STOR": {handler: (*Session).cmdSTOR, opensData: true, argument: argRequired, help: "STOR <file>"},
+		"STOU": {handler: (*Session).cmdSTOU, opensData: true, help: "STOU [<name>]"},
+		"APPE": {handler: (*Session).cmdAPPE, opensData: true, argument: argRequired, help: "APPE <file>"},
+		"ALLO": {handler: (*Session).cmdALLO, help: "ALLO <bytes>"},
+		"REST": {handler: (*Session).cmdREST, argument: argRequired, help: "REST <offset>"},
+		"RNFR": {handler: (*Session).cmdRNFR, argument: argRequired, help: "RNFR <path>"},
+		"RNTO": {handler: (*Session).cmdRNTO, argument: argRequired, help: "RNTO <path>"},
+		"ABOR": {handler: (*Session).cmdABOR, duringTransfer: true, argument: argNone, help: "ABOR"},
+		"DELE": {handler: (*Session).cmdDELE, argument: argRequired, help: "DELE <file>"},
+		"RMD":  {handler: (*Session).cmdRMD, argument: argRequired, help: "RMD <dir>"},
+		"XRMD": {handler: (*Session).cmdRMD, argument: argRequired, help: "XRMD <dir>"},
+		"MKD":  {handler: (*Session).cmdMKD, argument: argRequired, help: "MKD <dir>"},
+		"XMKD": {handler: (*Session).cmdMKD, argument: argRequired, help: "XMKD <dir>"},
+		"PWD":  {handler: (*Session).cmdPWD, argument: argNone, help: "PWD"},
+		"XPWD": {handler: (*Session).cmdPWD, argument: argNone, help: "XPWD"},
+		"LIST": {handler: (*Session).cmdLIST, opensData: true, help: "LIST [<path>]"},
+		"NLST": {handler: (*Session).cmdNLST, opensData: true, help: "NLST [<path>]"},
+		"SITE": {handler: (*Session).cmdSITE, argument: argRequired, help: "SITE HELP|CHMOD <mode> <path>"},
+		"SYST": {handler: (*Session).cmdSYST, beforeLogin: true, argument: argNone, help: "SYST"},
+		"STAT": {handler: (*Session).cmdSTAT, beforeLogin: true, duringTransfer: true, help: "STAT [<path>]"},
+		"HELP": {handler: (*Session).cmdHELP, beforeLogin: true, help: "HELP [<command>]"},
+		"NOOP": {handler: (*Session).cmdNOOP, beforeLogin: true, duringTransfer: true, help: "NOOP"},
+
+		// Extensions: RFC 2389 (FEAT, OPTS), RFC 3659 (SIZE, MDTM, MLST,
+		// MLSD, REST STREAM), draft-somers-ftp-mfxx (MFMT).
+		"FEAT": {handler: (*Session).cmdFEAT, beforeLogin: true, argument: argNone, help: "FEAT"},
+		"OPTS": {handler: (*Session).cmdOPTS, beforeLogin: true, argument: argRequired, help: "OPTS UTF8 ON|MLST <facts>"},
+		"SIZE": {handler: (*Session).cmdSIZE, argument: argRequired, help: "SIZE <file>"},
+		"MDTM": {handler: (*Session).cmdMDTM, argument: argRequired, help: "MDTM [<YYYYMMDDHHMMSS>] <file>"},
+		"MFMT": {handler: (*Session).cmdMFMT, argument: argRequired, help: "MFMT <YYYYMMDDHHMMSS> <path>"},
+		"MLST": {handler: (*Session).cmdMLST, help: "MLST [<path>]"},
+		"MLSD": {handler: (*Session).cmdMLSD, opensData: true, help: "MLSD [<dir>]"},
+	}
+}

@@ -1,0 +1,230 @@
+package ftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"net/netip"
+)
+
+// transfer is a running data transfer. It runs in its own goroutine so the
+// control connection stays readable for ABOR, STAT and QUIT.
+type transfer struct {
+	verb    string
+	path    string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	bytes   atomic.Int64
+	aborted atomic.Bool // ABOR, or the client vanished
+
+	mu   sync.Mutex
+	data net.Conn // set once the data connection is open
+}
+
+// abandon stops the transfer without committing anything it wrote.
+func (x *transfer) abandon() {
+	x.aborted.Store(true)
+	x.cancel()
+	x.mu.Lock()
+	if x.data != nil {
+		x.data.Close()
+	}
+	x.mu.Unlock()
+}
+
+func (x *transfer) setData(c net.Conn) {
+	x.mu.Lock()
+	x.data = c
+	x.mu.Unlock()
+}
+
+// xferResult is how a transfer ended, for the final reply and the log.
+type xferResult struct {
+	code int
+	text string
+	err  error // for the log only; never sent to the client
+}
+
+func (s *Session) currentTransfer() *transfer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.xfer
+}
+
+func (s *Session) transferRunning() bool { return s.currentTransfer() != nil }
+
+// waitTransfer blocks until the running transfer, if any, has sent its
+// final reply. Commands that may not overlap a transfer wait here, so a
+// client that pipelines its next command still gets replies in order.
+func (s *Session) waitTransfer() {
+	if x := s.currentTransfer(); x != nil {
+		<-x.done
+	}
+}
+
+// transferFunc moves the data over an open data connection. It returns
+// the final reply; byte counts go to x.bytes.
+type transferFunc func(ctx context.Context, x *transfer, data net.Conn) xferResult
+
+// startTransfer sends the 150 preliminary reply, then opens the data
+// connection and runs fn in a goroutine. cleanup runs after fn (or instead
+// of it when no data connection could be made), before the final reply,
+// and may replace the result (e.g. a failed upload commit).
+func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cleanup func(res xferResult, x *transfer) xferResult) {
+	res := s.takePassive()
+	active := s.active
+	if res == nil && !active.IsValid() {
+		s.reply(425, "Use PASV, EPSV, PORT or EPRT before "+verb+".")
+		if cleanup != nil {
+			cleanup(xferResult{code: 425}, &transfer{})
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	x := &transfer{verb: verb, path: path, cancel: cancel, done: make(chan struct{})}
+	s.mu.Lock()
+	s.xfer = x
+	s.mu.Unlock()
+	s.reply(150, opening)
+	go s.runTransfer(ctx, x, res, active, fn, cleanup)
+}
+
+func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.Reservation, active netip.AddrPort, fn transferFunc, cleanup func(xferResult, *transfer) xferResult) {
+	start := time.Now()
+	var result xferResult
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in transfer", "command", x.verb, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			result = xferResult{code: 451, text: "Internal server error; transfer aborted."}
+		}
+		x.cancel()
+		if res != nil {
+			res.Release()
+		}
+		s.finishTransfer(x, result, start)
+	}()
+
+	data, err := s.openData(ctx, res, active)
+	if err != nil {
+		result = xferResult{code: 425, text: "Cannot open data connection: " + dataErrText(err), err: err}
+		if x.aborted.Load() {
+			result = xferResult{code: 426, text: "Transfer aborted before the data connection was open.", err: err}
+		}
+		if cleanup != nil {
+			result = cleanup(result, x)
+		}
+		return
+	}
+	x.setData(data)
+	result = fn(ctx, x, data)
+	if x.aborted.Load() && result.code < 400 {
+		result = xferResult{code: 426, text: "Transfer aborted.", err: errors.New("aborted")}
+	}
+	if cleanup != nil {
+		result = cleanup(result, x)
+	}
+	// Close the data connection before the final reply: a client may wait
+	// for EOF on it before reading the 226.
+	if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
+		result = xferResult{code: 426, text: "Data connection closed with an error.", err: err}
+	}
+}
+
+// finishTransfer sends the final reply, logs the transfer and lets the
+// session continue.
+func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
+	if r.code == 0 {
+		r = xferResult{code: 451, text: "Transfer failed."}
+	}
+	s.reply(r.code, r.text)
+	outcome := "ok"
+	if r.code >= 400 {
+		outcome = "failed"
+		if x.aborted.Load() {
+			outcome = "aborted"
+		}
+	}
+	attrs := []any{"user", s.userLabel(), "command", x.verb, "path", x.path,
+		"bytes", x.bytes.Load(), "duration", time.Since(start).Round(time.Microsecond), "result", outcome, "code", r.code}
+	if r.err != nil {
+		attrs = append(attrs, "err", r.err.Error())
+	}
+	s.log.Info("transfer", attrs...)
+
+	s.mu.Lock()
+	s.xfer = nil
+	shutdown := s.shutdown
+	s.mu.Unlock()
+	close(x.done)
+	if shutdown || s.closed.Load() {
+		s.reply(421, "Server shutting down; closing control connection.")
+		s.Close()
+	}
+}
+
+// openData returns the data connection: the client's connection to the
+// reserved passive port, or ours to its PORT/EPRT address.
+func (s *Session) openData(ctx context.Context, res *netpolicy.Reservation, active netip.AddrPort) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DataTimeout)
+	defer cancel()
+	if res != nil {
+		return res.Accept(ctx)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.local.AsSlice()}}
+	return d.DialContext(ctx, "tcp", active.String())
+}
+
+func dataErrText(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out waiting for it."
+	case errors.Is(err, context.Canceled), errors.Is(err, netpolicy.ErrReleased):
+		return "cancelled."
+	default:
+		return "connection failed."
+	}
+}
+
+// copyChunk is how much data may move between two extensions of the stall
+// deadline. It is large enough that sendfile/splice stay efficient and small
+// enough that a slow but moving client is never mistaken for a stalled one.
+const copyChunk = 1 << 20
+
+// copyData copies src to dst, failing when no chunk completes within the
+// stall timeout. dst and src are passed through unwrapped (apart from an
+// io.LimitedReader, which sendfile and splice understand) so a plain local
+// transfer stays zero-copy.
+func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Reader) error {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	lr := &io.LimitedReader{R: src}
+	for {
+		if s.cfg.StallTimeout > 0 {
+			data.SetDeadline(time.Now().Add(s.cfg.StallTimeout))
+		}
+		lr.N = copyChunk
+		n, err := io.CopyBuffer(dst, lr, *bp)
+		x.bytes.Add(n)
+		if err != nil {
+			return err
+		}
+		if n < copyChunk {
+			return nil
+		}
+	}
+}
+
+// copyBuffers serves transfers that cannot go zero-copy (TYPE A, TLS):
+// io.CopyBuffer still prefers ReaderFrom/WriterTo when they exist.
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 64<<10)
+	return &b
+}}

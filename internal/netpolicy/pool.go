@@ -1,0 +1,290 @@
+package netpolicy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+)
+
+// ErrNoPorts is returned by Reserve when every port of the range is already
+// waiting for a connection from the same client address.
+var ErrNoPorts = errors.New("no passive port free in the configured range")
+
+// ErrReleased is returned by Accept after the reservation was released.
+var ErrReleased = errors.New("passive reservation released")
+
+// PortPool hands out passive-mode listening ports from a fixed range.
+//
+// A port can wait for several sessions at once as long as their client
+// addresses differ: an incoming data connection is handed to the reservation
+// of the address it comes from, and connections from any other address are
+// closed. That lets a small range (AWS Transfer Family uses nine ports)
+// carry many concurrent transfers. A port's socket is opened on first use
+// and closed when nobody waits on it any more.
+//
+// Without a range (lo == 0) every reservation gets its own kernel-chosen
+// port; that is only sensible without a firewall in front.
+type PortPool struct {
+	bind   netip.Addr // address passive sockets listen on; unspecified means all
+	lo, hi uint16
+	logger *slog.Logger
+	// listen opens a passive socket; tests may replace it.
+	listen func(network, addr string) (net.Listener, error)
+
+	mu     sync.Mutex
+	ports  map[uint16]*sharedPort
+	cursor uint16 // next port to try, so reservations spread over the range
+	closed bool
+}
+
+// sharedPort is one listening socket and the reservations waiting on it,
+// keyed by client address.
+type sharedPort struct {
+	port    uint16
+	ln      net.Listener
+	waiting map[netip.Addr]*Reservation
+}
+
+// Reservation is one session's pending passive port. It accepts exactly one
+// data connection, from the session's client address.
+type Reservation struct {
+	pool   *PortPool
+	sp     *sharedPort
+	client netip.Addr
+	port   uint16
+	conns  chan net.Conn // capacity 1; the accept loop never blocks on it
+	done   chan struct{} // closed by Release
+	once   sync.Once
+}
+
+// NewPortPool returns a pool for ports lo..hi on bind. lo == 0 selects
+// kernel-chosen ports.
+func NewPortPool(bind netip.Addr, lo, hi uint16, logger *slog.Logger) (*PortPool, error) {
+	if lo > hi {
+		return nil, fmt.Errorf("netpolicy: passive port range %d-%d is reversed", lo, hi)
+	}
+	if lo == 0 && hi != 0 {
+		return nil, fmt.Errorf("netpolicy: passive port range %d-%d starts at 0", lo, hi)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &PortPool{
+		bind:   bind,
+		lo:     lo,
+		hi:     hi,
+		logger: logger,
+		listen: net.Listen,
+		ports:  make(map[uint16]*sharedPort),
+		cursor: lo,
+	}, nil
+}
+
+// Range returns the configured range; lo == 0 means any port.
+func (p *PortPool) Range() (lo, hi uint16) { return p.lo, p.hi }
+
+// Reserve returns a port that waits for a data connection from client.
+func (p *PortPool) Reserve(client netip.Addr) (*Reservation, error) {
+	client = client.Unmap()
+	if p.lo == 0 {
+		return p.reserveEphemeral(client)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, net.ErrClosed
+	}
+	size := int(p.hi) - int(p.lo) + 1
+	var lastErr error
+	for i := 0; i < size; i++ {
+		port := p.cursor
+		if p.cursor == p.hi {
+			p.cursor = p.lo
+		} else {
+			p.cursor++
+		}
+		sp := p.ports[port]
+		if sp == nil {
+			ln, err := p.listen(p.network(), p.hostPort(port))
+			if err != nil {
+				// Taken by another program: skip it, never fall back to a
+				// port outside the range.
+				lastErr = err
+				continue
+			}
+			sp = &sharedPort{port: port, ln: ln, waiting: make(map[netip.Addr]*Reservation, 1)}
+			p.ports[port] = sp
+			go p.acceptLoop(sp)
+		} else if sp.waiting[client] != nil {
+			continue
+		}
+		r := p.newReservation(sp, client, port)
+		sp.waiting[client] = r
+		return r, nil
+	}
+	if lastErr != nil {
+		p.logger.Warn("passive ports exhausted", "range", p.rangeString(), "client", client, "last_error", lastErr)
+	} else {
+		p.logger.Warn("passive ports exhausted", "range", p.rangeString(), "client", client)
+	}
+	return nil, ErrNoPorts
+}
+
+func (p *PortPool) newReservation(sp *sharedPort, client netip.Addr, port uint16) *Reservation {
+	return &Reservation{
+		pool:   p,
+		sp:     sp,
+		client: client,
+		port:   port,
+		conns:  make(chan net.Conn, 1),
+		done:   make(chan struct{}),
+	}
+}
+
+func (p *PortPool) reserveEphemeral(client netip.Addr) (*Reservation, error) {
+	ln, err := p.listen(p.network(), p.hostPort(0))
+	if err != nil {
+		return nil, fmt.Errorf("netpolicy: open passive socket: %w", err)
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	sp := &sharedPort{port: port, ln: ln, waiting: make(map[netip.Addr]*Reservation, 1)}
+	r := p.newReservation(sp, client, port)
+	sp.waiting[client] = r
+	go p.acceptLoop(sp)
+	return r, nil
+}
+
+func (p *PortPool) network() string {
+	if p.bind.Is4() {
+		return "tcp4"
+	}
+	return "tcp"
+}
+
+func (p *PortPool) hostPort(port uint16) string {
+	if !p.bind.IsValid() || p.bind.IsUnspecified() {
+		return ":" + strconv.Itoa(int(port))
+	}
+	return netip.AddrPortFrom(p.bind, port).String()
+}
+
+func (p *PortPool) rangeString() string {
+	return strconv.Itoa(int(p.lo)) + "-" + strconv.Itoa(int(p.hi))
+}
+
+// acceptLoop hands each incoming connection to the reservation of its source
+// address; it ends when the socket is closed.
+func (p *PortPool) acceptLoop(sp *sharedPort) {
+	for {
+		c, err := sp.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		from := remoteAddr(c)
+		p.mu.Lock()
+		r := sp.waiting[from]
+		if r != nil {
+			p.detachLocked(r)
+		}
+		p.mu.Unlock()
+		if r == nil {
+			p.logger.Warn("data connection refused: no session of this client waits on the port",
+				"port", sp.port, "from", from)
+			c.Close()
+			continue
+		}
+		r.conns <- c // capacity 1 and detached, so this never blocks
+	}
+}
+
+// detachLocked removes r from its port so the port may serve r's client
+// again, and closes the socket when nobody waits on it. p.mu must be held.
+func (p *PortPool) detachLocked(r *Reservation) {
+	sp := r.sp
+	if sp == nil || sp.waiting[r.client] != r {
+		return
+	}
+	delete(sp.waiting, r.client)
+	r.sp = nil
+	if len(sp.waiting) == 0 {
+		sp.ln.Close()
+		if p.ports[sp.port] == sp {
+			delete(p.ports, sp.port)
+		}
+	}
+}
+
+// Close closes every passive socket; pending Accepts fail.
+func (p *PortPool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for port, sp := range p.ports {
+		sp.ln.Close()
+		delete(p.ports, port)
+	}
+	return nil
+}
+
+// OpenPorts reports how many passive sockets are open (for tests and
+// metrics).
+func (p *PortPool) OpenPorts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ports)
+}
+
+// Port is the reserved port number.
+func (r *Reservation) Port() uint16 { return r.port }
+
+// Accept waits for the client's data connection until ctx ends or the
+// reservation is released.
+func (r *Reservation) Accept(ctx context.Context) (net.Conn, error) {
+	select {
+	case c := <-r.conns:
+		return c, nil
+	case <-r.done:
+		return nil, ErrReleased
+	case <-ctx.Done():
+		r.Release()
+		return nil, ctx.Err()
+	}
+}
+
+// Release gives the port back. It is safe to call more than once and after
+// the connection was accepted.
+func (r *Reservation) Release() {
+	r.once.Do(func() {
+		p := r.pool
+		p.mu.Lock()
+		p.detachLocked(r)
+		p.mu.Unlock()
+		close(r.done)
+		// A connection that raced with Release is not wanted any more.
+		select {
+		case c := <-r.conns:
+			c.Close()
+		default:
+		}
+	})
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

@@ -1,0 +1,305 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/server"
+)
+
+// testServer is a running in-process cloudftpd with one listener on
+// 127.0.0.1 and users created by the test.
+type testServer struct {
+	t    *testing.T
+	srv  *server.Server
+	Addr string // host:port of the control listener
+	Root string // storage root on disk
+	logs *syncBuffer
+}
+
+// testUser is a user of every test server.
+type testUser struct {
+	name, password, home string
+	perms                []string
+}
+
+var defaultUsers = []testUser{
+	{"alice", "alice-secret", "alice", []string{"all"}},
+	{"reader", "reader-secret", "alice", []string{"read"}},
+	{"drop", "drop-secret", "dropbox", []string{"dropbox"}},
+	{"bob", "bob-secret", "bob", []string{"all"}},
+}
+
+// hashes caches the slow password hashes across tests.
+var hashes sync.Map
+
+func hashFor(t *testing.T, pw string) string {
+	if h, ok := hashes.Load(pw); ok {
+		return h.(string)
+	}
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes.Store(pw, h)
+	return h
+}
+
+// startServer starts a server; mutate may change the config first.
+func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
+	t.Helper()
+	root := t.TempDir()
+	cfgText := fmt.Sprintf(`
+[server]
+idle_timeout = "30s"
+data_timeout = "5s"
+stall_timeout = "10s"
+login_failure_delay = "10ms"
+max_login_failures = 3
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[storage]
+backend = "local"
+root = %q
+`, root)
+	cfg, err := config.Parse([]byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uf := &auth.UsersFile{}
+	for _, u := range defaultUsers {
+		p, err := auth.ParsePermissions(u.perms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := uf.Add(u.name, hashFor(t, u.password), u.home, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := auth.NewFileAuthenticator(uf, auth.Options{
+		Anonymous:     cfg.Auth.Anonymous,
+		AnonymousHome: cfg.Auth.AnonymousHome,
+		Logger:        logger,
+	})
+	srv, err := server.New(cfg, server.Options{Logger: logger, Auth: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{t: t, srv: srv, Addr: srv.Addrs()[0].String(), Root: root, logs: logs}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return ts
+}
+
+// Port is the control port.
+func (ts *testServer) Port() string {
+	_, p, _ := net.SplitHostPort(ts.Addr)
+	return p
+}
+
+// write puts a file into a home on disk.
+func (ts *testServer) write(rel string, data []byte) {
+	ts.t.Helper()
+	p := filepath.Join(ts.Root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		ts.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		ts.t.Fatal(err)
+	}
+}
+
+// read returns a file from disk.
+func (ts *testServer) read(rel string) []byte {
+	ts.t.Helper()
+	b, err := os.ReadFile(filepath.Join(ts.Root, filepath.FromSlash(rel)))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return b
+}
+
+// testLogWriter sends server logs to the test log, shown on failure.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// rawClient speaks FTP by hand so tests see exact reply codes.
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	tp   *textproto.Conn
+}
+
+func dialRaw(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	rc := &rawClient{t: t, conn: c, tp: textproto.NewConn(c)}
+	t.Cleanup(func() { c.Close() })
+	rc.expect(220)
+	return rc
+}
+
+// cmd sends a command and returns the reply.
+func (rc *rawClient) cmd(format string, args ...any) (int, string) {
+	rc.t.Helper()
+	if err := rc.tp.PrintfLine(format, args...); err != nil {
+		rc.t.Fatalf("send %q: %v", format, err)
+	}
+	return rc.read()
+}
+
+func (rc *rawClient) read() (int, string) {
+	rc.t.Helper()
+	code, msg, err := rc.tp.ReadResponse(0)
+	if err != nil && code == 0 {
+		rc.t.Fatalf("read reply: %v", err)
+	}
+	return code, msg
+}
+
+// expect reads a reply and checks its code.
+func (rc *rawClient) expect(want int) string {
+	rc.t.Helper()
+	code, msg := rc.read()
+	if code != want {
+		rc.t.Fatalf("got %d %q, want %d", code, msg, want)
+	}
+	return msg
+}
+
+// must sends a command and checks the reply code.
+func (rc *rawClient) must(want int, format string, args ...any) string {
+	rc.t.Helper()
+	code, msg := rc.cmd(format, args...)
+	if code != want {
+		rc.t.Fatalf("%s: got %d %q, want %d", fmt.Sprintf(format, args...), code, msg, want)
+	}
+	return msg
+}
+
+func (rc *rawClient) login(user, pass string) {
+	rc.t.Helper()
+	rc.must(331, "USER %s", user)
+	rc.must(230, "PASS %s", pass)
+}
+
+// pasv sends PASV and dials the advertised data address.
+func (rc *rawClient) pasv() net.Conn {
+	rc.t.Helper()
+	msg := rc.must(227, "PASV")
+	ap := parse227(rc.t, msg)
+	c, err := net.DialTimeout("tcp", ap.String(), 5*time.Second)
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+// epsv sends EPSV and dials the control host on the returned port.
+func (rc *rawClient) epsv() net.Conn {
+	rc.t.Helper()
+	msg := rc.must(229, "EPSV")
+	i := strings.Index(msg, "(|||")
+	j := strings.LastIndex(msg, "|)")
+	if i < 0 || j < i {
+		rc.t.Fatalf("bad 229 reply %q", msg)
+	}
+	port := msg[i+4 : j]
+	host, _, _ := net.SplitHostPort(rc.conn.RemoteAddr().String())
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+func parse227(t *testing.T, msg string) netip.AddrPort {
+	t.Helper()
+	i, j := strings.Index(msg, "("), strings.Index(msg, ")")
+	if i < 0 || j < i {
+		t.Fatalf("bad 227 reply %q", msg)
+	}
+	f := strings.Split(msg[i+1:j], ",")
+	if len(f) != 6 {
+		t.Fatalf("bad 227 reply %q", msg)
+	}
+	var n [6]byte
+	for k, s := range f {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("bad 227 reply %q", msg)
+		}
+		n[k] = byte(v)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(n[:4])), uint16(n[4])<<8|uint16(n[5]))
+}
+
+// readAll reads a data connection to EOF.
+func readAll(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	defer c.Close()
+	b, err := io.ReadAll(bufio.NewReader(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,344 @@
+// Package server runs cloudftpd's listeners: it accepts control
+// connections, enforces connection limits, hands each connection to an
+// ftp.Session, and shuts down gracefully.
+//
+// It offers Server with Start, Serve, Addrs, Shutdown and Close, shaped like
+// net/http's Server, and New, which builds one from a config.Config.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+	"github.com/cloudftpd/cloudftpd/internal/storage/local"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Options are the parts of a Server that do not come from the config file.
+type Options struct {
+	Logger *slog.Logger
+	// Auth overrides the users file named in the config.
+	Auth auth.Authenticator
+	// Storage overrides the backend named in the config.
+	Storage storage.Backend
+}
+
+// Server serves every listener of one configuration.
+type Server struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	auth    auth.Authenticator
+	storage storage.Backend
+	ports   []*netpolicy.PortPool // one per listener, same index
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	sessions  map[*ftp.Session]struct{}
+	perIP     map[netip.Addr]int
+	closing   bool
+	serving   sync.WaitGroup // accept loops
+	active    sync.WaitGroup // sessions
+}
+
+// New builds a server from cfg. Nothing listens until Start.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		logger:   logger,
+		auth:     opts.Auth,
+		storage:  opts.Storage,
+		sessions: make(map[*ftp.Session]struct{}),
+		perIP:    make(map[netip.Addr]int),
+	}
+	if s.auth == nil {
+		if cfg.Auth.UsersFile == "" {
+			return nil, errors.New("server: auth.users_file is not set")
+		}
+		uf, err := auth.LoadUsersFile(cfg.Path(cfg.Auth.UsersFile))
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.auth = auth.NewFileAuthenticator(uf, auth.Options{
+			Anonymous:     cfg.Auth.Anonymous,
+			AnonymousHome: cfg.Auth.AnonymousHome,
+			Logger:        logger,
+		})
+	}
+	if s.storage == nil {
+		b, err := local.New(cfg.Path(cfg.Storage.Root), local.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("server: storage: %w", err)
+		}
+		s.storage = b
+	}
+	return s, nil
+}
+
+// Start opens every configured listener and serves them in the background.
+// If one cannot be opened, the others are closed and the error returned.
+func (s *Server) Start() error {
+	var lns []net.Listener
+	for i := range s.cfg.Listeners {
+		lc := &s.cfg.Listeners[i]
+		ln, err := net.Listen("tcp", lc.AddrPort().String())
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("server: listener[%d]: %w", i, err)
+		}
+		lns = append(lns, ln)
+	}
+	for i, ln := range lns {
+		if err := s.track(ln); err != nil {
+			return err
+		}
+		sc, err := s.sessionConfig(i)
+		if err != nil {
+			return err
+		}
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			s.serve(ln, sc)
+		}()
+		s.logger.Info("listening", "address", ln.Addr().String(), "passive_ports", s.cfg.Listeners[i].PassivePorts)
+	}
+	return nil
+}
+
+// Addrs returns the addresses of the open listeners, in config order.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+func (s *Server) track(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	return nil
+}
+
+// sessionConfig builds what listener i gives its sessions.
+func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
+	lc := &s.cfg.Listeners[i]
+	lo, hi, _ := lc.PortRange()
+	pool, err := netpolicy.NewPortPool(lc.AddrPort().Addr(), lo, hi, s.logger)
+	if err != nil {
+		return nil, fmt.Errorf("server: listener[%d]: %w", i, err)
+	}
+	s.mu.Lock()
+	s.ports = append(s.ports, pool)
+	s.mu.Unlock()
+	policy := &netpolicy.Policy{Ports: pool, ActiveAllowed: lc.ActiveAllowed(), Logger: s.logger}
+	for _, r := range lc.Passive {
+		rule := netpolicy.Rule{Clients: r.ClientPrefixes()}
+		if r.Address != "control" {
+			rule.Source = netpolicy.StaticAddress(netip.MustParseAddr(r.Address))
+		}
+		policy.Rules = append(policy.Rules, rule)
+	}
+	sc := s.cfg.Server
+	return &ftp.Config{
+		Banner:            sc.Banner,
+		IdleTimeout:       sc.IdleTimeout.D(),
+		DataTimeout:       sc.DataTimeout.D(),
+		StallTimeout:      sc.StallTimeout.D(),
+		LoginTimeout:      sc.LoginTimeout.D(),
+		MaxLoginFailures:  sc.MaxLoginFailures,
+		LoginFailureDelay: sc.LoginFailureDelay.D(),
+		Auth:              s.auth,
+		Storage:           s.storage,
+		Network:           policy,
+		Logger:            s.logger,
+	}, nil
+}
+
+// serve is the accept loop of one listener.
+func (s *Server) serve(ln net.Listener, sc *ftp.Config) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger.Error("accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			s.logger.Error("accept loop ends", "address", ln.Addr().String(), "err", err)
+			return
+		}
+		backoff = 0
+		s.handle(c, sc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// handle admits one control connection or turns it away with 421.
+func (s *Server) handle(c net.Conn, sc *ftp.Config) {
+	client := addrOf(c.RemoteAddr())
+	local := addrOf(c.LocalAddr())
+	s.mu.Lock()
+	reason := ""
+	switch {
+	case s.closing:
+		reason = "Server shutting down."
+	case s.cfg.Server.MaxSessions > 0 && len(s.sessions) >= s.cfg.Server.MaxSessions:
+		reason = "Too many users connected; try again later."
+	case s.cfg.Server.MaxSessionsPerIP > 0 && s.perIP[client] >= s.cfg.Server.MaxSessionsPerIP:
+		reason = "Too many connections from your address; try again later."
+	}
+	if reason != "" {
+		s.mu.Unlock()
+		s.logger.Warn("connection refused", "client", client.String(), "reason", reason)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("421 " + reason + "\r\n"))
+		c.Close()
+		return
+	}
+	sess := ftp.NewSession(sc, c, client, local)
+	s.sessions[sess] = struct{}{}
+	s.perIP[client]++
+	s.active.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.active.Done()
+		sess.Serve()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		if s.perIP[client]--; s.perIP[client] <= 0 {
+			delete(s.perIP, client)
+		}
+		s.mu.Unlock()
+	}()
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// stopAccepting closes the listeners and returns the live sessions.
+func (s *Server) stopAccepting() []*ftp.Session {
+	s.mu.Lock()
+	s.closing = true
+	lns := s.listeners
+	s.listeners = nil
+	sessions := make([]*ftp.Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, l := range lns {
+		l.Close()
+	}
+	s.serving.Wait()
+	return sessions
+}
+
+// Shutdown stops accepting connections, ends idle sessions at once and
+// lets running transfers finish until ctx ends; then it closes whatever is
+// left. It returns ctx.Err() if it had to cut transfers short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	for _, sess := range s.stopAccepting() {
+		sess.Shutdown()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.active.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.closeSessions()
+		<-done
+	}
+	s.closePorts()
+	return err
+}
+
+// Close stops everything at once.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.closeSessions()
+	s.active.Wait()
+	s.closePorts()
+	return nil
+}
+
+func (s *Server) closeSessions() {
+	s.mu.Lock()
+	sessions := make([]*ftp.Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.Close()
+	}
+}
+
+func (s *Server) closePorts() {
+	s.mu.Lock()
+	ports := s.ports
+	s.mu.Unlock()
+	for _, p := range ports {
+		p.Close()
+	}
+}
+
+// SessionCount reports the number of live sessions.
+func (s *Server) SessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}

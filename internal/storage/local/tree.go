@@ -1,0 +1,261 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+// tree is one home: every method reaches the disk through root.
+type tree struct {
+	root *os.Root
+	opts Options
+}
+
+var _ storage.Storage = (*tree)(nil)
+
+// resolve checks ctx and turns the virtual path name into a root-relative
+// one, wrapping failures for op.
+func (t *tree) resolve(ctx context.Context, op, name string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", &opError{op: op, name: name, err: err}
+	}
+	rel, err := relPath(name)
+	if err != nil {
+		return "", &opError{op: op, name: name, err: err}
+	}
+	return rel, nil
+}
+
+// Stat describes name, following symbolic links that stay inside the home.
+// The home itself is named "/".
+func (t *tree) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
+	rel, err := t.resolve(ctx, "stat", name)
+	if err != nil {
+		return storage.FileInfo{}, err
+	}
+	fi, err := t.root.Stat(rel)
+	if err != nil {
+		return storage.FileInfo{}, mapErr("stat", name, err)
+	}
+	info := fileInfo(fi)
+	info.Name = path.Base(path.Clean(name))
+	return info, nil
+}
+
+// Open returns the *os.File itself, positioned at offset, so that copying
+// it to a *net.TCPConn uses sendfile. An offset at or beyond the end is
+// allowed and reads nothing (io.EOF), as a download resumed from a complete
+// file should. Only regular files can be opened: a directory fails with
+// storage.ErrIsDir, and FIFOs or devices with storage.ErrPermission (the
+// open itself does not block on a FIFO).
+func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
+	rel, err := t.resolve(ctx, "open", name)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, &opError{op: "open", name: name, kind: storage.ErrUnsupported, err: fmt.Errorf("negative offset %d", offset)}
+	}
+	f, _, err := t.openRegular("open", name, rel, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, mapErr("open", name, err)
+		}
+	}
+	return f, nil
+}
+
+// openRegular opens rel with flag, refusing anything but a regular file.
+// It opens non-blocking (then switches back) so that a FIFO someone placed
+// in the home cannot hang the session in open(2).
+func (t *tree) openRegular(op, name, rel string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
+	f, err := t.root.OpenFile(rel, flag|nonblockFlag, perm)
+	if err != nil {
+		return nil, nil, mapErr(op, name, err)
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		err = mapErr(op, name, err)
+	case fi.IsDir():
+		err = &opError{op: op, name: name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
+	case !fi.Mode().IsRegular():
+		err = &opError{op: op, name: name, kind: storage.ErrPermission, err: errors.New("not a regular file")}
+	default:
+		err = setBlocking(f)
+		if err != nil {
+			err = mapErr(op, name, err)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// ReadDir streams the entries of a directory with their own (Lstat)
+// attributes: symbolic links are reported as links, not followed. Uploads
+// in progress are hidden.
+func (t *tree) ReadDir(ctx context.Context, name string) (storage.DirIterator, error) {
+	rel, err := t.resolve(ctx, "readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	// A root on the directory lets each entry be Lstat-ed relative to the
+	// directory's descriptor: one fstatat per entry, and no host path that
+	// a concurrent rename could redirect.
+	dir, err := t.root.OpenRoot(rel)
+	if err != nil {
+		return nil, mapErr("readdir", name, err)
+	}
+	f, err := dir.Open(".")
+	if err != nil {
+		dir.Close()
+		return nil, mapErr("readdir", name, err)
+	}
+	return &dirIter{ctx: ctx, name: name, dir: dir, f: f}, nil
+}
+
+// Mkdir creates one directory; its parent must exist.
+func (t *tree) Mkdir(ctx context.Context, name string) error {
+	rel, err := t.resolve(ctx, "mkdir", name)
+	if err != nil {
+		return err
+	}
+	return mapErr("mkdir", name, t.root.Mkdir(rel, t.opts.DirMode))
+}
+
+// Remove deletes a file or a symbolic link (not its target). Directories
+// fail with storage.ErrIsDir. The type check and the unlink are two steps;
+// if a directory replaces the file in between, an empty one is removed.
+func (t *tree) Remove(ctx context.Context, name string) error {
+	rel, err := t.resolve(ctx, "remove", name)
+	if err != nil {
+		return err
+	}
+	fi, err := t.root.Lstat(rel)
+	if err != nil {
+		return mapErr("remove", name, err)
+	}
+	if fi.IsDir() {
+		return &opError{op: "remove", name: name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
+	}
+	return mapErr("remove", name, t.root.Remove(rel))
+}
+
+// RemoveDir deletes an empty directory. A file (or a symbolic link, even to
+// a directory) fails with storage.ErrNotDir, the home itself with
+// storage.ErrPermission.
+func (t *tree) RemoveDir(ctx context.Context, name string) error {
+	rel, err := t.resolve(ctx, "rmdir", name)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		return &opError{op: "rmdir", name: name, kind: storage.ErrPermission, err: errRoot}
+	}
+	fi, err := t.root.Lstat(rel)
+	if err != nil {
+		return mapErr("rmdir", name, err)
+	}
+	if !fi.IsDir() {
+		return &opError{op: "rmdir", name: name, kind: storage.ErrNotDir, err: storage.ErrNotDir}
+	}
+	err = t.root.Remove(rel)
+	if errors.Is(err, fs.ErrExist) {
+		// rmdir(2) may say EEXIST instead of ENOTEMPTY (POSIX allows both).
+		return &opError{op: "rmdir", name: name, kind: storage.ErrNotEmpty, err: storage.ErrNotEmpty}
+	}
+	return mapErr("rmdir", name, err)
+}
+
+// Rename moves from to to, replacing a file (not a directory: ErrExist) at
+// to. Symbolic links are moved, not followed. Moving a directory into
+// itself fails with storage.ErrInvalidName; the home itself cannot be
+// renamed nor replaced (storage.ErrPermission).
+func (t *tree) Rename(ctx context.Context, from, to string) error {
+	names := from + " -> " + to
+	relFrom, err := t.resolve(ctx, "rename", from)
+	if err != nil {
+		return err
+	}
+	relTo, err := t.resolve(ctx, "rename", to)
+	if err != nil {
+		return err
+	}
+	if relFrom == "." || relTo == "." {
+		return &opError{op: "rename", name: names, kind: storage.ErrPermission, err: errRoot}
+	}
+	err = t.root.Rename(relFrom, relTo)
+	if errors.Is(err, syscall.EINVAL) {
+		return &opError{op: "rename", name: names, kind: storage.ErrInvalidName, err: errors.New("cannot move a directory into itself")}
+	}
+	return mapErr("rename", names, err)
+}
+
+// SetModTime sets the modification time, leaving the access time alone.
+func (t *tree) SetModTime(ctx context.Context, name string, mtime time.Time) error {
+	rel, err := t.resolve(ctx, "chtimes", name)
+	if err != nil {
+		return err
+	}
+	return mapErr("chtimes", name, t.root.Chtimes(rel, time.Time{}, mtime))
+}
+
+// Chmod sets the permission bits (0777) of a file or directory. Other bits
+// (setuid, setgid, sticky) fail with storage.ErrUnsupported; the home
+// itself is refused (storage.ErrPermission) so that a user cannot lock
+// the server out of it.
+func (t *tree) Chmod(ctx context.Context, name string, mode fs.FileMode) error {
+	rel, err := t.resolve(ctx, "chmod", name)
+	if err != nil {
+		return err
+	}
+	if mode&^fs.ModePerm != 0 {
+		return &opError{op: "chmod", name: name, kind: storage.ErrUnsupported, err: fmt.Errorf("mode %o: only permission bits (0777) can be set", uint32(mode))}
+	}
+	if rel == "." {
+		return &opError{op: "chmod", name: name, kind: storage.ErrPermission, err: errRoot}
+	}
+	return mapErr("chmod", name, t.root.Chmod(rel, mode))
+}
+
+// Capabilities reports that the local disk can do everything.
+func (t *tree) Capabilities() storage.Capabilities {
+	return storage.Capabilities{Append: true, WriteOffset: true, SetModTime: true, Chmod: true, RenameDir: true}
+}
+
+// Close releases the home's root. Files and uploads already open stay
+// usable, but uploads can no longer be committed.
+func (t *tree) Close() error {
+	return t.root.Close()
+}
+
+// fileInfo converts an os FileInfo.
+func fileInfo(fi fs.FileInfo) storage.FileInfo {
+	info := storage.FileInfo{
+		Name:    fi.Name(),
+		Size:    fi.Size(),
+		ModTime: fi.ModTime(),
+		Mode:    fi.Mode(),
+		ID:      fileID(fi),
+	}
+	if fi.IsDir() {
+		info.Size = 0
+	}
+	return info
+}

@@ -1,0 +1,280 @@
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+// Create starts writing name.
+//
+//   - By default the upload is atomic: it goes to a temporary file next to
+//     the target, renamed over it by Commit and removed by Abort. A file it
+//     replaces keeps its permission bits; a symbolic link it replaces is
+//     replaced, not written through.
+//   - opts.Append writes at the end of the file, creating it if needed.
+//   - opts.Offset > 0 continues the existing file at that offset (REST +
+//     STOR); Commit cuts the file where writing ended, so a shorter
+//     re-upload leaves no stale bytes. An offset beyond the end fails with
+//     storage.ErrUnsupported (resuming there would leave a hole).
+//
+// Append and offset uploads write in place: the data that arrived stays even
+// when the upload is aborted. opts.Exclusive fails with storage.ErrExist when
+// the target exists, checked again when an atomic upload is committed.
+func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptions) (storage.Upload, error) {
+	rel, err := t.resolve(ctx, "create", name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rel == ".":
+		return nil, &opError{op: "create", name: name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
+	case opts.Offset < 0:
+		return nil, &opError{op: "create", name: name, kind: storage.ErrUnsupported, err: fmt.Errorf("negative offset %d", opts.Offset)}
+	case opts.Append && opts.Offset > 0:
+		return nil, &opError{op: "create", name: name, kind: storage.ErrUnsupported, err: errors.New("append and offset together")}
+	}
+	if opts.Exclusive {
+		// Lstat: a dangling symbolic link counts as existing.
+		_, err := t.root.Lstat(rel)
+		if err == nil {
+			return nil, &opError{op: "create", name: name, kind: storage.ErrExist, err: storage.ErrExist}
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, mapErr("create", name, err)
+		}
+	}
+	switch {
+	case opts.Append:
+		return t.createAppend(name, rel, opts.Exclusive)
+	case opts.Offset > 0:
+		return t.createAt(name, rel, opts.Offset)
+	}
+	return t.createAtomic(name, rel, opts.Exclusive)
+}
+
+// createAppend opens rel for appending. It does not use O_APPEND, which
+// would stop os.File.ReadFrom from splicing; it seeks to the end instead.
+// The session is the only writer it cares about.
+func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, error) {
+	flag := os.O_WRONLY | os.O_CREATE
+	if exclusive {
+		flag |= os.O_EXCL
+	}
+	f, _, err := t.openRegular("create", name, rel, flag, t.opts.FileMode)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return nil, mapErr("create", name, err)
+	}
+	return &upload{f: f, root: t.root, name: name}, nil
+}
+
+// createAt opens the existing file rel for writing from offset on.
+func (t *tree) createAt(name, rel string, offset int64) (storage.Upload, error) {
+	f, fi, err := t.openRegular("create", name, rel, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	if offset > fi.Size() {
+		f.Close()
+		return nil, &opError{op: "create", name: name, kind: storage.ErrUnsupported,
+			err: fmt.Errorf("offset %d beyond end of file (%d bytes)", offset, fi.Size())}
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, mapErr("create", name, err)
+	}
+	return &upload{f: f, root: t.root, name: name, truncate: true}, nil
+}
+
+// createAtomic starts an upload into a new temporary file in rel's
+// directory.
+func (t *tree) createAtomic(name, rel string, exclusive bool) (storage.Upload, error) {
+	perm, keep := t.opts.FileMode, false
+	fi, err := t.root.Stat(rel)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil, &opError{op: "create", name: name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
+	case err == nil && fi.Mode().IsRegular():
+		perm, keep = fi.Mode().Perm(), true
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		// Includes a symbolic link leading out of the home.
+		return nil, mapErr("create", name, err)
+	}
+	dir := path.Dir(rel)
+	for attempt := 0; ; attempt++ {
+		temp := path.Join(dir, tempPrefix+randomHex())
+		f, err := t.root.OpenFile(temp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) && attempt < 3 {
+			continue // 64 random bits collided: someone is guessing names.
+		}
+		if err != nil {
+			return nil, mapErr("create", name, err)
+		}
+		if keep {
+			// The umask applied at creation; the old file's bits win.
+			if err := f.Chmod(perm); err != nil {
+				f.Close()
+				t.root.Remove(temp)
+				return nil, mapErr("create", name, err)
+			}
+		}
+		return &upload{f: f, root: t.root, name: name, target: rel, temp: temp, exclusive: exclusive}, nil
+	}
+}
+
+func randomHex() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// upload implements storage.Upload. Its ReadFrom hands the copy to
+// os.File.ReadFrom, so io.Copy(upload, *net.TCPConn) splices on Linux; the
+// *os.File is not embedded, to keep its other methods (Name, with the host
+// path; Close, bypassing Commit) out of reach.
+type upload struct {
+	f    *os.File
+	root *os.Root
+	name string // virtual path, for errors
+
+	// For atomic uploads, both root-relative; temp is "" for in-place ones.
+	target, temp string
+	exclusive    bool
+
+	truncate bool // in place at an offset: cut the file where writing ended
+	done     bool // Commit or Abort ran
+}
+
+var errFinished = errors.New("upload already committed or aborted")
+
+func (u *upload) Write(p []byte) (int, error) {
+	n, err := u.f.Write(p)
+	return n, fileErr("write", u.name, err)
+}
+
+// ReadFrom copies r into the file; see the type's comment for why it
+// exists.
+func (u *upload) ReadFrom(r io.Reader) (int64, error) {
+	n, err := u.f.ReadFrom(r)
+	return n, fileErr("write", u.name, err)
+}
+
+// Commit publishes the data. When it fails (a cancelled ctx included) the
+// upload is aborted, so a later Abort is a no-op.
+func (u *upload) Commit(ctx context.Context) error {
+	if u.done {
+		return &opError{op: "commit", name: u.name, err: errFinished}
+	}
+	if err := ctx.Err(); err != nil {
+		u.Abort()
+		return &opError{op: "commit", name: u.name, err: err}
+	}
+	u.done = true
+	if u.temp == "" {
+		return u.finishInPlace()
+	}
+	if err := u.f.Close(); err != nil {
+		u.root.Remove(u.temp)
+		return mapErr("commit", u.name, err)
+	}
+	if err := u.publish(); err != nil {
+		u.root.Remove(u.temp)
+		return err
+	}
+	return nil
+}
+
+// finishInPlace ends an append or offset upload.
+func (u *upload) finishInPlace() error {
+	if u.truncate {
+		end, err := u.f.Seek(0, io.SeekCurrent)
+		if err == nil {
+			err = u.f.Truncate(end)
+		}
+		if err != nil {
+			u.f.Close()
+			return mapErr("commit", u.name, err)
+		}
+	}
+	return mapErr("commit", u.name, u.f.Close())
+}
+
+// publish moves the closed temporary file to the target.
+func (u *upload) publish() error {
+	if !u.exclusive {
+		return u.rename()
+	}
+	// A hard link fails if the target exists, where rename would replace
+	// it: that makes the exclusive check and the publication one step.
+	err := u.root.Link(u.temp, u.target)
+	switch {
+	case err == nil:
+		// The data is published; a temporary name left behind is hidden
+		// and harmless, so a failure here is not the client's.
+		u.root.Remove(u.temp)
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return &opError{op: "commit", name: u.name, kind: storage.ErrExist, err: storage.ErrExist}
+	case !linkUnsupported(err):
+		return mapErr("commit", u.name, err)
+	}
+	// No hard links on this file system: check, then rename. A file
+	// appearing in between is replaced.
+	if _, err := u.root.Lstat(u.target); err == nil {
+		return &opError{op: "commit", name: u.name, kind: storage.ErrExist, err: storage.ErrExist}
+	}
+	return u.rename()
+}
+
+func (u *upload) rename() error {
+	err := u.root.Rename(u.temp, u.target)
+	if err == nil {
+		return nil
+	}
+	if fi, serr := u.root.Lstat(u.target); serr == nil && fi.IsDir() {
+		// A directory appeared at the target since Create.
+		return &opError{op: "commit", name: u.name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
+	}
+	return mapErr("commit", u.name, err)
+}
+
+// linkUnsupported reports whether Link failed because the file system has
+// no hard links (FAT, some FUSE and network file systems).
+func linkUnsupported(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	return errno == syscall.EPERM || errno == syscall.ENOTSUP || errno == syscall.EOPNOTSUPP || errno == syscall.ENOSYS
+}
+
+// Abort discards an atomic upload. For append and offset uploads it only
+// closes the file: what was written stays.
+func (u *upload) Abort() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	cerr := u.f.Close()
+	if u.temp == "" {
+		return mapErr("abort", u.name, cerr)
+	}
+	err := u.root.Remove(u.temp)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	return mapErr("abort", u.name, err)
+}
