@@ -12,7 +12,9 @@ func (s *Session) cmdSYST(string) { s.reply(215, "UNIX Type: L8") }
 
 func (s *Session) cmdNOOP(string) { s.reply(200, "NOOP ok.") }
 
-func (s *Session) cmdALLO(string) { s.reply(202, "ALLO not needed; space is allocated as data arrives.") }
+func (s *Session) cmdALLO(string) {
+	s.reply(202, "ALLO not needed; space is allocated as data arrives.")
+}
 
 // features is the FEAT list (RFC 2389): every extension a client may use.
 var features = []string{

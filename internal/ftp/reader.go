@@ -32,11 +32,11 @@ type lineReader struct {
 }
 
 const (
-	tsData     uint8 = iota
-	tsIAC            // saw IAC
-	tsOption         // saw IAC WILL/WONT/DO/DONT: skip one option byte
-	tsSub            // inside IAC SB ... IAC SE
-	tsSubIAC         // saw IAC inside a subnegotiation
+	tsData   uint8 = iota
+	tsIAC          // saw IAC
+	tsOption       // saw IAC WILL/WONT/DO/DONT: skip one option byte
+	tsSub          // inside IAC SB ... IAC SE
+	tsSubIAC       // saw IAC inside a subnegotiation
 )
 
 // readLine returns the next line without its CR LF.
