@@ -2,10 +2,10 @@ module github.com/cloudftpd/cloudftpd
 
 go 1.26.8
 
-require github.com/BurntSushi/toml v1.6.0
-
 require (
-	golang.org/x/crypto v0.59.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/term v0.48.0 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	golang.org/x/crypto v0.59.0
+	golang.org/x/term v0.48.0
 )
+
+require golang.org/x/sys v0.50.0 // indirect

@@ -163,7 +163,7 @@ func appendLS(b []byte, fi storage.FileInfo, now time.Time) []byte {
 	b = appendModeString(b, fi.Mode)
 	b = append(b, "    1 ftp      ftp      "...)
 	size := strconv.AppendInt(make([]byte, 0, 20), fi.Size, 10)
-	for i := len(size); i < 13; i++ {
+	for i := len(size); i < 8; i++ {
 		b = append(b, ' ')
 	}
 	b = append(b, size...)

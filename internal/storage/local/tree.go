@@ -115,16 +115,27 @@ func (t *tree) ReadDir(ctx context.Context, name string) (storage.DirIterator, e
 	if err != nil {
 		return nil, err
 	}
-	// A root on the directory lets each entry be Lstat-ed relative to the
-	// directory's descriptor: one fstatat per entry, and no host path that
-	// a concurrent rename could redirect.
-	dir, err := t.root.OpenRoot(rel)
+	// Names come from f, opened non-blocking so that a FIFO cannot hang
+	// us; it also tells a directory from a file before OpenRoot, which
+	// would block on a FIFO.
+	f, err := t.root.OpenFile(rel, os.O_RDONLY|nonblockFlag, 0)
 	if err != nil {
 		return nil, mapErr("readdir", name, err)
 	}
-	f, err := dir.Open(".")
+	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
+		f.Close()
+		if err != nil {
+			return nil, mapErr("readdir", name, err)
+		}
+		return nil, &opError{op: "readdir", name: name, kind: storage.ErrNotDir, err: storage.ErrNotDir}
+	}
+	// A root on the directory lets each entry be Lstat-ed relative to the
+	// directory's descriptor: one fstatat per entry, and no host path that
+	// a concurrent rename could redirect. (If the directory is replaced
+	// between the two opens, names missing from dir are skipped.)
+	dir, err := t.root.OpenRoot(rel)
 	if err != nil {
-		dir.Close()
+		f.Close()
 		return nil, mapErr("readdir", name, err)
 	}
 	return &dirIter{ctx: ctx, name: name, dir: dir, f: f}, nil

@@ -1,0 +1,109 @@
+package ftp
+
+import (
+	"bufio"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+func TestAppendReply(t *testing.T) {
+	for _, tc := range []struct {
+		r    Reply
+		want string
+	}{
+		{Reply{200, []string{"ok"}}, "200 ok\r\n"},
+		{Reply{211, []string{"Features:", "EPSV", "End"}}, "211-Features:\r\n EPSV\r\n211 End\r\n"},
+		{Reply{550, []string{"bad\r\n226 fake"}}, "550 bad  226 fake\r\n"},
+		{Reply{220, nil}, "220 \r\n"},
+	} {
+		if got := string(appendReply(nil, tc.r)); got != tc.want {
+			t.Errorf("appendReply(%v) = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestQuotePath(t *testing.T) {
+	if got := quotePath(`/a "b"`); got != `"/a ""b"""` {
+		t.Errorf("quotePath = %s", got)
+	}
+}
+
+func TestReadLineTelnet(t *testing.T) {
+	in := "USER a\r\n\xff\xf4\xff\xf2ABOR\r\n\xff\xf4\xffABOR\r\n\xff\xfb\x01NOOP\r\nX\xff\xffY\r\n" + strings.Repeat("z", 100) + "\r\nLAST\n"
+	lr := lineReader{r: bufio.NewReader(strings.NewReader(in)), max: 50}
+	want := []string{"USER a", "ABOR", "ABOR", "NOOP", "X\xffY", "!toolong", "LAST"}
+	for _, w := range want {
+		got, err := lr.readLine()
+		if w == "!toolong" {
+			if err != errLineTooLong {
+				t.Fatalf("want errLineTooLong, got %q %v", got, err)
+			}
+			continue
+		}
+		if err != nil || got != w {
+			t.Fatalf("readLine = %q, %v; want %q", got, err, w)
+		}
+	}
+}
+
+func TestResolvePath(t *testing.T) {
+	for _, tc := range []struct{ cwd, p, want string }{
+		{"/", "", "/"},
+		{"/a", "", "/a"},
+		{"/a", "b", "/a/b"},
+		{"/a", "/b", "/b"},
+		{"/a", "..", "/"},
+		{"/", "../../..", "/"},
+		{"/a/b", "../c/./d/", "/a/c/d"},
+		{"/", "a//b", "/a/b"},
+	} {
+		if got, ok := resolvePath(tc.cwd, tc.p); !ok || got != tc.want {
+			t.Errorf("resolvePath(%q, %q) = %q, want %q", tc.cwd, tc.p, got, tc.want)
+		}
+	}
+	if _, ok := resolvePath("/", "a\x00b"); ok {
+		t.Error("NUL accepted")
+	}
+}
+
+func TestListingLines(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	file := storage.FileInfo{Name: "report.csv", Size: 1234, ModTime: time.Date(2026, 5, 2, 3, 4, 5, 0, time.UTC), Mode: 0o640, ID: "1.2"}
+	old := storage.FileInfo{Name: "old", Size: 0, ModTime: time.Date(2019, 1, 2, 0, 0, 0, 0, time.UTC), Mode: fs.ModeDir | 0o755}
+	if got := string(appendLS(nil, file, now)); got != "-rw-r-----    1 ftp      ftp          1234 May 02 03:04 report.csv" {
+		t.Errorf("LS file: %q", got)
+	}
+	if got := string(appendLS(nil, old, now)); got != "drwxr-xr-x    1 ftp      ftp             0 Jan 02  2019 old" {
+		t.Errorf("LS dir: %q", got)
+	}
+	all := auth.PermList | auth.PermDownload | auth.PermUpload | auth.PermOverwrite | auth.PermDelete | auth.PermRename | auth.PermMkdir
+	if got := string(appendMLSx(nil, file, file.Name, allFacts, all)); got != "type=file;size=1234;modify=20260502030405;perm=adfrw;unique=1.2; report.csv" {
+		t.Errorf("MLSx file: %q", got)
+	}
+	if got := string(appendMLSx(nil, old, old.Name, factType|factPerm, auth.PermList)); got != "type=dir;perm=el; old" {
+		t.Errorf("MLSx dir: %q", got)
+	}
+}
+
+func TestListingTarget(t *testing.T) {
+	for in, want := range map[string]string{"": "", "-la": "", "-la /x": "/x", "-a -l dir": "dir", "dir": "dir", "-file.txt": "-file.txt", "-./x": "-./x"} {
+		if got := listingTarget(in); got != want {
+			t.Errorf("listingTarget(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFacts(t *testing.T) {
+	fs := parseFacts("Type;SIZE;bogus;")
+	if fs != factType|factSize || fs.String() != "type;size;" {
+		t.Errorf("parseFacts = %v %q", fs, fs.String())
+	}
+	if got := fs.featMarked(); got != "type*;size*;modify;perm;unique;" {
+		t.Errorf("featMarked = %q", got)
+	}
+}

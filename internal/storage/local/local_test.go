@@ -1,0 +1,256 @@
+package local
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+	"github.com/cloudftpd/cloudftpd/internal/storage/storagetest"
+)
+
+// newTree returns a fresh home and its directory on the host.
+func newTree(t *testing.T) (*tree, string) {
+	t.Helper()
+	b, err := New(filepath.Join(t.TempDir(), "root"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	s, err := b.Home(t.Context(), "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.(*tree), filepath.Join(b.root.Name(), "user")
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Storage {
+		s, _ := newTree(t)
+		return s
+	})
+}
+
+func TestNew(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "root")
+	b, err := New(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o750 {
+		t.Errorf("root created with mode %v, want 0750", fi.Mode().Perm())
+	}
+	if b.opts.FileMode != 0o644 || b.opts.DirMode != 0o755 {
+		t.Errorf("default options %+v", b.opts)
+	}
+
+	for _, opts := range []Options{{FileMode: fs.ModeSetuid | 0o644}, {DirMode: fs.ModeSticky | 0o755}} {
+		if _, err := New(t.TempDir(), opts); err == nil {
+			t.Errorf("New accepted %+v", opts)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := New(file, Options{}); err == nil {
+		t.Error("New accepted a file as root")
+	}
+}
+
+func TestHome(t *testing.T) {
+	rootDir := filepath.Join(t.TempDir(), "root")
+	b, err := New(rootDir, Options{DirMode: 0o700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	for _, tt := range []struct {
+		home string
+		dir  string // on the host, below rootDir; "" when Home must fail
+	}{
+		{"alice", "alice"},
+		{"team/bob", "team/bob"},
+		{"team//carol/", "team/carol"},
+		{"./dave", "dave"},
+		{"", "."},
+		{".", "."},
+		{"..", ""},
+		{"../x", ""},
+		{"a/../../x", ""},
+		{"a/..", ""}, // harmless, but ".." means a bug in the caller
+		{"/etc", ""},
+		{"a\x00b", ""},
+	} {
+		s, err := b.Home(t.Context(), tt.home)
+		if tt.dir == "" {
+			if !errors.Is(err, storage.ErrInvalidName) {
+				t.Errorf("Home(%q): error %v, want ErrInvalidName", tt.home, err)
+			}
+			if s != nil {
+				s.Close()
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Home(%q): %v", tt.home, err)
+			continue
+		}
+		// Files land in the home's directory on the host.
+		up, err := s.Create(t.Context(), "/marker", storage.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Commit(t.Context())
+		s.Close()
+		if _, err := os.Stat(filepath.Join(rootDir, tt.dir, "marker")); err != nil {
+			t.Errorf("Home(%q): marker not in %s: %v", tt.home, tt.dir, err)
+		}
+		fi, err := os.Stat(filepath.Join(rootDir, tt.dir))
+		if err == nil && tt.dir != "." && fi.Mode().Perm() != 0o700 {
+			t.Errorf("Home(%q) created with mode %v, want DirMode 0700", tt.home, fi.Mode().Perm())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(rootDir), "x")); err == nil {
+		t.Error("a home escaped the root")
+	}
+}
+
+func TestHomeSymlinkOutside(t *testing.T) {
+	base := t.TempDir()
+	outside := filepath.Join(base, "outside")
+	os.Mkdir(outside, 0o755)
+	b, err := New(filepath.Join(base, "root"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := os.Symlink(outside, filepath.Join(base, "root", "evil")); err != nil {
+		t.Fatal(err)
+	}
+	for _, home := range []string{"evil", "evil/sub"} {
+		s, err := b.Home(t.Context(), home)
+		if !errors.Is(err, storage.ErrPermission) {
+			t.Errorf("Home(%q) through a symlink leading out: %v, want ErrPermission", home, err)
+		}
+		if s != nil {
+			s.Close()
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("Home created %d entries outside the root", len(ents))
+	}
+}
+
+// TestOpenReturnsFile checks that downloads can use sendfile: the reader
+// is the *os.File itself, positioned at the offset.
+func TestOpenReturnsFile(t *testing.T) {
+	s, dir := newTree(t)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("0123456789"), 0o644)
+	r, err := s.Open(t.Context(), "/f", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, ok := r.(*os.File)
+	if !ok {
+		t.Fatalf("Open returned %T, want *os.File", r)
+	}
+	if pos, _ := f.Seek(0, io.SeekCurrent); pos != 4 {
+		t.Errorf("file positioned at %d, want 4", pos)
+	}
+}
+
+// TestUploadReaderFrom checks that uploads can splice: io.Copy finds a
+// ReadFrom on the upload, for every kind of upload.
+func TestUploadReaderFrom(t *testing.T) {
+	s, dir := newTree(t)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("0123456789"), 0o644)
+	for _, opts := range []storage.CreateOptions{{}, {Append: true}, {Offset: 5}, {Exclusive: true}} {
+		name := "/f"
+		if opts.Exclusive {
+			name = "/g"
+		}
+		up, err := s.Create(t.Context(), name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := up.(io.ReaderFrom); !ok {
+			t.Errorf("upload %+v (%T) does not implement io.ReaderFrom", opts, up)
+		}
+		up.Abort()
+	}
+}
+
+// TestUploadFromTCP drives the real fast path, io.Copy(upload, *net.TCPConn),
+// for each kind of upload: splice must honour the file position.
+func TestUploadFromTCP(t *testing.T) {
+	s, dir := newTree(t)
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	for _, tt := range []struct {
+		name string
+		old  string
+		opts storage.CreateOptions
+		want string
+	}{
+		{"atomic", "old", storage.CreateOptions{}, big},
+		{"append", "head-", storage.CreateOptions{Append: true}, "head-" + big},
+		{"offset", "0123456789", storage.CreateOptions{Offset: 3}, "012" + big},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.WriteFile(filepath.Join(dir, "f"), []byte(tt.old), 0o644)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return
+				}
+				io.WriteString(c, big)
+				c.Close()
+			}()
+			c, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			up, err := s.Create(t.Context(), "/f", tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Abort()
+			n, err := io.Copy(up, c.(*net.TCPConn))
+			if err != nil || n != int64(len(big)) {
+				t.Fatalf("io.Copy = %d, %v; want %d bytes", n, err, len(big))
+			}
+			if err := up.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, "f"))
+			if string(got) != tt.want {
+				t.Errorf("file has %d bytes, want %d (equal: %v)", len(got), len(tt.want), string(got) == tt.want)
+			}
+		})
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	s, _ := newTree(t)
+	want := storage.Capabilities{Append: true, WriteOffset: true, SetModTime: true, Chmod: true, RenameDir: true}
+	if got := s.Capabilities(); got != want {
+		t.Errorf("Capabilities() = %+v, want %+v", got, want)
+	}
+}
