@@ -30,7 +30,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return runServe(args[1:], stdout, stderr)
+		ctx, stop := signalContext()
+		defer stop()
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "init":
 		return runInit(args[1:], stdout, stderr)
 	case "user":

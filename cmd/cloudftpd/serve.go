@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,7 +43,9 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func runServe(args []string, stdout, stderr io.Writer) int {
+// runServe serves until ctx ends (SIGINT/SIGTERM in main), then shuts
+// down gracefully.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: ./cloudftpd.toml if present, else built-in demo defaults)")
@@ -81,21 +82,25 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		printDemo(stdout, cfg, srv.Addrs()[0], demoPassword)
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	sig := <-sigs
-	logger.Info("shutting down", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace.D())
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.D())
+	<-ctx.Done()
+	logger.Info("shutting down", "grace", cfg.Server.ShutdownGrace.D())
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.D())
 	defer cancel()
-	go func() {
-		// A second signal stops at once.
-		<-sigs
-		cancel()
-	}()
-	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := srv.Shutdown(graceCtx); err != nil {
 		logger.Warn("transfers cut short by shutdown", "err", err)
 	}
 	return 0
+}
+
+// signalContext ends on the first SIGINT or SIGTERM; after that the signals'
+// default action is restored, so a second one stops the process at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 // demoAuth makes the built-in "demo" user with a random password.

@@ -72,9 +72,9 @@ func TestJailSymlinks(t *testing.T) {
 	os.Chtimes(secret, secretTime, secretTime)
 
 	links := map[string]string{
-		"filelink": secret,                    // absolute, to a file
+		"filelink": secret,                     // absolute, to a file
 		"rellink":  "../../../../../../secret", // relative, climbing out
-		"dirlink":  outside,                   // to a directory
+		"dirlink":  outside,                    // to a directory
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {

@@ -82,7 +82,7 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 // It opens non-blocking (then switches back) so that a FIFO someone placed
 // in the home cannot hang the session in open(2).
 func (t *tree) openRegular(op, name, rel string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
-	f, err := t.root.OpenFile(rel, flag|nonblockFlag, perm)
+	f, err := t.root.OpenFile(rel, flag, perm)
 	if err != nil {
 		return nil, nil, mapErr(op, name, err)
 	}
@@ -250,8 +250,9 @@ func (t *tree) Capabilities() storage.Capabilities {
 	return storage.Capabilities{Append: true, WriteOffset: true, SetModTime: true, Chmod: true, RenameDir: true}
 }
 
-// Close releases the home's root. Files and uploads already open stay
-// usable, but uploads can no longer be committed.
+// Close releases the home's root. Open files stay readable, but uploads can
+// no longer be committed or cleaned up: finish them first, or their
+// temporary files stay behind (hidden).
 func (t *tree) Close() error {
 	return t.root.Close()
 }

@@ -1,0 +1,161 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+// TestReadDirLarge streams a directory bigger than many batches and checks
+// that every entry comes exactly once and nothing else does.
+func TestReadDirLarge(t *testing.T) {
+	s, dir := newTree(t)
+	const n = 10_000
+	big := filepath.Join(dir, "big")
+	os.Mkdir(big, 0o755)
+	for i := range n {
+		name := filepath.Join(big, fmt.Sprintf("file-%05d", i))
+		if err := os.WriteFile(name, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Uploads in progress and leftovers of crashed ones stay hidden.
+	os.WriteFile(filepath.Join(big, tempPrefix+"0123456789abcdef"), []byte("x"), 0o644)
+	up, err := s.Create(t.Context(), "/big/uploading", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+
+	it, err := s.ReadDir(t.Context(), "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	seen := make(map[string]int, n)
+	for {
+		fi, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[fi.Name]++
+	}
+	if len(seen) != n {
+		t.Errorf("listed %d distinct names, want %d", len(seen), n)
+	}
+	for i := range n {
+		name := fmt.Sprintf("file-%05d", i)
+		if seen[name] != 1 {
+			t.Errorf("%s listed %d times", name, seen[name])
+		}
+	}
+	if _, err := it.Next(); err != io.EOF {
+		t.Errorf("Next after the end: %v, want io.EOF", err)
+	}
+}
+
+// TestReadDirEntries checks what an entry says: Lstat semantics, sizes, the
+// unique ID, and that entries removed while listing are skipped.
+func TestReadDirEntries(t *testing.T) {
+	s, dir := newTree(t)
+	os.WriteFile(filepath.Join(dir, "file"), []byte("12345"), 0o640)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o750)
+	os.Symlink("file", filepath.Join(dir, "link"))
+	for i := range 300 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("gone-%03d", i)), nil, 0o644)
+	}
+
+	it, err := s.ReadDir(t.Context(), "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	// The first batch is read by the first Next; remove everything not yet
+	// returned after it, so some names of the batch have vanished.
+	first, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		name := fmt.Sprintf("gone-%03d", i)
+		if name != first.Name {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+	got := map[string]storage.FileInfo{first.Name: first}
+	for {
+		fi, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v (vanished entries must be skipped)", err)
+		}
+		got[fi.Name] = fi
+	}
+	for name := range got {
+		if len(name) > 5 && name[:5] == "gone-" && name != first.Name {
+			t.Errorf("removed entry %s listed", name)
+		}
+	}
+
+	for _, tt := range []struct {
+		name string
+		mode os.FileMode
+		size int64
+	}{
+		{"file", 0o640, 5},
+		{"sub", os.ModeDir | 0o750, 0},
+		{"link", os.ModeSymlink | 0o777, 4}, // the link itself: "file" is 4 bytes
+	} {
+		fi, ok := got[tt.name]
+		if !ok {
+			t.Errorf("%s not listed", tt.name)
+			continue
+		}
+		if fi.Mode != tt.mode || fi.Size != tt.size || fi.ModTime.IsZero() {
+			t.Errorf("%s: mode %v size %d mtime %v; want mode %v size %d", tt.name, fi.Mode, fi.Size, fi.ModTime, tt.mode, tt.size)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(dir, tt.name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%x.%x", uint64(st.Dev), uint64(st.Ino)); fi.ID != want {
+			t.Errorf("%s: ID %q, want %q", tt.name, fi.ID, want)
+		}
+	}
+}
+
+func TestReadDirCancel(t *testing.T) {
+	s, dir := newTree(t)
+	for i := range 3 * batchSize {
+		os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), nil, 0o644)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	it, err := s.ReadDir(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	cancel()
+	n := 0
+	for ; ; n++ {
+		_, err = it.Next()
+		if err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, context.Canceled) || n >= 3*batchSize {
+		t.Errorf("after cancel: %d entries then %v; want context.Canceled before the end", n, err)
+	}
+}
