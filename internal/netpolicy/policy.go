@@ -22,8 +22,11 @@ import (
 // AddressSource yields the address to advertise in PASV replies. Static
 // addresses, DNS names and cloud metadata implement it.
 type AddressSource interface {
-	// PassiveAddr returns the address to advertise.
-	PassiveAddr(ctx context.Context) (netip.Addr, error)
+	// PassiveAddr returns the address to advertise to a client that
+	// reached the server at local (sources such as EC2 metadata map each
+	// private address to its own public one). It must answer from memory
+	// or within ctx: it runs while the client waits for the PASV reply.
+	PassiveAddr(ctx context.Context, local netip.Addr) (netip.Addr, error)
 	// String names the source for logs ("198.51.100.10", "dns:ftp.example.com").
 	String() string
 }
@@ -32,7 +35,9 @@ type AddressSource interface {
 type StaticAddress netip.Addr
 
 // PassiveAddr implements AddressSource.
-func (a StaticAddress) PassiveAddr(context.Context) (netip.Addr, error) { return netip.Addr(a), nil }
+func (a StaticAddress) PassiveAddr(context.Context, netip.Addr) (netip.Addr, error) {
+	return netip.Addr(a), nil
+}
 
 func (a StaticAddress) String() string { return netip.Addr(a).String() }
 
@@ -79,7 +84,7 @@ func (p *Policy) PassiveAddr(ctx context.Context, client, local netip.Addr) (net
 		if r.Source == nil {
 			return local, nil
 		}
-		a, err := r.Source.PassiveAddr(ctx)
+		a, err := r.Source.PassiveAddr(ctx, local)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("netpolicy: passive address from %s: %w", r.Source, err)
 		}
