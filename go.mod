@@ -8,4 +8,8 @@ require (
 	golang.org/x/term v0.48.0
 )
 
-require golang.org/x/sys v0.50.0 // indirect
+require (
+	github.com/jlaffaye/ftp v0.2.4 // indirect
+	github.com/pires/go-proxyproto v0.15.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -84,22 +84,46 @@ type Listener struct {
 	ActiveMode *bool `toml:"active_mode"`
 	// TLS is the control-connection TLS mode.
 	TLS TLSMode `toml:"tls"`
+	// ProxyProtocol expects a PROXY protocol (v1 or v2) header on control
+	// connections from ProxyTrusted sources; the client address in it is
+	// used for passive rules, the data-connection check, logs and limits.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// PassiveProxyProtocol expects PROXY headers on passive data
+	// connections from ProxyTrusted sources too (only when the balancer
+	// also carries the passive ports).
+	PassiveProxyProtocol bool `toml:"passive_proxy_protocol"`
+	// ProxyTrusted lists the balancers allowed to send PROXY headers.
+	ProxyTrusted []string `toml:"proxy_trusted"`
 
-	addr     netip.AddrPort
-	minPort  uint16
-	maxPort  uint16
-	isActive bool
+	addr         netip.AddrPort
+	proxyTrusted []netip.Prefix
+	minPort      uint16
+	maxPort      uint16
+	isActive     bool
 }
 
 // PassiveRule maps client networks to the address advertised to them.
 type PassiveRule struct {
 	Clients []string `toml:"clients"`
-	// Address is a literal IP address or "control" (the local address the
-	// client connected to).
+	// Address is "control" (the local address the client connected to),
+	// a literal IPv4 address, a DNS name (re-resolved periodically), or
+	// "aws" (the Elastic IP from EC2 instance metadata).
 	Address string `toml:"address"`
 
 	clients []netip.Prefix
+	kind    AddressKind
 }
+
+// AddressKind says where a passive rule's address comes from.
+type AddressKind int
+
+// Address kinds of a passive rule.
+const (
+	AddressControl AddressKind = iota
+	AddressLiteral
+	AddressDNS
+	AddressAWS
+)
 
 // Storage selects and configures the file store.
 type Storage struct {
@@ -314,12 +338,28 @@ func (l *Listener) validate() error {
 			}
 			r.clients = append(r.clients, p.Masked())
 		}
-		if r.Address != "control" {
-			a, err := netip.ParseAddr(r.Address)
-			if err != nil || !a.Is4() {
-				return fmt.Errorf("%s.address: %q (want an IPv4 address or \"control\")", key, r.Address)
+		kind, err := parseAddressKind(r.Address)
+		if err != nil {
+			return fmt.Errorf("%s.address: %q: %v", key, r.Address, err)
+		}
+		r.kind = kind
+	}
+	if l.ProxyProtocol || l.PassiveProxyProtocol {
+		if len(l.ProxyTrusted) == 0 {
+			return errors.New("proxy_trusted: required with proxy_protocol: list the balancers' addresses (CIDRs)")
+		}
+	}
+	l.proxyTrusted = l.proxyTrusted[:0]
+	for _, s := range l.ProxyTrusted {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				return fmt.Errorf("proxy_trusted: %q is not a CIDR prefix or address", s)
 			}
 		}
+		l.proxyTrusted = append(l.proxyTrusted, p.Masked())
 	}
 	l.isActive = l.ActiveMode == nil || *l.ActiveMode
 	switch l.TLS {
@@ -416,6 +456,54 @@ func (l *Listener) PortRange() (lo, hi uint16, ok bool) {
 
 // ActiveAllowed reports whether PORT/EPRT are allowed.
 func (l *Listener) ActiveAllowed() bool { return l.isActive }
+
+// parseAddressKind classifies a passive rule's address.
+func parseAddressKind(s string) (AddressKind, error) {
+	switch s {
+	case "control":
+		return AddressControl, nil
+	case "aws":
+		return AddressAWS, nil
+	case "":
+		return 0, errors.New("want \"control\", \"aws\", an IPv4 address or a DNS name")
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if !a.Is4() {
+			return 0, errors.New("PASV replies carry only IPv4 addresses (IPv6 clients use EPSV, which needs no address)")
+		}
+		return AddressLiteral, nil
+	}
+	if !isDNSName(s) {
+		return 0, errors.New("not an IPv4 address, a DNS name, \"control\" or \"aws\"")
+	}
+	return AddressDNS, nil
+}
+
+// isDNSName reports whether s is a syntactically valid host name.
+func isDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	// A name made only of digits and dots is a mistyped address.
+	return strings.Trim(s, "0123456789.") != ""
+}
+
+// Kind says where the rule's address comes from.
+func (r *PassiveRule) Kind() AddressKind { return r.kind }
+
+// TrustedProxies returns the parsed proxy_trusted prefixes.
+func (l *Listener) TrustedProxies() []netip.Prefix { return l.proxyTrusted }
 
 // ClientPrefixes returns the parsed clients of a rule.
 func (r *PassiveRule) ClientPrefixes() []netip.Prefix { return r.clients }

@@ -35,6 +35,8 @@ type PortPool struct {
 	logger *slog.Logger
 	// listen opens a passive socket; tests may replace it.
 	listen func(network, addr string) (net.Listener, error)
+	// wrap, when set, wraps each passive socket (PROXY protocol).
+	wrap func(net.Listener) net.Listener
 
 	mu     sync.Mutex
 	ports  map[uint16]*sharedPort
@@ -85,6 +87,14 @@ func NewPortPool(bind netip.Addr, lo, hi uint16, logger *slog.Logger) (*PortPool
 	}, nil
 }
 
+// SetListenerWrapper makes every passive socket opened from now on pass
+// through wrap; used for PROXY protocol on data connections.
+func (p *PortPool) SetListenerWrapper(wrap func(net.Listener) net.Listener) {
+	p.mu.Lock()
+	p.wrap = wrap
+	p.mu.Unlock()
+}
+
 // Range returns the configured range; lo == 0 means any port.
 func (p *PortPool) Range() (lo, hi uint16) { return p.lo, p.hi }
 
@@ -110,7 +120,7 @@ func (p *PortPool) Reserve(client netip.Addr) (*Reservation, error) {
 		}
 		sp := p.ports[port]
 		if sp == nil {
-			ln, err := p.listen(p.network(), p.hostPort(port))
+			ln, err := p.open(port)
 			if err != nil {
 				// Taken by another program: skip it, never fall back to a
 				// port outside the range.
@@ -147,7 +157,9 @@ func (p *PortPool) newReservation(sp *sharedPort, client netip.Addr, port uint16
 }
 
 func (p *PortPool) reserveEphemeral(client netip.Addr) (*Reservation, error) {
-	ln, err := p.listen(p.network(), p.hostPort(0))
+	p.mu.Lock()
+	ln, err := p.open(0)
+	p.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("netpolicy: open passive socket: %w", err)
 	}
@@ -157,6 +169,18 @@ func (p *PortPool) reserveEphemeral(client netip.Addr) (*Reservation, error) {
 	sp.waiting[client] = r
 	go p.acceptLoop(sp)
 	return r, nil
+}
+
+// open listens on port (0: any). p.mu must be held.
+func (p *PortPool) open(port uint16) (net.Listener, error) {
+	ln, err := p.listen(p.network(), p.hostPort(port))
+	if err != nil {
+		return nil, err
+	}
+	if p.wrap != nil {
+		ln = p.wrap(ln)
+	}
+	return ln, nil
 }
 
 func (p *PortPool) network() string {
@@ -189,21 +213,33 @@ func (p *PortPool) acceptLoop(sp *sharedPort) {
 			}
 			return
 		}
-		from := remoteAddr(c)
-		p.mu.Lock()
-		r := sp.waiting[from]
-		if r != nil {
-			p.detachLocked(r)
+		if p.wrap != nil {
+			// Reading a PROXY header may take a while: never in the
+			// accept loop.
+			go p.dispatch(sp, c)
+		} else {
+			p.dispatch(sp, c)
 		}
-		p.mu.Unlock()
-		if r == nil {
-			p.logger.Warn("data connection refused: no session of this client waits on the port",
-				"port", sp.port, "from", from)
-			c.Close()
-			continue
-		}
-		r.conns <- c // capacity 1 and detached, so this never blocks
 	}
+}
+
+// dispatch hands c to the reservation waiting for its source address, or
+// closes it: a data connection is only accepted from the client that asked.
+func (p *PortPool) dispatch(sp *sharedPort, c net.Conn) {
+	from := RemoteAddr(c)
+	p.mu.Lock()
+	r := sp.waiting[from]
+	if r != nil {
+		p.detachLocked(r)
+	}
+	p.mu.Unlock()
+	if r == nil {
+		p.logger.Warn("data connection refused: no session of this client waits on the port",
+			"port", sp.port, "from", from)
+		c.Close()
+		return
+	}
+	r.conns <- c // capacity 1 and detached, so this never blocks
 }
 
 // detachLocked removes r from its port so the port may serve r's client
@@ -276,15 +312,4 @@ func (r *Reservation) Release() {
 		default:
 		}
 	})
-}
-
-func remoteAddr(c net.Conn) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }

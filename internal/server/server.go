@@ -107,6 +107,9 @@ func (s *Server) Start() error {
 		lns = append(lns, ln)
 	}
 	for i, ln := range lns {
+		if lc := &s.cfg.Listeners[i]; lc.ProxyProtocol {
+			ln = netpolicy.WrapProxyProtocol(ln, lc.TrustedProxies())
+		}
 		if err := s.track(ln); err != nil {
 			return err
 		}
@@ -202,7 +205,13 @@ func (s *Server) serve(ln net.Listener, sc *ftp.Config) {
 			return
 		}
 		backoff = 0
-		s.handle(c, sc)
+		// Admission runs in the connection's own goroutine: with PROXY
+		// protocol, learning the client address means reading a header.
+		s.active.Add(1)
+		go func() {
+			defer s.active.Done()
+			s.handle(c, sc)
+		}()
 	}
 }
 
@@ -211,10 +220,15 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// handle admits one control connection or turns it away with 421.
+// handle admits one control connection and serves it, or turns it away
+// with 421.
 func (s *Server) handle(c net.Conn, sc *ftp.Config) {
-	client := addrOf(c.RemoteAddr())
-	local := addrOf(c.LocalAddr())
+	client := netpolicy.RemoteAddr(c)
+	local := netpolicy.SocketLocalAddr(c)
+	if pc, ok := c.(interface{ ProxyHeaderError() error }); ok && pc.ProxyHeaderError() != nil {
+		c.Close()
+		return
+	}
 	s.mu.Lock()
 	reason := ""
 	switch {
@@ -236,26 +250,14 @@ func (s *Server) handle(c net.Conn, sc *ftp.Config) {
 	sess := ftp.NewSession(sc, c, client, local)
 	s.sessions[sess] = struct{}{}
 	s.perIP[client]++
-	s.active.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.active.Done()
-		sess.Serve()
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		if s.perIP[client]--; s.perIP[client] <= 0 {
-			delete(s.perIP, client)
-		}
-		s.mu.Unlock()
-	}()
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
+	sess.Serve()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	if s.perIP[client]--; s.perIP[client] <= 0 {
+		delete(s.perIP, client)
 	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap.Addr().Unmap()
+	s.mu.Unlock()
 }
 
 func (s *Server) isClosing() bool {

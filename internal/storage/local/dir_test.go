@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -126,11 +125,7 @@ func TestReadDirEntries(t *testing.T) {
 		if fi.Mode != tt.mode || fi.Size != tt.size || fi.ModTime.IsZero() {
 			t.Errorf("%s: mode %v size %d mtime %v; want mode %v size %d", tt.name, fi.Mode, fi.Size, fi.ModTime, tt.mode, tt.size)
 		}
-		var st syscall.Stat_t
-		if err := syscall.Lstat(filepath.Join(dir, tt.name), &st); err != nil {
-			t.Fatal(err)
-		}
-		if want := fmt.Sprintf("%x.%x", uint64(st.Dev), uint64(st.Ino)); fi.ID != want {
+		if want := hostID(t, filepath.Join(dir, tt.name)); fi.ID != want {
 			t.Errorf("%s: ID %q, want %q", tt.name, fi.ID, want)
 		}
 	}

@@ -82,7 +82,7 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 // It opens non-blocking (then switches back) so that a FIFO someone placed
 // in the home cannot hang the session in open(2).
 func (t *tree) openRegular(op, name, rel string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
-	f, err := t.root.OpenFile(rel, flag, perm)
+	f, err := t.root.OpenFile(rel, flag|nonblockFlag, perm)
 	if err != nil {
 		return nil, nil, mapErr(op, name, err)
 	}
