@@ -82,6 +82,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		printDemo(stdout, cfg, srv.Addrs()[0], demoPassword)
 	}
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := srv.ReloadUsers(); err != nil {
+				logger.Error("SIGHUP: users file not reloaded; keeping the old users", "err", err)
+			}
+		}
+	}()
 	<-ctx.Done()
 	logger.Info("shutting down", "grace", cfg.Server.ShutdownGrace.D())
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.D())

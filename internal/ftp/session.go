@@ -273,15 +273,22 @@ func (s *Session) Close() {
 	}
 	s.conn.Close()
 	s.releasePassive()
-	// The storage tree is closed by the transfer goroutine if one is still
-	// finishing, otherwise here.
+	s.closeStorage()
+}
+
+// closeStorage releases the user's storage tree once the session is closed
+// and no transfer uses it any more; whichever of Close and the transfer's
+// end comes last does it.
+func (s *Session) closeStorage() {
 	s.mu.Lock()
-	fs, busy := s.fs, s.xfer != nil
-	if !busy {
+	fs := s.fs
+	if s.xfer != nil || !s.closed.Load() {
+		fs = nil
+	} else {
 		s.fs = nil
 	}
 	s.mu.Unlock()
-	if fs != nil && !busy {
+	if fs != nil {
 		fs.Close()
 	}
 }

@@ -164,7 +164,10 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 	shutdown := s.shutdown
 	s.mu.Unlock()
 	close(x.done)
-	if shutdown || s.closed.Load() {
+	switch {
+	case s.closed.Load():
+		s.closeStorage()
+	case shutdown:
 		s.reply(421, "Server shutting down; closing control connection.")
 		s.Close()
 	}

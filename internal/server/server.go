@@ -161,10 +161,19 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 	s.ports = append(s.ports, pool)
 	s.mu.Unlock()
 	policy := &netpolicy.Policy{Ports: pool, ActiveAllowed: lc.ActiveAllowed(), Logger: s.logger}
-	for _, r := range lc.Passive {
+	if lc.PassiveProxyProtocol {
+		trusted := lc.TrustedProxies()
+		pool.SetListenerWrapper(func(l net.Listener) net.Listener { return netpolicy.WrapProxyProtocol(l, trusted) })
+	}
+	for j := range lc.Passive {
+		r := &lc.Passive[j]
 		rule := netpolicy.Rule{Clients: r.ClientPrefixes()}
-		if r.Address != "control" {
+		switch r.Kind() {
+		case config.AddressControl:
+		case config.AddressLiteral:
 			rule.Source = netpolicy.StaticAddress(netip.MustParseAddr(r.Address))
+		default:
+			return nil, fmt.Errorf("server: listener[%d].passive[%d].address: %q: DNS and EC2 sources are not wired in yet", i, j, r.Address)
 		}
 		policy.Rules = append(policy.Rules, rule)
 	}
@@ -336,6 +345,23 @@ func (s *Server) closePorts() {
 	for _, p := range ports {
 		p.Close()
 	}
+}
+
+// ReloadUsers re-reads the users file named in the config (SIGHUP). New
+// logins see the change at once; sessions already logged in keep their
+// user. It does nothing when the authenticator did not come from the file.
+func (s *Server) ReloadUsers() error {
+	fa, ok := s.auth.(*auth.FileAuthenticator)
+	if !ok || s.cfg.Auth.UsersFile == "" {
+		return nil
+	}
+	uf, err := auth.LoadUsersFile(s.cfg.Path(s.cfg.Auth.UsersFile))
+	if err != nil {
+		return fmt.Errorf("server: reload users: %w", err)
+	}
+	fa.Reload(uf)
+	s.logger.Info("users reloaded", "users", len(uf.Users()))
+	return nil
 }
 
 // SessionCount reports the number of live sessions.
