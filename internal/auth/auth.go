@@ -36,6 +36,10 @@ type User struct {
 	Home      string
 	Perms     Permissions
 	Anonymous bool
+	// TLS and TLSData override the listener's FTPS policy for the control
+	// and data connections: "required", "optional", or "" for the
+	// listener's own.
+	TLS, TLSData string
 }
 
 // ErrBadCredentials is returned for an unknown user or a wrong password;
@@ -124,7 +128,7 @@ func (a *FileAuthenticator) Reload(f *UsersFile) {
 			perms, _ := ParsePermissions(e.Permissions)
 			m[e.Name] = userRecord{
 				hash: e.PasswordHash,
-				user: User{Name: e.Name, Home: cleanHome(e.Name, e.Home), Perms: perms},
+				user: User{Name: e.Name, Home: cleanHome(e.Name, e.Home), Perms: perms, TLS: e.TLS, TLSData: e.TLSData},
 			}
 		}
 	}
@@ -175,6 +179,17 @@ func (a *FileAuthenticator) Authenticate(ctx context.Context, name, password str
 	}
 	a.cache.add(key)
 	return ptr(rec.user), nil
+}
+
+// ControlTLSPolicy returns the users-file tls override of name ("required",
+// "optional" or ""), so the server can decide at USER, before a password
+// is sent in clear, whether the control connection must be protected.
+func (a *FileAuthenticator) ControlTLSPolicy(name string) string {
+	rec, ok := (*a.users.Load())[name]
+	if !ok {
+		return ""
+	}
+	return rec.user.TLS
 }
 
 // verify runs VerifyPassword in a semaphore slot.

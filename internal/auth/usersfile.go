@@ -22,6 +22,10 @@ type UserEntry struct {
 	PasswordHash string   `toml:"password_hash"`
 	Home         string   `toml:"home,omitempty"`
 	Permissions  []string `toml:"permissions"`
+	// TLS and TLSData override the listener's FTPS policy for this user:
+	// "required" or "optional"; empty keeps the listener's.
+	TLS     string `toml:"tls,omitempty"`
+	TLSData string `toml:"tls_data,omitempty"`
 }
 
 // usersFileDoc is the whole file; [[user]] is the only top-level key.
@@ -44,6 +48,7 @@ const usersFileHeader = `# cloudftpd users
 # home: relative to storage.root; defaults to the user name.
 # permissions: all, read, dropbox, or any of list, download, upload,
 #   overwrite, delete, rename, mkdir, chmod.
+# tls, tls_data: "required" or "optional" override the listener's FTPS policy.
 
 `
 
@@ -139,6 +144,11 @@ func validateEntry(e *UserEntry) error {
 	}
 	if p == 0 {
 		return errors.New("permissions: at least one is required, e.g. [\"read\"]")
+	}
+	for _, k := range []struct{ key, v string }{{"tls", e.TLS}, {"tls_data", e.TLSData}} {
+		if k.v != "" && k.v != "optional" && k.v != "required" {
+			return fmt.Errorf("%s: %q (want \"required\" or \"optional\")", k.key, k.v)
+		}
 	}
 	return nil
 }

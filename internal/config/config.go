@@ -23,13 +23,18 @@ import (
 // TLSMode says how a listener uses TLS on the control connection.
 type TLSMode string
 
-// TLS modes. Only TLSOff is served until FTPS lands; the names are reserved
-// so configs written today keep working.
+// TLS modes of a listener.
 const (
-	TLSOff      TLSMode = "off"
-	TLSExplicit TLSMode = "explicit"
-	TLSRequired TLSMode = "required"
-	TLSImplicit TLSMode = "implicit"
+	TLSOff      TLSMode = "off"      // plain FTP only; AUTH TLS is refused
+	TLSExplicit TLSMode = "explicit" // AUTH TLS offered, plain FTP allowed
+	TLSRequired TLSMode = "required" // AUTH TLS must come before USER
+	TLSImplicit TLSMode = "implicit" // TLS from the first byte (port 990 style)
+)
+
+// Policy values for data-connection protection and TLS session reuse.
+const (
+	PolicyOptional = "optional"
+	PolicyRequired = "required"
 )
 
 // Config is the whole configuration file.
@@ -84,6 +89,21 @@ type Listener struct {
 	ActiveMode *bool `toml:"active_mode"`
 	// TLS is the control-connection TLS mode.
 	TLS TLSMode `toml:"tls"`
+	// TLSCert and TLSKey are PEM files (certificate chain, private key);
+	// required unless tls = "off". Reloaded on SIGHUP.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSData says whether data connections must be protected (PROT P):
+	// "required" (default for tls = "required" and "implicit") or
+	// "optional" (default for "explicit").
+	TLSData string `toml:"tls_data"`
+	// TLSSessionReuse "required" refuses protected data connections that
+	// do not resume the control connection's TLS session (vsftpd's
+	// require_ssl_reuse); "optional" accepts them.
+	TLSSessionReuse string `toml:"tls_session_reuse"`
+	// TLSAllowCCC permits CCC (back to a clear control connection after
+	// login, so a NAT's FTP helper can read PASV replies again).
+	TLSAllowCCC bool `toml:"tls_allow_ccc"`
 	// ProxyProtocol expects a PROXY protocol (v1 or v2) header on control
 	// connections from ProxyTrusted sources; the client address in it is
 	// used for passive rules, the data-connection check, logs and limits.
@@ -247,8 +267,18 @@ func (c *Config) applyDefaults() {
 		c.Log.Level = "info"
 	}
 	for i := range c.Listeners {
-		if c.Listeners[i].TLS == "" {
-			c.Listeners[i].TLS = TLSOff
+		l := &c.Listeners[i]
+		if l.TLS == "" {
+			l.TLS = TLSOff
+		}
+		if l.TLSData == "" {
+			l.TLSData = PolicyOptional
+			if l.TLS == TLSRequired || l.TLS == TLSImplicit {
+				l.TLSData = PolicyRequired
+			}
+		}
+		if l.TLSSessionReuse == "" {
+			l.TLSSessionReuse = PolicyRequired
 		}
 	}
 	if c.Dir == "" {
@@ -365,9 +395,16 @@ func (l *Listener) validate() error {
 	switch l.TLS {
 	case TLSOff:
 	case TLSExplicit, TLSRequired, TLSImplicit:
-		return fmt.Errorf("tls: %q is not available yet in this build (use \"off\")", l.TLS)
+		if l.TLSCert == "" || l.TLSKey == "" {
+			return fmt.Errorf("tls_cert, tls_key: required with tls = %q (try: cloudftpd cert self-signed --host NAME)", l.TLS)
+		}
 	default:
 		return fmt.Errorf("tls: %q (want off, explicit, required or implicit)", l.TLS)
+	}
+	for _, p := range []struct{ key, v string }{{"tls_data", l.TLSData}, {"tls_session_reuse", l.TLSSessionReuse}} {
+		if p.v != PolicyOptional && p.v != PolicyRequired {
+			return fmt.Errorf("%s: %q (want \"optional\" or \"required\")", p.key, p.v)
+		}
 	}
 	return nil
 }

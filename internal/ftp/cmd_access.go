@@ -14,6 +14,10 @@ func (s *Session) cmdUSER(arg string) {
 		s.reply(530, "Already logged in; use REIN to log in as another user.")
 		return
 	}
+	if !s.secure && s.controlTLSRequired(arg) {
+		s.reply(530, "TLS required: send AUTH TLS before logging in.")
+		return
+	}
 	s.userName = arg
 	if strings.EqualFold(arg, "anonymous") || strings.EqualFold(arg, "ftp") {
 		s.reply(331, "Anonymous login: send your e-mail address as the password.")
@@ -90,6 +94,8 @@ func (s *Session) cmdREIN(string) {
 		fs.Close()
 	}
 	s.binary, s.restOffset, s.renameFrom, s.epsvAll = false, 0, "", false
+	// The TLS state of the control connection stays; RFC 4217 lets REIN
+	// keep it.
 	s.active = netip.AddrPort{}
 	s.start = time.Now() // the login timeout starts again
 	s.reply(220, "Ready for a new user.")

@@ -31,8 +31,14 @@ var features = []string{
 }
 
 func (s *Session) cmdFEAT(string) {
-	lines := make([]string, 0, len(features)+2)
+	lines := make([]string, 0, len(features)+6)
 	lines = append(lines, "Features:")
+	if s.cfg.TLS.Config != nil {
+		lines = append(lines, "AUTH TLS", "AUTH SSL", "PBSZ", "PROT")
+		if s.cfg.TLS.AllowCCC {
+			lines = append(lines, "CCC")
+		}
+	}
 	for _, f := range features {
 		if strings.HasPrefix(f, "MLST ") {
 			f = "MLST " + s.mlstFacts.featMarked()

@@ -74,6 +74,12 @@ func init() {
 		"HELP": {handler: (*Session).cmdHELP, beforeLogin: true, help: "HELP [<command>]"},
 		"NOOP": {handler: (*Session).cmdNOOP, beforeLogin: true, duringTransfer: true, help: "NOOP"},
 
+		// Security extensions: RFC 2228, RFC 4217 (FTPS).
+		"AUTH": {handler: (*Session).cmdAUTH, beforeLogin: true, argument: argRequired, help: "AUTH TLS"},
+		"PBSZ": {handler: (*Session).cmdPBSZ, beforeLogin: true, argument: argRequired, help: "PBSZ 0"},
+		"PROT": {handler: (*Session).cmdPROT, beforeLogin: true, argument: argRequired, help: "PROT P|C"},
+		"CCC":  {handler: (*Session).cmdCCC, argument: argNone, help: "CCC"},
+
 		// Extensions: RFC 2389 (FEAT, OPTS), RFC 3659 (SIZE, MDTM, MLST,
 		// MLSD, REST STREAM), draft-somers-ftp-mfxx (MFMT).
 		"FEAT": {handler: (*Session).cmdFEAT, beforeLogin: true, argument: argNone, help: "FEAT"},

@@ -15,6 +15,7 @@ package ftp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,9 @@ type Config struct {
 	// MaxBadLines closes a session after this many consecutive over-long or
 	// unparseable lines (default 10).
 	MaxBadLines int
+
+	// TLS is the FTPS policy; the zero value means no TLS.
+	TLS TLSPolicy
 
 	Auth    auth.Authenticator
 	Storage storage.Backend
@@ -104,6 +108,12 @@ type Session struct {
 	utf8        bool
 	commandSeen string // verb being served, for panic logs
 
+	// FTPS state (RFC 4217).
+	tlsConf *tls.Config // per-session clone, see sessionTLS
+	secure  bool        // control connection is TLS
+	pbsz    bool        // PBSZ seen
+	protP   bool        // data connections are protected
+
 	mu       sync.Mutex
 	xfer     *transfer // running transfer, or nil
 	shutdown bool      // Shutdown was called
@@ -125,6 +135,7 @@ func NewSession(cfg *Config, conn net.Conn, client, local netip.Addr) *Session {
 		mlstFacts: defaultFacts,
 		start:     time.Now(),
 	}
+	setOOBInline(conn)
 	s.lr = lineReader{r: bufio.NewReaderSize(conn, 512), max: cfg.maxLine()}
 	s.log = cfg.Logger.With("client", s.client.String())
 	return s
@@ -142,6 +153,14 @@ func (s *Session) Serve() {
 		s.log.Info("session end", "user", s.userLabel(), "duration", time.Since(s.start).Round(time.Millisecond))
 	}()
 	s.log.Info("session start", "local", s.local.String())
+	if s.cfg.TLS.Implicit {
+		if err := s.upgradeControl(); err != nil {
+			s.log.Warn("TLS handshake on implicit FTPS connection failed", "err", err)
+			return
+		}
+		// Implicit FTPS protects data connections from the start.
+		s.pbsz, s.protP = true, true
+	}
 	s.reply(220, s.cfg.Banner)
 	for !s.closed.Load() {
 		s.conn.SetReadDeadline(s.readDeadline())
@@ -271,7 +290,10 @@ func (s *Session) Close() {
 	if x := s.currentTransfer(); x != nil {
 		x.abandon()
 	}
-	s.conn.Close()
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	conn.Close()
 	s.releasePassive()
 	s.closeStorage()
 }

@@ -79,6 +79,13 @@ type transferFunc func(ctx context.Context, x *transfer, data net.Conn) xferResu
 // of it when no data connection could be made), before the final reply,
 // and may replace the result (e.g. a failed upload commit).
 func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cleanup func(res xferResult, x *transfer) xferResult) {
+	if !s.protP && s.dataTLSRequired() {
+		s.reply(522, "Data connections must be protected: send PBSZ 0 and PROT P first.")
+		if cleanup != nil {
+			cleanup(xferResult{code: 522}, &transfer{})
+		}
+		return
+	}
 	res := s.takePassive()
 	active := s.active
 	if res == nil && !active.IsValid() {
@@ -94,10 +101,10 @@ func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cle
 	s.xfer = x
 	s.mu.Unlock()
 	s.reply(150, opening)
-	go s.runTransfer(ctx, x, res, active, fn, cleanup)
+	go s.runTransfer(ctx, x, res, active, s.protP, fn, cleanup)
 }
 
-func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.Reservation, active netip.AddrPort, fn transferFunc, cleanup func(xferResult, *transfer) xferResult) {
+func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.Reservation, active netip.AddrPort, protect bool, fn transferFunc, cleanup func(xferResult, *transfer) xferResult) {
 	start := time.Now()
 	var result xferResult
 	defer func() {
@@ -113,8 +120,20 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 	}()
 
 	data, err := s.openData(ctx, res, active)
+	if err == nil && protect {
+		x.setData(data) // so ABOR can interrupt the handshake
+		var tc net.Conn
+		if tc, err = s.protectData(ctx, data); err != nil {
+			data.Close()
+		} else {
+			data = tc
+		}
+	}
 	if err != nil {
 		result = xferResult{code: 425, text: "Cannot open data connection: " + dataErrText(err), err: err}
+		if errors.Is(err, errNoResume) {
+			result.code, result.text = 522, "Data connection refused: it must resume the control connection's TLS session (enable TLS session reuse in your client)."
+		}
 		if x.aborted.Load() {
 			result = xferResult{code: 426, text: "Transfer aborted before the data connection was open.", err: err}
 		}

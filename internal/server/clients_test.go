@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -337,16 +338,16 @@ func TestCurl(t *testing.T) {
 		ts.write("alice/text.txt", []byte("one\ntwo\n\nthree"))
 		dst := filepath.Join(local, "text.txt")
 		trace := filepath.Join(local, "trace")
-		r := mustRun(t, local, "", curl, curlArgs("-v", "--trace", trace, "-B", "-o", dst, url+"text.txt")...)
-		if !strings.Contains(r.stderr, "> TYPE A") {
-			t.Errorf("curl -B did not send TYPE A:\n%s", r.stderr)
-		}
-		// On the wire the lines end in CRLF: the trace's hex dump of the
-		// received data shows "one\r\ntwo\r\n\r\nthre".
+		mustRun(t, local, "", curl, curlArgs("--trace", trace, "-B", "-o", dst, url+"text.txt")...)
 		tr, err := os.ReadFile(trace)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !strings.Contains(string(tr), "TYPE A") {
+			t.Errorf("curl -B did not send TYPE A:\n%s", tr)
+		}
+		// On the wire the lines end in CRLF: the trace's hex dump of the
+		// received data shows "one\r\ntwo\r\n\r\nthre".
 		if !strings.Contains(string(tr), "6f 6e 65 0d 0a 74 77 6f 0d 0a 0d 0a 74 68 72 65") {
 			t.Errorf("TYPE A data on the wire is not CRLF-terminated:\n%s", tr)
 		}
@@ -358,11 +359,457 @@ func TestCurl(t *testing.T) {
 	t.Run("wrong-password", func(t *testing.T) {
 		ts, _, local := setup(t)
 		r := runTool(t, local, "", curl, curlArgs("ftp://alice:wrong@127.0.0.1:"+ts.Port()+"/")...)
-		if r.code == 67 && !strings.Contains(ts.logs.String(), "login failed") {
-			t.Error("the server did not log the failed login")
-		}
 		if r.code != 67 { // CURLE_LOGIN_DENIED
 			t.Errorf("wrong password: want curl exit 67\n%s", r)
+		} else if !strings.Contains(ts.logs.String(), "login failed") {
+			t.Error("the server did not log the failed login")
 		}
 	})
+}
+
+// ---- lftp ----
+
+// lftp runs one lftp command line against ts as alice, with debug output
+// (the commands lftp sent, "---> VERB ...") on stderr.
+func lftp(t *testing.T, ts *testServer, dir, cmds string) toolRun {
+	t.Helper()
+	prog := needTool(t, "lftp")
+	script := "set net:max-retries 1; set net:timeout 10; set net:reconnect-interval-base 1; " +
+		"set ftp:ssl-allow no; set cmd:fail-exit yes; set xfer:clobber yes; debug 5; " +
+		"open -u alice,alice-secret -p " + ts.Port() + " 127.0.0.1; " + cmds
+	return mustRun(t, dir, "", prog, "--norc", "-c", script)
+}
+
+// sentVerb reports whether a client's debug output shows it sent a command
+// starting with verb ("---> EPSV").
+func sentVerb(out, verb string) bool {
+	return strings.Contains(out, "---> "+verb)
+}
+
+func TestLFTP(t *testing.T) {
+	needTool(t, "lftp")
+
+	t.Run("put-get-ls", func(t *testing.T) {
+		ts := startServer(t, nil)
+		local := t.TempDir()
+		payload := randomBytes(2<<20 + 99)
+		os.WriteFile(filepath.Join(local, "up.bin"), payload, 0o644)
+		old := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+		os.Chtimes(filepath.Join(local, "up.bin"), old, old)
+		ts.write("alice/listed.txt", []byte("twelve bytes"))
+		ts.write("alice/dir/inner", nil)
+		r := lftp(t, ts, local, "put up.bin -o remote.bin; get remote.bin -o down.bin; ls; cls -1")
+		if !bytes.Equal(ts.read("alice/remote.bin"), payload) {
+			t.Fatal("lftp put: uploaded file differs")
+		}
+		sameFile(t, "lftp get", filepath.Join(local, "down.bin"), payload)
+		// lftp copies modification times: MFMT after put, MDTM after get.
+		mtime := func(p string) int64 {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.ModTime().Unix()
+		}
+		if a, b, c := old.Unix(), mtime(filepath.Join(ts.Root, "alice/remote.bin")), mtime(filepath.Join(local, "down.bin")); a != b || b != c {
+			t.Errorf("modification times not carried over: local %d, server %d, downloaded %d\n%s", a, b, c, r.stderr)
+		}
+		out := lines(r.stdout)
+		// ls prints our LIST lines as they are, then cls the names.
+		var lsLines, names []string
+		for _, l := range out {
+			if len(strings.Fields(l)) >= 9 {
+				lsLines = append(lsLines, l)
+			} else {
+				names = append(names, l)
+			}
+		}
+		wantLS := map[string]string{"listed.txt": "-12", "remote.bin": fmt.Sprintf("-%d", len(payload)), "dir": "d"}
+		for _, l := range lsLines {
+			f := strings.Fields(l)
+			if w, ok := wantLS[f[8]]; ok && strings.HasPrefix(f[0][:1]+f[4], w) {
+				delete(wantLS, f[8])
+			}
+		}
+		if len(wantLS) > 0 {
+			t.Errorf("lftp ls lacks %v:\n%s", wantLS, r.stdout)
+		}
+		sort.Strings(names)
+		if got := strings.Join(names, ","); got != "dir/,listed.txt,remote.bin" {
+			t.Errorf("lftp cls -1: %q\n%s", got, r.stdout)
+		}
+	})
+
+	t.Run("mirror", func(t *testing.T) {
+		ts := startServer(t, nil)
+		local := t.TempDir()
+		ts.write("alice/tree/a.txt", []byte("alpha\n"))
+		ts.write("alice/tree/sub/b.bin", randomBytes(300<<10))
+		ts.write("alice/tree/sub/deep/c", []byte("c"))
+		ts.write("alice/tree/empty.txt", nil)
+		os.MkdirAll(filepath.Join(ts.Root, "alice/tree/emptydir"), 0o755)
+		want := treeOf(t, filepath.Join(ts.Root, "alice/tree"))
+
+		lftp(t, ts, local, "mirror tree got")
+		sameTree(t, "mirror (download)", treeOf(t, filepath.Join(local, "got")), want)
+
+		up := filepath.Join(local, "up")
+		os.MkdirAll(filepath.Join(up, "x/y"), 0o755)
+		os.MkdirAll(filepath.Join(up, "void"), 0o755)
+		os.WriteFile(filepath.Join(up, "top.txt"), []byte("top"), 0o644)
+		os.WriteFile(filepath.Join(up, "x/y/z.bin"), randomBytes(200<<10), 0o644)
+		lftp(t, ts, local, "mirror -R up uploaded")
+		sameTree(t, "mirror -R (upload)", treeOf(t, filepath.Join(ts.Root, "alice/uploaded")), treeOf(t, up))
+	})
+
+	t.Run("rm-mv-mkdir", func(t *testing.T) {
+		ts := startServer(t, nil)
+		ts.write("alice/gone.txt", []byte("x"))
+		ts.write("alice/moved.txt", []byte("moved"))
+		ts.write("alice/olddir/f/g", []byte("g"))
+		lftp(t, ts, t.TempDir(), "mkdir -p a/b/c; mv moved.txt a/b/c/here.txt; rm gone.txt; rm -r olddir")
+		ts.notExist("alice/gone.txt")
+		ts.notExist("alice/moved.txt")
+		ts.notExist("alice/olddir")
+		if got := string(ts.read("alice/a/b/c/here.txt")); got != "moved" {
+			t.Errorf("mv: %q", got)
+		}
+		// A failing command makes lftp exit non-zero (cmd:fail-exit).
+		r := runTool(t, t.TempDir(), "", needTool(t, "lftp"), "--norc", "-c",
+			"set net:max-retries 1; set ftp:ssl-allow no; set cmd:fail-exit yes; open -u alice,alice-secret -p "+ts.Port()+" 127.0.0.1; rm nope.txt")
+		if r.code == 0 || !strings.Contains(r.stderr, "550") {
+			t.Errorf("rm of a missing file: want a failure with 550\n%s", r)
+		}
+	})
+
+	t.Run("modes", func(t *testing.T) {
+		for _, m := range []struct {
+			name, settings string
+			verbs          []string // one of these must have been sent
+		}{
+			{"epsv", "set ftp:prefer-epsv yes;", []string{"EPSV"}},
+			{"pasv", "set ftp:prefer-epsv no;", []string{"PASV"}},
+			{"active", "set ftp:passive-mode off;", []string{"PORT ", "EPRT "}},
+		} {
+			t.Run(m.name, func(t *testing.T) {
+				ts := startServer(t, nil)
+				local := t.TempDir()
+				payload := randomBytes(1<<20 + 1)
+				os.WriteFile(filepath.Join(local, "up.bin"), payload, 0o644)
+				r := lftp(t, ts, local, m.settings+" put up.bin -o m.bin; get m.bin -o down.bin")
+				if !bytes.Equal(ts.read("alice/m.bin"), payload) {
+					t.Fatal("upload differs")
+				}
+				sameFile(t, "download", filepath.Join(local, "down.bin"), payload)
+				used := false
+				for _, v := range m.verbs {
+					used = used || sentVerb(r.stderr, v)
+				}
+				if !used {
+					t.Errorf("lftp did not send %v:\n%s", m.verbs, r.stderr)
+				}
+			})
+		}
+	})
+
+	t.Run("resume", func(t *testing.T) {
+		ts := startServer(t, nil)
+		local := t.TempDir()
+		payload := randomBytes(2<<20 + 3)
+		ts.write("alice/big.bin", payload)
+		const have = 700001
+		os.WriteFile(filepath.Join(local, "big.bin"), payload[:have], 0o644)
+		r := lftp(t, ts, local, "get -c big.bin")
+		if !sentVerb(r.stderr, fmt.Sprintf("REST %d", have)) {
+			t.Errorf("get -c did not resume at %d:\n%s", have, r.stderr)
+		}
+		sameFile(t, "get -c", filepath.Join(local, "big.bin"), payload)
+	})
+}
+
+// ---- Python ftplib ----
+
+// ftplibPrelude is shared by the ftplib scripts: they print what they saw
+// as JSON and the Go test checks it against the files on disk. Every step
+// records its result or its exception, so one failure does not hide the
+// rest.
+const ftplibPrelude = `
+import ftplib, hashlib, json, os, socket, sys
+
+host, port, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+res = {}
+
+def step(name, fn, out=res):
+    try:
+        out[name] = fn()
+    except Exception as e:
+        out[name] = {"error": "%s: %s" % (type(e).__name__, e)}
+
+def sha(ftp, cmd):
+    h = hashlib.sha256()
+    ftp.retrbinary(cmd, h.update)
+    return h.hexdigest()
+
+def login():
+    ftp = ftplib.FTP()
+    ftp.connect(host, port, timeout=10)
+    ftp.login("alice", "alice-secret")
+    return ftp
+`
+
+// ftplibScript uses most of ftplib's FTP class.
+const ftplibScript = ftplibPrelude + `
+def stor(name, local):
+    with open(os.path.join(work, local), "rb") as f:
+        return ftp.storbinary("STOR " + name, f)
+
+def storlines(name, local):
+    with open(os.path.join(work, local), "rb") as f:
+        return ftp.storlines("STOR " + name, f)
+
+def retrlines(name):
+    out = []
+    ftp.retrlines("RETR " + name, out.append)
+    return out
+
+ftp = ftplib.FTP()
+ftp.connect(host, port, timeout=10)
+step("welcome", ftp.getwelcome)
+step("login", lambda: ftp.login("alice", "alice-secret"))
+step("mkd", lambda: ftp.mkd("py"))
+step("cwd", lambda: ftp.cwd("py"))
+step("pwd", ftp.pwd)
+step("stor", lambda: stor("up.bin", "up.bin"))
+step("retr_sha256", lambda: sha(ftp, "RETR up.bin"))
+step("storlines", lambda: storlines("text.txt", "text.txt"))
+step("retrlines", lambda: retrlines("text.txt"))
+step("nlst", lambda: sorted(ftp.nlst()))
+step("mlsd", lambda: {n: f for n, f in ftp.mlsd()})
+step("size", lambda: ftp.size("up.bin"))
+step("rename", lambda: ftp.rename("text.txt", "renamed.txt"))
+step("delete", lambda: ftp.delete("up.bin"))
+step("mkd2", lambda: ftp.mkd("gone"))
+step("rmd", lambda: ftp.rmd("gone"))
+step("noop", lambda: ftp.voidcmd("NOOP"))
+ftp.set_pasv(False)
+step("active_stor", lambda: stor("active.bin", "up.bin"))
+step("active_retr_sha256", lambda: sha(ftp, "RETR active.bin"))
+ftp.set_pasv(True)
+step("quit", ftp.quit)
+print(json.dumps(res))
+`
+
+// ftplibAbortScript interrupts a large download two ways, each on a
+// session of its own: as RFC 959 says (Telnet IP, then Synch: IAC DM as
+// urgent data, then ABOR), and with ftplib's own abort(), which sends the
+// whole "ABOR\r\n" with MSG_OOB. Either way the RETR must get 426, the
+// ABOR 226, and the session must go on.
+const ftplibAbortScript = ftplibPrelude + `
+def rfc_abort(ftp):
+    ftp.sock.sendall(b"\xff\xf4\xff")
+    ftp.sock.send(b"\xf2", socket.MSG_OOB)
+    ftp.sock.sendall(b"ABOR\r\n")
+    resp = ftp.getmultiline()
+    if resp[:3] not in {"426", "225", "226"}:
+        raise ftplib.error_proto(resp)
+    return resp
+
+def run(how):
+    ftp = login()
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("RETR big.bin")
+    out = {"received": len(conn.recv(65536))}
+    ftp.sock.settimeout(3)
+    step("abort", lambda: how(ftp), out)            # 426 for the RETR
+    conn.close()
+    step("after", ftp.getresp, out)                 # 226 for the ABOR
+    step("noop", lambda: ftp.voidcmd("NOOP"), out)
+    step("sha_after", lambda: sha(ftp, "RETR small.txt"), out)
+    try:
+        ftp.quit()
+    except Exception:
+        pass
+    return out
+
+step("telnet", lambda: run(rfc_abort))
+step("ftplib", lambda: run(lambda ftp: ftp.abort()))
+print(json.dumps(res))
+`
+
+// runFTPLib runs one of the scripts above in work and returns its JSON.
+func runFTPLib(t *testing.T, ts *testServer, work, script string) map[string]any {
+	t.Helper()
+	python := needTool(t, "python3")
+	path := filepath.Join(work, "drive.py")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, work, "", python, path, "127.0.0.1", ts.Port(), work)
+	var res map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("script output: %v\n%s", err, r)
+	}
+	return res
+}
+
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestPythonFTPLib(t *testing.T) {
+	needTool(t, "python3")
+	ts := startServer(t, nil)
+	work := t.TempDir()
+	payload := randomBytes(3<<20 + 11)
+	os.WriteFile(filepath.Join(work, "up.bin"), payload, 0o644)
+	text := "first line\nsecond line\n\nlast line\n"
+	os.WriteFile(filepath.Join(work, "text.txt"), []byte(text), 0o644)
+
+	res := runFTPLib(t, ts, work, ftplibScript)
+	for _, tc := range []struct {
+		step string
+		want string // JSON of the expected value, or a prefix of a reply
+	}{
+		{"welcome", `"220 `},
+		{"login", `"230 `},
+		{"mkd", `"/py"`},
+		{"cwd", `"250 `},
+		{"pwd", `"/py"`},
+		{"stor", `"226 `},
+		{"retr_sha256", js(hex.EncodeToString(sha256Of(payload)))},
+		{"storlines", `"226 `},
+		{"retrlines", js(strings.Split(strings.TrimSuffix(text, "\n"), "\n"))},
+		{"nlst", `["text.txt","up.bin"]`},
+		{"size", js(len(payload))},
+		{"rename", `"250 `},
+		{"delete", `"250 `},
+		{"mkd2", `"/py/gone"`},
+		{"rmd", `"250 `},
+		{"noop", `"200 `},
+		{"active_stor", `"226 `},
+		{"active_retr_sha256", js(hex.EncodeToString(sha256Of(payload)))},
+		{"quit", `"221 `},
+	} {
+		if got := js(res[tc.step]); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: got %s, want %s", tc.step, got, tc.want)
+		}
+	}
+	if mlsd, ok := res["mlsd"].(map[string]any); !ok {
+		t.Errorf("mlsd: %s", js(res["mlsd"]))
+	} else {
+		up, _ := mlsd["up.bin"].(map[string]any)
+		txt, _ := mlsd["text.txt"].(map[string]any)
+		if up["type"] != "file" || up["size"] != fmt.Sprint(len(payload)) || len(fmt.Sprint(up["modify"])) != 14 ||
+			txt["type"] != "file" || txt["size"] != fmt.Sprint(len(text)) || len(mlsd) != 2 {
+			t.Errorf("mlsd: %s", js(mlsd))
+		}
+	}
+	// storlines sent CRLF lines in TYPE A: the server stored LF.
+	if got := string(ts.read("alice/py/renamed.txt")); got != text {
+		t.Errorf("storlines stored %q, want %q", got, text)
+	}
+	ts.notExist("alice/py/up.bin")
+	ts.notExist("alice/py/text.txt")
+	ts.notExist("alice/py/gone")
+	if !bytes.Equal(ts.read("alice/py/active.bin"), payload) {
+		t.Error("active-mode upload differs")
+	}
+}
+
+func TestPythonFTPLibAbort(t *testing.T) {
+	needTool(t, "python3")
+	ts := startServer(t, nil)
+	// Large enough that the download is still running when ABOR comes:
+	// loopback buffers hold a few MiB at most.
+	ts.write("alice/big.bin", bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16))
+	ts.write("alice/small.txt", []byte("still working"))
+	res := runFTPLib(t, ts, t.TempDir(), ftplibAbortScript)
+	for _, how := range []string{"telnet", "ftplib"} {
+		ab, _ := res[how].(map[string]any)
+		if !strings.HasPrefix(fmt.Sprint(ab["abort"]), "426") || !strings.HasPrefix(fmt.Sprint(ab["after"]), "226") ||
+			!strings.HasPrefix(fmt.Sprint(ab["noop"]), "200") || ab["sha_after"] != hex.EncodeToString(sha256Of([]byte("still working"))) {
+			t.Errorf("%s abort: got %s; want abort 426, after 226, noop 200 and a working download", how, js(ab))
+		}
+	}
+}
+
+func sha256Of(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// ---- inetutils-ftp ----
+
+// inetutilsFTP finds GNU inetutils' ftp: Debian installs it as
+// inetutils-ftp (plain "ftp" may be tnftp or another client).
+func inetutilsFTP(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("inetutils-ftp"); err == nil {
+		return p
+	}
+	p := needTool(t, "ftp")
+	if r := runTool(t, t.TempDir(), "", p, "--version"); !strings.Contains(r.stdout, "GNU inetutils") {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not GNU inetutils ftp; .ci/run must install inetutils-ftp\n%s", p, r)
+		}
+		t.Skipf("%s is not GNU inetutils ftp", p)
+	}
+	return p
+}
+
+func TestInetutilsFTP(t *testing.T) {
+	ftp := inetutilsFTP(t)
+	for _, m := range []struct {
+		name string
+		flag string // -p passive, -A active
+		verb string
+	}{
+		{"passive", "-p", "PASV"},
+		{"active", "-A", "PORT"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			ts := startServer(t, nil)
+			local := t.TempDir()
+			payload := randomBytes(1<<20 + 17)
+			os.WriteFile(filepath.Join(local, "up.bin"), payload, 0o644)
+			download := randomBytes(600<<10 + 1)
+			ts.write("alice/down.bin", download)
+			script := strings.Join([]string{
+				"open 127.0.0.1 " + ts.Port(),
+				"user alice alice-secret",
+				"binary",
+				"put up.bin remote.bin",
+				"get down.bin got.bin",
+				"ls",
+				"bye",
+			}, "\n") + "\n"
+			// -d prints the commands sent ("---> PASV").
+			r := mustRun(t, local, script, ftp, "-n", "-v", "-d", m.flag)
+			if !bytes.Equal(ts.read("alice/remote.bin"), payload) {
+				t.Fatalf("put: uploaded file differs\n%s", r)
+			}
+			sameFile(t, "get", filepath.Join(local, "got.bin"), download)
+			if !sentVerb(r.stdout, m.verb) {
+				t.Errorf("no %s sent:\n%s", m.verb, r)
+			}
+			for _, want := range []string{"230 ", "226 ", "221 "} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("output lacks %q:\n%s", want, r)
+				}
+			}
+			// ls prints the LIST lines among the verbose replies.
+			found := map[string]bool{}
+			for _, l := range lines(r.stdout) {
+				if f := strings.Fields(l); len(f) == 9 && f[0][0] == '-' {
+					found[f[8]+" "+f[4]] = true
+				}
+			}
+			for _, want := range []string{fmt.Sprintf("remote.bin %d", len(payload)), fmt.Sprintf("down.bin %d", len(download))} {
+				if !found[want] {
+					t.Errorf("ls lacks %q:\n%s", want, r.stdout)
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,37 @@
+//go:build unix
+
+package ftp
+
+import (
+	"crypto/tls"
+	"net"
+	"syscall"
+)
+
+// setOOBInline keeps TCP urgent data in the normal byte stream. Clients
+// send ABOR as urgent data (Python's ftplib sends the whole "ABOR\r\n" with
+// MSG_OOB): without SO_OOBINLINE the kernel takes the last byte, the LF,
+// out of band, and the command line would never end.
+func setOOBInline(c net.Conn) {
+	for {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			if sc, err := v.SyscallConn(); err == nil {
+				sc.Control(func(fd uintptr) {
+					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_OOBINLINE, 1)
+				})
+			}
+			return
+		case *tls.Conn:
+			c = v.NetConn()
+		case interface{ TCPConn() (*net.TCPConn, bool) }: // PROXY protocol
+			tc, ok := v.TCPConn()
+			if !ok {
+				return
+			}
+			c = tc
+		default:
+			return
+		}
+	}
+}
