@@ -14,6 +14,7 @@ Usage:
   cloudftpd serve [--config FILE]      run the server (built-in demo defaults without a config)
   cloudftpd init [--dir DIR] [--force] write a commented config and an empty users file
   cloudftpd user add|passwd|del|list   manage users (see "cloudftpd user help")
+  cloudftpd cert self-signed --host NAME [--host NAME2] [--cert FILE] [--key FILE] [--days N]
   cloudftpd check-config [--config FILE]
   cloudftpd version
 `
@@ -37,6 +38,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runInit(args[1:], stdout, stderr)
 	case "user":
 		return runUser(args[1:], stdin, stdout, stderr)
+	case "cert":
+		return runCert(args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
@@ -90,6 +91,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if err := srv.ReloadUsers(); err != nil {
 				logger.Error("SIGHUP: users file not reloaded; keeping the old users", "err", err)
 			}
+			if err := srv.ReloadCertificates(); err != nil {
+				logger.Error("SIGHUP: certificate not reloaded; keeping the old one", "err", err)
+			}
 		}
 	}()
 	<-ctx.Done()
@@ -157,6 +161,15 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "cloudftpd:", err)
 		return 1
+	}
+	for i, l := range cfg.Listeners {
+		if l.TLS == config.TLSOff {
+			continue
+		}
+		if _, err := certs.Load(cfg.Path(l.TLSCert), cfg.Path(l.TLSKey)); err != nil {
+			fmt.Fprintf(stderr, "cloudftpd: listener[%d]: %v\n", i, err)
+			return 1
+		}
 	}
 	users := 0
 	if cfg.Auth.UsersFile != "" {

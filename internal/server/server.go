@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
@@ -43,6 +44,7 @@ type Server struct {
 	auth    auth.Authenticator
 	storage storage.Backend
 	ports   []*netpolicy.PortPool // one per listener, same index
+	certs   []*certs.Store        // one per listener (nil without TLS)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -80,6 +82,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			AnonymousHome: cfg.Auth.AnonymousHome,
 			Logger:        logger,
 		})
+	}
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		var st *certs.Store
+		if lc.TLS != config.TLSOff {
+			var err error
+			if st, err = certs.Load(cfg.Path(lc.TLSCert), cfg.Path(lc.TLSKey)); err != nil {
+				return nil, fmt.Errorf("server: listener[%d]: %w", i, err)
+			}
+		}
+		s.certs = append(s.certs, st)
 	}
 	if s.storage == nil {
 		b, err := local.New(cfg.Path(cfg.Storage.Root), local.Options{})
@@ -177,8 +190,20 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 		}
 		policy.Rules = append(policy.Rules, rule)
 	}
+	var tp ftp.TLSPolicy
+	if st := s.certs[i]; st != nil {
+		tp = ftp.TLSPolicy{
+			Config:         st.ServerConfig(),
+			Implicit:       lc.TLS == config.TLSImplicit,
+			RequireControl: lc.TLS == config.TLSRequired || lc.TLS == config.TLSImplicit,
+			RequireData:    lc.TLSData == config.PolicyRequired,
+			RequireReuse:   lc.TLSSessionReuse == config.PolicyRequired,
+			AllowCCC:       lc.TLSAllowCCC,
+		}
+	}
 	sc := s.cfg.Server
 	return &ftp.Config{
+		TLS:               tp,
 		Banner:            sc.Banner,
 		IdleTimeout:       sc.IdleTimeout.D(),
 		DataTimeout:       sc.DataTimeout.D(),
@@ -362,6 +387,24 @@ func (s *Server) ReloadUsers() error {
 	fa.Reload(uf)
 	s.logger.Info("users reloaded", "users", len(uf.Users()))
 	return nil
+}
+
+// ReloadCertificates re-reads every listener's certificate and key
+// (SIGHUP). New handshakes use the new certificate; established sessions
+// keep theirs. A listener whose files fail to load keeps its old one.
+func (s *Server) ReloadCertificates() error {
+	var errs []error
+	for i, st := range s.certs {
+		if st == nil {
+			continue
+		}
+		if err := st.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("listener[%d]: %w", i, err))
+			continue
+		}
+		s.logger.Info("certificate reloaded", "listener", i, "subject", st.Leaf().Subject.String(), "not_after", st.Leaf().NotAfter)
+	}
+	return errors.Join(errs...)
 }
 
 // SessionCount reports the number of live sessions.
