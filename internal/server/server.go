@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,10 @@ type Server struct {
 	storage storage.Backend
 	ports   []*netpolicy.PortPool // one per listener, same index
 	certs   []*certs.Store        // one per listener (nil without TLS)
+	// sources are the discovered passive addresses ("aws", DNS names),
+	// shared by every rule that names them so each is refreshed once.
+	sources  map[string]refreshingSource
+	bgCancel context.CancelFunc
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -94,6 +99,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		s.certs = append(s.certs, st)
 	}
+	if err := s.discoverAddresses(); err != nil {
+		return nil, err
+	}
 	if s.storage == nil {
 		b, err := local.New(cfg.Path(cfg.Storage.Root), local.Options{})
 		if err != nil {
@@ -104,9 +112,52 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// refreshingSource is an address source that keeps itself current.
+type refreshingSource interface {
+	netpolicy.AddressSource
+	Run(ctx context.Context)
+}
+
+// discoverAddresses resolves every "aws" and DNS-name passive address once,
+// at start-up: a server that cannot learn its public address refuses to
+// start with the reason, instead of handing clients addresses that hang.
+func (s *Server) discoverAddresses() error {
+	s.sources = make(map[string]refreshingSource)
+	for i := range s.cfg.Listeners {
+		for j, r := range s.cfg.Listeners[i].Passive {
+			key := strings.ToLower(r.Address)
+			if _, done := s.sources[key]; done {
+				continue
+			}
+			var src refreshingSource
+			var err error
+			switch r.Kind() {
+			case config.AddressAWS:
+				src, err = netpolicy.NewAWSAddress(context.Background(), netpolicy.AWSOptions{Logger: s.logger})
+			case config.AddressDNS:
+				src, err = netpolicy.NewDNSAddress(context.Background(), r.Address, netpolicy.DNSOptions{Logger: s.logger})
+			default:
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("server: listener[%d].passive[%d].address %q: %w", i, j, r.Address, err)
+			}
+			s.sources[key] = src
+		}
+	}
+	return nil
+}
+
 // Start opens every configured listener and serves them in the background.
 // If one cannot be opened, the others are closed and the error returned.
 func (s *Server) Start() error {
+	bg, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.bgCancel = cancel
+	s.mu.Unlock()
+	for _, src := range s.sources {
+		go src.Run(bg)
+	}
 	var lns []net.Listener
 	for i := range s.cfg.Listeners {
 		lc := &s.cfg.Listeners[i]
@@ -186,7 +237,7 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 		case config.AddressLiteral:
 			rule.Source = netpolicy.StaticAddress(netip.MustParseAddr(r.Address))
 		default:
-			return nil, fmt.Errorf("server: listener[%d].passive[%d].address: %q: DNS and EC2 sources are not wired in yet", i, j, r.Address)
+			rule.Source = s.sources[strings.ToLower(r.Address)]
 		}
 		policy.Rules = append(policy.Rules, rule)
 	}
@@ -366,6 +417,9 @@ func (s *Server) closeSessions() {
 func (s *Server) closePorts() {
 	s.mu.Lock()
 	ports := s.ports
+	if s.bgCancel != nil {
+		s.bgCancel() // address refresh loops
+	}
 	s.mu.Unlock()
 	for _, p := range ports {
 		p.Close()
