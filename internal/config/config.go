@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -304,8 +305,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s: must not be negative", d.key)
 		}
 	}
-	if c.Server.MaxSessions < 0 || c.Server.MaxSessionsPerIP < 0 || c.Server.MaxLoginFailures < 0 {
-		return errors.New("server: session and login limits must not be negative")
+	for _, n := range []struct {
+		key string
+		v   int
+	}{
+		{"server.max_sessions", c.Server.MaxSessions},
+		{"server.max_sessions_per_ip", c.Server.MaxSessionsPerIP},
+		{"server.max_login_failures", c.Server.MaxLoginFailures},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("%s: must not be negative", n.key)
+		}
 	}
 	if len(c.Listeners) == 0 {
 		return errors.New("listener: at least one [[listener]] is required")
@@ -326,7 +336,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("storage.backend: %q is not a backend (want \"local\")", c.Storage.Backend)
 	}
-	if strings.Contains(c.Auth.AnonymousHome, "..") || filepath.IsAbs(c.Auth.AnonymousHome) {
+	if slices.Contains(strings.Split(filepath.ToSlash(c.Auth.AnonymousHome), "/"), "..") || filepath.IsAbs(c.Auth.AnonymousHome) {
 		return fmt.Errorf("auth.anonymous_home: %q must be relative to storage.root without \"..\"", c.Auth.AnonymousHome)
 	}
 	switch c.Log.Format {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // ErrNoPorts is returned by Reserve when every port of the range is already
@@ -49,6 +50,7 @@ type PortPool struct {
 type sharedPort struct {
 	port    uint16
 	ln      net.Listener
+	wrapped bool // ln reads PROXY headers: dispatch off the accept loop
 	waiting map[netip.Addr]*Reservation
 }
 
@@ -127,9 +129,7 @@ func (p *PortPool) Reserve(client netip.Addr) (*Reservation, error) {
 				lastErr = err
 				continue
 			}
-			sp = &sharedPort{port: port, ln: ln, waiting: make(map[netip.Addr]*Reservation, 1)}
-			p.ports[port] = sp
-			go p.acceptLoop(sp)
+			sp = p.addPortLocked(port, ln)
 		} else if sp.waiting[client] != nil {
 			continue
 		}
@@ -158,17 +158,30 @@ func (p *PortPool) newReservation(sp *sharedPort, client netip.Addr, port uint16
 
 func (p *PortPool) reserveEphemeral(client netip.Addr) (*Reservation, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, net.ErrClosed
+	}
 	ln, err := p.open(0)
-	p.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("netpolicy: open passive socket: %w", err)
 	}
+	// A kernel-chosen port is unique while its socket is open, so it can
+	// live in the same map as range ports and be closed the same way.
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	sp := &sharedPort{port: port, ln: ln, waiting: make(map[netip.Addr]*Reservation, 1)}
+	sp := p.addPortLocked(port, ln)
 	r := p.newReservation(sp, client, port)
 	sp.waiting[client] = r
-	go p.acceptLoop(sp)
 	return r, nil
+}
+
+// addPortLocked registers a freshly opened socket and starts accepting on
+// it. p.mu must be held.
+func (p *PortPool) addPortLocked(port uint16, ln net.Listener) *sharedPort {
+	sp := &sharedPort{port: port, ln: ln, wrapped: p.wrap != nil, waiting: make(map[netip.Addr]*Reservation, 1)}
+	p.ports[port] = sp
+	go p.acceptLoop(sp)
+	return sp
 }
 
 // open listens on port (0: any). p.mu must be held.
@@ -202,18 +215,24 @@ func (p *PortPool) rangeString() string {
 }
 
 // acceptLoop hands each incoming connection to the reservation of its source
-// address; it ends when the socket is closed.
+// address; it ends when the socket is closed. Other errors (out of file
+// descriptors) are waited out, as net/http does, so a port never goes deaf
+// while reservations wait on it.
 func (p *PortPool) acceptLoop(sp *sharedPort) {
+	var backoff time.Duration
 	for {
 		c, err := sp.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.logger.Error("passive accept", "port", sp.port, "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
-		if p.wrap != nil {
+		backoff = 0
+		if sp.wrapped {
 			// Reading a PROXY header may take a while: never in the
 			// accept loop.
 			go p.dispatch(sp, c)
@@ -231,15 +250,16 @@ func (p *PortPool) dispatch(sp *sharedPort, c net.Conn) {
 	r := sp.waiting[from]
 	if r != nil {
 		p.detachLocked(r)
+		// Delivered under the lock, so Release (which drains under the
+		// lock) cannot miss a connection and leak it.
+		r.conns <- c // capacity 1 and detached: never blocks
 	}
 	p.mu.Unlock()
 	if r == nil {
 		p.logger.Warn("data connection refused: no session of this client waits on the port",
 			"port", sp.port, "from", from)
 		c.Close()
-		return
 	}
-	r.conns <- c // capacity 1 and detached, so this never blocks
 }
 
 // detachLocked removes r from its port so the port may serve r's client
@@ -259,14 +279,20 @@ func (p *PortPool) detachLocked(r *Reservation) {
 	}
 }
 
-// Close closes every passive socket; pending Accepts fail.
+// Close closes every passive socket; pending Accepts fail with ErrReleased
+// and later Reserves with net.ErrClosed.
 func (p *PortPool) Close() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
-	for port, sp := range p.ports {
-		sp.ln.Close()
-		delete(p.ports, port)
+	var waiting []*Reservation
+	for _, sp := range p.ports {
+		for _, r := range sp.waiting {
+			waiting = append(waiting, r)
+		}
+	}
+	p.mu.Unlock()
+	for _, r := range waiting {
+		r.Release() // closes the socket with its last reservation
 	}
 	return nil
 }
@@ -302,10 +328,10 @@ func (r *Reservation) Release() {
 	r.once.Do(func() {
 		p := r.pool
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		p.detachLocked(r)
-		p.mu.Unlock()
 		close(r.done)
-		// A connection that raced with Release is not wanted any more.
+		// A connection delivered but not taken is not wanted any more.
 		select {
 		case c := <-r.conns:
 			c.Close()

@@ -1,0 +1,633 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fullConfig sets every key config.go knows.
+const fullConfig = `
+[server]
+idle_timeout = "10m"
+data_timeout = "45s"
+stall_timeout = "2m30s"
+login_timeout = "90s"
+shutdown_grace = "1m"
+max_sessions = 100
+max_sessions_per_ip = 5
+max_login_failures = 4
+login_failure_delay = "2s"
+banner = "Welcome to the partner exchange"
+
+[[listener]]
+address = "0.0.0.0:21"
+passive_ports = "50000-50100"
+active_mode = false
+tls = "explicit"
+tls_cert = "tls/cert.pem"
+tls_key = "/etc/cloudftpd/key.pem"
+tls_data = "required"
+tls_session_reuse = "optional"
+tls_allow_ccc = true
+proxy_protocol = true
+passive_proxy_protocol = true
+proxy_trusted = ["10.0.0.0/8", "192.0.2.7", "2001:db8::1/32"]
+
+  [[listener.passive]]
+  clients = ["10.0.0.0/8", "192.168.1.7/16"]
+  address = "control"
+
+  [[listener.passive]]
+  clients = ["100.64.0.0/10"]
+  address = "198.51.100.10"
+
+  [[listener.passive]]
+  clients = ["0.0.0.0/0", "::/0"]
+  address = "ftp.example.com"
+
+  [[listener.passive]]
+  clients = ["203.0.113.0/24"]
+  address = "aws"
+
+[[listener]]
+address = "[::1]:2121"
+
+[[listener]]
+address = "127.0.0.1:990"
+passive_ports = "60000"
+active_mode = true
+tls = "implicit"
+tls_cert = "c.pem"
+tls_key = "k.pem"
+
+[storage]
+backend = "local"
+root = "/srv/ftp"
+
+[auth]
+users_file = "users.toml"
+anonymous = true
+anonymous_home = "public/files"
+
+[log]
+format = "json"
+level = "debug"
+`
+
+func TestParseFullConfig(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(fullConfig))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	s := c.Server
+	for _, d := range []struct {
+		key       string
+		got, want time.Duration
+	}{
+		{"idle_timeout", s.IdleTimeout.D(), 10 * time.Minute},
+		{"data_timeout", s.DataTimeout.D(), 45 * time.Second},
+		{"stall_timeout", s.StallTimeout.D(), 150 * time.Second},
+		{"login_timeout", s.LoginTimeout.D(), 90 * time.Second},
+		{"shutdown_grace", s.ShutdownGrace.D(), time.Minute},
+		{"login_failure_delay", s.LoginFailureDelay.D(), 2 * time.Second},
+	} {
+		if d.got != d.want {
+			t.Errorf("server.%s = %v, want %v", d.key, d.got, d.want)
+		}
+	}
+	if s.MaxSessions != 100 || s.MaxSessionsPerIP != 5 || s.MaxLoginFailures != 4 {
+		t.Errorf("limits = %d/%d/%d, want 100/5/4", s.MaxSessions, s.MaxSessionsPerIP, s.MaxLoginFailures)
+	}
+	if s.Banner != "Welcome to the partner exchange" {
+		t.Errorf("banner = %q", s.Banner)
+	}
+
+	if len(c.Listeners) != 3 {
+		t.Fatalf("%d listeners, want 3", len(c.Listeners))
+	}
+	l := &c.Listeners[0]
+	if got, want := l.AddrPort(), netip.MustParseAddrPort("0.0.0.0:21"); got != want {
+		t.Errorf("listener[0] address = %v, want %v", got, want)
+	}
+	if lo, hi, ok := l.PortRange(); lo != 50000 || hi != 50100 || !ok {
+		t.Errorf("listener[0] PortRange() = %d, %d, %v", lo, hi, ok)
+	}
+	if l.ActiveAllowed() {
+		t.Error("listener[0] active_mode = false, but ActiveAllowed()")
+	}
+	if l.TLS != TLSExplicit || l.TLSCert != "tls/cert.pem" || l.TLSKey != "/etc/cloudftpd/key.pem" {
+		t.Errorf("listener[0] tls = %q, %q, %q", l.TLS, l.TLSCert, l.TLSKey)
+	}
+	if l.TLSData != PolicyRequired || l.TLSSessionReuse != PolicyOptional || !l.TLSAllowCCC {
+		t.Errorf("listener[0] tls_data %q, tls_session_reuse %q, tls_allow_ccc %v", l.TLSData, l.TLSSessionReuse, l.TLSAllowCCC)
+	}
+	if !l.ProxyProtocol || !l.PassiveProxyProtocol {
+		t.Errorf("listener[0] proxy_protocol %v, passive_proxy_protocol %v", l.ProxyProtocol, l.PassiveProxyProtocol)
+	}
+	wantTrusted := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if got := l.TrustedProxies(); !equalPrefixes(got, wantTrusted) {
+		t.Errorf("listener[0] TrustedProxies() = %v, want %v", got, wantTrusted)
+	}
+	wantRules := []struct {
+		clients []string
+		address string
+		kind    AddressKind
+	}{
+		{[]string{"10.0.0.0/8", "192.168.0.0/16"}, "control", AddressControl},
+		{[]string{"100.64.0.0/10"}, "198.51.100.10", AddressLiteral},
+		{[]string{"0.0.0.0/0", "::/0"}, "ftp.example.com", AddressDNS},
+		{[]string{"203.0.113.0/24"}, "aws", AddressAWS},
+	}
+	if len(l.Passive) != len(wantRules) {
+		t.Fatalf("listener[0] has %d passive rules, want %d", len(l.Passive), len(wantRules))
+	}
+	for i, w := range wantRules {
+		r := &l.Passive[i]
+		var want []netip.Prefix
+		for _, s := range w.clients {
+			want = append(want, netip.MustParsePrefix(s))
+		}
+		if got := r.ClientPrefixes(); !equalPrefixes(got, want) {
+			t.Errorf("passive[%d] ClientPrefixes() = %v, want %v (masked)", i, got, want)
+		}
+		if r.Address != w.address || r.Kind() != w.kind {
+			t.Errorf("passive[%d] address %q kind %d, want %q kind %d", i, r.Address, r.Kind(), w.address, w.kind)
+		}
+	}
+
+	l1 := &c.Listeners[1]
+	if got, want := l1.AddrPort(), netip.MustParseAddrPort("[::1]:2121"); got != want {
+		t.Errorf("listener[1] address = %v, want %v", got, want)
+	}
+	if _, _, ok := l1.PortRange(); ok {
+		t.Error("listener[1] without passive_ports has a port range")
+	}
+	if !l1.ActiveAllowed() {
+		t.Error("listener[1] without active_mode: ActiveAllowed() = false, want the default true")
+	}
+	if l1.TLS != TLSOff || l1.TLSData != PolicyOptional || l1.TLSSessionReuse != PolicyRequired {
+		t.Errorf("listener[1] TLS defaults: %q, %q, %q", l1.TLS, l1.TLSData, l1.TLSSessionReuse)
+	}
+
+	l2 := &c.Listeners[2]
+	if lo, hi, ok := l2.PortRange(); lo != 60000 || hi != 60000 || !ok {
+		t.Errorf("listener[2] single-port range = %d, %d, %v", lo, hi, ok)
+	}
+	if !l2.ActiveAllowed() {
+		t.Error("listener[2] active_mode = true, but not ActiveAllowed()")
+	}
+	if l2.TLS != TLSImplicit || l2.TLSData != PolicyRequired {
+		t.Errorf("listener[2] implicit TLS: tls %q, tls_data default %q (want required)", l2.TLS, l2.TLSData)
+	}
+
+	if c.Storage != (Storage{Backend: "local", Root: "/srv/ftp"}) {
+		t.Errorf("storage = %+v", c.Storage)
+	}
+	if c.Auth != (Auth{UsersFile: "users.toml", Anonymous: true, AnonymousHome: "public/files"}) {
+		t.Errorf("auth = %+v", c.Auth)
+	}
+	if c.Log != (Log{Format: "json", Level: "debug"}) || c.SlogLevel() != slog.LevelDebug {
+		t.Errorf("log = %+v, SlogLevel %v", c.Log, c.SlogLevel())
+	}
+}
+
+func equalPrefixes(a, b []netip.Prefix) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// minimal is the smallest valid file.
+const minimal = `
+[[listener]]
+address = "127.0.0.1:2121"
+
+[storage]
+root = "data"
+`
+
+func TestParseDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := Server{
+		IdleTimeout:       Duration(5 * time.Minute),
+		DataTimeout:       Duration(30 * time.Second),
+		StallTimeout:      Duration(5 * time.Minute),
+		LoginTimeout:      Duration(time.Minute),
+		ShutdownGrace:     Duration(30 * time.Second),
+		MaxLoginFailures:  3,
+		LoginFailureDelay: Duration(time.Second),
+		Banner:            "cloudftpd ready",
+	}
+	if c.Server != want {
+		t.Errorf("server defaults = %+v\nwant %+v", c.Server, want)
+	}
+	if c.Storage.Backend != "local" || c.Storage.Root != "data" {
+		t.Errorf("storage = %+v", c.Storage)
+	}
+	if c.Auth.AnonymousHome != "pub" || c.Auth.Anonymous {
+		t.Errorf("auth = %+v", c.Auth)
+	}
+	if c.Log.Format != "text" || c.Log.Level != "info" || c.SlogLevel() != slog.LevelInfo {
+		t.Errorf("log = %+v", c.Log)
+	}
+	l := &c.Listeners[0]
+	if l.TLS != TLSOff || l.TLSData != PolicyOptional || l.TLSSessionReuse != PolicyRequired {
+		t.Errorf("listener TLS defaults %q %q %q", l.TLS, l.TLSData, l.TLSSessionReuse)
+	}
+	if !l.ActiveAllowed() {
+		t.Error("active mode is not allowed by default")
+	}
+	if _, _, ok := l.PortRange(); ok {
+		t.Error("a listener without passive_ports has a range")
+	}
+	if len(l.TrustedProxies()) != 0 || len(l.Passive) != 0 {
+		t.Errorf("unexpected proxies %v / rules %v", l.TrustedProxies(), l.Passive)
+	}
+	wd, _ := os.Getwd()
+	if c.Dir != wd {
+		t.Errorf("Dir = %q, want the working directory %q", c.Dir, wd)
+	}
+}
+
+func TestParseDurations(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"5m", 5 * time.Minute},
+		{"30s", 30 * time.Second},
+		{"1h2m3s", time.Hour + 2*time.Minute + 3*time.Second},
+		{"1500ms", 1500 * time.Millisecond},
+		{"0.5s", 500 * time.Millisecond},
+	} {
+		c, err := Parse([]byte("[server]\nidle_timeout = \"" + tc.in + "\"\n" + minimal))
+		if err != nil {
+			t.Errorf("idle_timeout = %q: %v", tc.in, err)
+			continue
+		}
+		if c.Server.IdleTimeout.D() != tc.want {
+			t.Errorf("idle_timeout = %q parsed as %v, want %v", tc.in, c.Server.IdleTimeout.D(), tc.want)
+		}
+	}
+	// MarshalText writes what UnmarshalText reads.
+	d := Duration(90 * time.Second)
+	b, err := d.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Duration
+	if err := back.UnmarshalText(b); err != nil || back != d {
+		t.Fatalf("round trip of %v through %q gave %v, %v", d.D(), b, back.D(), err)
+	}
+}
+
+func TestParseLogLevels(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want slog.Level
+	}{
+		{"debug", slog.LevelDebug},
+		{"info", slog.LevelInfo},
+		{"warn", slog.LevelWarn},
+		{"error", slog.LevelError},
+		{"WARN", slog.LevelWarn},
+	} {
+		c, err := Parse([]byte(minimal + "\n[log]\nlevel = \"" + tc.in + "\"\n"))
+		if err != nil {
+			t.Errorf("level %q: %v", tc.in, err)
+			continue
+		}
+		if c.SlogLevel() != tc.want {
+			t.Errorf("level %q: SlogLevel() = %v, want %v", tc.in, c.SlogLevel(), tc.want)
+		}
+	}
+}
+
+// storageOnly completes a file whose listeners a case provides itself.
+const storageOnly = `
+[storage]
+root = "data"
+`
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	listener := func(extra string) string {
+		return "[[listener]]\naddress = \"127.0.0.1:2121\"\n" + extra + "\n" + storageOnly
+	}
+	rule := func(clients, address string) string {
+		return listener("\n[[listener.passive]]\nclients = " + clients + "\naddress = " + address + "\n")
+	}
+	tests := []struct {
+		name string
+		toml string
+		want []string // substrings of the error
+	}{
+		{"unknown key", "[server]\nidel_timeout = \"1m\"\n" + minimal, []string{"server.idel_timeout", "unknown key"}},
+		{"unknown listener key", listener("adress = \"x\""), []string{"listener.adress"}},
+		{"unknown rule key", rule(`["0.0.0.0/0"]`, `"control"`+"\naddres = \"x\""), []string{"listener.passive.addres"}},
+		{"unknown table", minimal + "\n[tls]\ncert = \"x\"\n", []string{`unknown key "tls"`}},
+		{"toml syntax", "[server\n" + minimal, []string{"toml"}},
+
+		{"bad duration", "[server]\nidle_timeout = \"5 minutes\"\n" + minimal, []string{"server.idle_timeout", "5 minutes"}},
+		{"duration without unit", "[server]\ndata_timeout = \"30\"\n" + minimal, []string{"server.data_timeout", "missing unit"}},
+		{"duration as number", "[server]\nstall_timeout = 30\n" + minimal, []string{"server.stall_timeout"}},
+		{"negative idle", "[server]\nidle_timeout = \"-1m\"\n" + minimal, []string{"server.idle_timeout", "negative"}},
+		{"negative data", "[server]\ndata_timeout = \"-1s\"\n" + minimal, []string{"server.data_timeout", "negative"}},
+		{"negative stall", "[server]\nstall_timeout = \"-1s\"\n" + minimal, []string{"server.stall_timeout", "negative"}},
+		{"negative login", "[server]\nlogin_timeout = \"-1s\"\n" + minimal, []string{"server.login_timeout", "negative"}},
+		{"negative grace", "[server]\nshutdown_grace = \"-1s\"\n" + minimal, []string{"server.shutdown_grace", "negative"}},
+		{"negative delay", "[server]\nlogin_failure_delay = \"-1s\"\n" + minimal, []string{"server.login_failure_delay", "negative"}},
+		{"banner not a string", "[server]\nbanner = 5\n" + minimal, []string{"banner"}},
+
+		{"reversed range", listener(`passive_ports = "900-800"`), []string{"listener[0].passive_ports", `"900-800"`, "min 900 > max 800"}},
+		{"range from 0", listener(`passive_ports = "0-10"`), []string{"listener[0].passive_ports", `"0-10"`, "port 0"}},
+		{"range not numbers", listener(`passive_ports = "abc"`), []string{"listener[0].passive_ports", `"abc"`}},
+		{"range too high", listener(`passive_ports = "65000-65536"`), []string{"listener[0].passive_ports"}},
+		{"range as number", listener(`passive_ports = 50000`), []string{"passive_ports"}},
+		{"second listener range", minimal + "\n[[listener]]\naddress = \"127.0.0.1:2122\"\npassive_ports = \"20-10\"\n", []string{"listener[1].passive_ports", "min 20 > max 10"}},
+
+		{"bad cidr", rule(`["10.0.0.0/33"]`, `"control"`), []string{"listener[0].passive[0].clients", `"10.0.0.0/33"`}},
+		{"address not cidr", rule(`["10.0.0.1"]`, `"control"`), []string{"listener[0].passive[0].clients", `"10.0.0.1"`}},
+		{"no clients", rule(`[]`, `"control"`), []string{"listener[0].passive[0].clients"}},
+		{"bad cidr in second rule", listener("[[listener.passive]]\nclients = [\"10.0.0.0/8\"]\naddress = \"control\"\n[[listener.passive]]\nclients = [\"0.0.0.0/0\", \"everyone\"]\naddress = \"aws\""), []string{"listener[0].passive[1].clients", `"everyone"`}},
+		{"ipv6 passive address", rule(`["0.0.0.0/0"]`, `"2001:db8::1"`), []string{"listener[0].passive[0].address", "IPv4"}},
+		{"empty passive address", rule(`["0.0.0.0/0"]`, `""`), []string{"listener[0].passive[0].address"}},
+		{"bad passive address", rule(`["0.0.0.0/0"]`, `"ftp_server!"`), []string{"listener[0].passive[0].address", "ftp_server!"}},
+		{"mistyped passive address", rule(`["0.0.0.0/0"]`, `"203.0.113"`), []string{"listener[0].passive[0].address"}},
+		{"passive address out of range", rule(`["0.0.0.0/0"]`, `"203.0.113.256"`), []string{"listener[0].passive[0].address"}},
+
+		{"host name as listen address", "[[listener]]\naddress = \"localhost:21\"\n" + storageOnly, []string{"listener[0].address", "localhost"}},
+		{"listen address without port", "[[listener]]\naddress = \"127.0.0.1\"\n" + storageOnly, []string{"listener[0].address"}},
+		{"listen port too big", "[[listener]]\naddress = \"127.0.0.1:65536\"\n" + storageOnly, []string{"listener[0].address"}},
+		{"listen port not a number", "[[listener]]\naddress = \":ftp\"\n" + storageOnly, []string{"listener[0].address"}},
+		{"missing listen address", "[[listener]]\npassive_ports = \"50000-50010\"\n" + storageOnly, []string{"listener[0].address"}},
+		{"bad second listener", minimal + "\n[[listener]]\naddress = \"nowhere\"\n", []string{"listener[1].address"}},
+
+		{"bogus tls", listener(`tls = "bogus"`), []string{"listener[0].tls", `"bogus"`}},
+		{"tls without cert", listener(`tls = "explicit"`), []string{"listener[0].tls_cert"}},
+		{"tls without key", listener("tls = \"required\"\ntls_cert = \"c.pem\""), []string{"listener[0].", "tls_key"}},
+		{"bad tls_data", listener(`tls_data = "maybe"`), []string{"listener[0].tls_data", `"maybe"`}},
+		{"bad tls_session_reuse", listener(`tls_session_reuse = "never"`), []string{"listener[0].tls_session_reuse", `"never"`}},
+		{"proxy without trusted", listener(`proxy_protocol = true`), []string{"listener[0].proxy_trusted"}},
+		{"passive proxy without trusted", listener(`passive_proxy_protocol = true`), []string{"listener[0].proxy_trusted"}},
+		{"bad trusted proxy", listener("proxy_protocol = true\nproxy_trusted = [\"lb.example.com\"]"), []string{"listener[0].proxy_trusted", "lb.example.com"}},
+
+		{"no listener", storageOnly, []string{"listener", "[[listener]]"}},
+
+		{"unknown backend", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"ftp\"\nroot = \"x\"\n", []string{"storage.backend", `"ftp"`}},
+		{"local without root", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"local\"\n", []string{"storage.root"}},
+
+		{"log format", minimal + "\n[log]\nformat = \"xml\"\n", []string{"log.format", `"xml"`}},
+		{"log level", minimal + "\n[log]\nlevel = \"verbose\"\n", []string{"log.level", `"verbose"`}},
+
+		{"anonymous home escapes", minimal + "\n[auth]\nanonymous_home = \"../etc\"\n", []string{"auth.anonymous_home", `"../etc"`}},
+		{"anonymous home escapes later", minimal + "\n[auth]\nanonymous_home = \"pub/../../etc\"\n", []string{"auth.anonymous_home"}},
+		{"anonymous home just dots", minimal + "\n[auth]\nanonymous_home = \"..\"\n", []string{"auth.anonymous_home"}},
+		{"anonymous home absolute", minimal + "\n[auth]\nanonymous_home = \"/srv/pub\"\n", []string{"auth.anonymous_home"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.toml))
+			if err == nil {
+				t.Fatalf("Parse succeeded (%+v), want an error containing %q", c, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestParseNegativeLimitsNameKey: the package promises that errors name the
+// offending key by its full name; negative session limits get one message
+// for three keys.
+func TestParseNegativeLimitsNameKey(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"max_sessions", "max_sessions_per_ip", "max_login_failures"} {
+		_, err := Parse([]byte("[server]\n" + key + " = -1\n" + minimal))
+		if err == nil {
+			t.Errorf("%s = -1 accepted", key)
+			continue
+		}
+		if !strings.Contains(err.Error(), "server."+key) {
+			t.Errorf("%s = -1: error %q does not name server.%s", key, err, key)
+		}
+	}
+}
+
+func TestPassiveRangeOverlap(t *testing.T) {
+	t.Parallel()
+	two := func(addrA, rangeA, addrB, rangeB string) string {
+		return "[[listener]]\naddress = \"" + addrA + "\"\npassive_ports = \"" + rangeA + "\"\n" +
+			"[[listener]]\naddress = \"" + addrB + "\"\npassive_ports = \"" + rangeB + "\"\n" + storageOnly
+	}
+	tests := []struct {
+		name    string
+		toml    string
+		wantErr bool
+	}{
+		{"same unspecified address", two("0.0.0.0:21", "50000-50100", "0.0.0.0:2121", "50100-50200"), true},
+		{"same specific address", two("10.0.0.5:21", "50000-50100", "10.0.0.5:2121", "50050-50060"), true},
+		{"contained range", two("10.0.0.5:21", "50000-50100", "10.0.0.5:2121", "49000-51000"), true},
+		{"specific and unspecified", two("10.0.0.5:21", "50000-50100", "0.0.0.0:2121", "50000-50100"), true},
+		{"unspecified and specific", two("0.0.0.0:21", "50000-50100", "10.0.0.5:2121", "50000-50100"), true},
+		{"ipv6 any and ipv4 any", two(":21", "50000-50100", "0.0.0.0:2121", "50000-50100"), true},
+		{"[::] and specific", two("[::]:21", "50000-50100", "10.0.0.6:2121", "50000-50100"), true},
+		{"different specific addresses", two("10.0.0.5:21", "50000-50100", "10.0.0.6:21", "50000-50100"), false},
+		{"different families", two("10.0.0.5:21", "50000-50100", "[2001:db8::5]:21", "50000-50100"), false},
+		{"adjacent ranges", two("0.0.0.0:21", "50000-50100", "0.0.0.0:2121", "50101-50200"), false},
+		{"disjoint ranges", two("0.0.0.0:21", "50000-50100", "0.0.0.0:2121", "40000-40100"), false},
+		{"one without range", "[[listener]]\naddress = \"0.0.0.0:21\"\npassive_ports = \"50000-50100\"\n[[listener]]\naddress = \"0.0.0.0:2121\"\n" + storageOnly, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.toml))
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("overlapping passive ranges accepted")
+			}
+			for _, w := range []string{"listener[1].passive_ports", "overlaps listener[0].passive_ports"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	// Only the later listener is blamed, with both values quoted.
+	_, err := Parse([]byte("[[listener]]\naddress = \":21\"\n" +
+		"[[listener]]\naddress = \"0.0.0.0:22\"\npassive_ports = \"50000-50100\"\n" +
+		"[[listener]]\naddress = \"0.0.0.0:23\"\npassive_ports = \"50050-50150\"\n" + storageOnly))
+	if err == nil || !strings.Contains(err.Error(), `listener[2].passive_ports: "50050-50150" overlaps listener[1].passive_ports "50000-50100"`) {
+		t.Fatalf("three listeners: %v", err)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if len(c.Listeners) != 1 {
+		t.Fatalf("%d listeners", len(c.Listeners))
+	}
+	l := &c.Listeners[0]
+	if ap := l.AddrPort(); ap.Port() != 2121 || !ap.Addr().IsUnspecified() {
+		t.Errorf("default listener on %v, want :2121 on every address", ap)
+	}
+	if l.Address != ":2121" || l.TLS != TLSOff {
+		t.Errorf("default listener %q tls %q", l.Address, l.TLS)
+	}
+	if c.Storage.Backend != "local" || c.Storage.Root != "cloudftpd-data" {
+		t.Errorf("default storage %+v", c.Storage)
+	}
+	if c.Server.IdleTimeout.D() != 5*time.Minute || c.Server.Banner == "" {
+		t.Errorf("defaults not applied: %+v", c.Server)
+	}
+	// Validate again: it must be repeatable (a reload re-validates).
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate(): %v", err)
+	}
+	if l.AddrPort().Port() != 2121 {
+		t.Errorf("second Validate changed the address to %v", l.AddrPort())
+	}
+}
+
+func TestValidateRepeatable(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(fullConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(c.Listeners[0].Passive[0].ClientPrefixes())
+	trusted := len(c.Listeners[0].TrustedProxies())
+	for i := 0; i < 3; i++ {
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Validate #%d: %v", i+2, err)
+		}
+	}
+	if got := len(c.Listeners[0].Passive[0].ClientPrefixes()); got != before {
+		t.Errorf("ClientPrefixes grew from %d to %d over repeated Validate", before, got)
+	}
+	if got := len(c.Listeners[0].TrustedProxies()); got != trusted {
+		t.Errorf("TrustedProxies grew from %d to %d over repeated Validate", trusted, got)
+	}
+}
+
+func writeConfig(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadResolvesDir(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "etc", "cloudftpd")
+	p := writeConfig(t, dir, "cloudftpd.toml", minimal+"\n[auth]\nusers_file = \"users.toml\"\n")
+	c, err := Load(p)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Dir != dir {
+		t.Fatalf("Dir = %q, want %q", c.Dir, dir)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"users.toml", filepath.Join(dir, "users.toml")},
+		{"tls/cert.pem", filepath.Join(dir, "tls", "cert.pem")},
+		{"../data", filepath.Join(filepath.Dir(dir), "data")},
+		{"./x", filepath.Join(dir, "x")},
+		{"/etc/ssl/cert.pem", "/etc/ssl/cert.pem"},
+		{"", ""},
+	} {
+		if got := c.Path(tc.in); got != tc.want {
+			t.Errorf("Path(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := c.Path(c.Auth.UsersFile); got != filepath.Join(dir, "users.toml") {
+		t.Errorf("users file resolves to %q", got)
+	}
+}
+
+// TestLoadRelativePath is not parallel: it changes the working directory.
+func TestLoadRelativePath(t *testing.T) {
+	base := t.TempDir()
+	writeConfig(t, filepath.Join(base, "conf"), "c.toml", minimal)
+	t.Chdir(base)
+	c, err := Load(filepath.Join("conf", "c.toml"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := filepath.Join(base, "conf")
+	if c.Dir != want || !filepath.IsAbs(c.Dir) {
+		t.Fatalf("Dir = %q, want the absolute %q", c.Dir, want)
+	}
+	if got := c.Path("users.toml"); got != filepath.Join(want, "users.toml") {
+		t.Fatalf("Path = %q", got)
+	}
+	// A file in the working directory itself.
+	writeConfig(t, base, "here.toml", minimal)
+	c, err = Load("here.toml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Dir != base {
+		t.Fatalf("Dir = %q, want %q", c.Dir, base)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.toml")
+	_, err := Load(missing)
+	if err == nil || !strings.HasPrefix(err.Error(), "config:") || !strings.Contains(err.Error(), "missing.toml") {
+		t.Errorf("Load(missing): %v", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing): %v does not wrap fs.ErrNotExist", err)
+	}
+	bad := writeConfig(t, dir, "bad.toml", "[[listener]]\naddress = \"127.0.0.1:21\"\npassive_ports = \"900-800\"\n"+storageOnly)
+	_, err = Load(bad)
+	if err == nil {
+		t.Fatal("Load of an invalid file succeeded")
+	}
+	for _, w := range []string{bad, "listener[0].passive_ports", "min 900 > max 800"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+}
