@@ -77,7 +77,11 @@ func (s *Session) sessionTLS() *tls.Config {
 // upgradeControl runs the TLS handshake on the control connection and
 // swaps the session over to it.
 func (s *Session) upgradeControl() error {
-	tc := tls.Server(s.conn, s.sessionTLS())
+	raw := s.conn
+	if s.cfg.TLS.AllowCCC {
+		raw = &recordBoundConn{Conn: raw}
+	}
+	tc := tls.Server(raw, s.sessionTLS())
 	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -194,10 +198,52 @@ func (s *Session) cmdCCC(string) {
 		s.Close()
 		return
 	}
-	raw := tc.NetConn()
+	raw := tc.NetConn().(*recordBoundConn).Conn
 	raw.SetReadDeadline(time.Time{})
 	s.swapConn(raw)
 	s.secure = false
+}
+
+// recordBoundConn hands the TLS stack one record at a time, never reading
+// past a record's end. After CCC the client's close_notify is followed by
+// its next command in clear text, often in the same TCP segment; a TLS
+// stack reading ahead would swallow that command into its buffer.
+type recordBoundConn struct {
+	net.Conn
+	hdr    [5]byte // TLS record header: type, version, length
+	hdrN   int     // header bytes read from the socket
+	hdrOff int     // header bytes handed to the TLS stack
+	body   int     // body bytes of the current record not yet read
+}
+
+func (c *recordBoundConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.hdrOff == len(c.hdr) && c.body == 0 {
+		c.hdrN, c.hdrOff = 0, 0 // next record
+	}
+	for c.hdrN < len(c.hdr) {
+		n, err := c.Conn.Read(c.hdr[c.hdrN:])
+		c.hdrN += n
+		if c.hdrN == len(c.hdr) {
+			c.body = int(c.hdr[3])<<8 | int(c.hdr[4])
+		}
+		if err != nil && c.hdrN < len(c.hdr) {
+			return 0, err
+		}
+	}
+	if c.hdrOff < len(c.hdr) {
+		n := copy(p, c.hdr[c.hdrOff:])
+		c.hdrOff += n
+		return n, nil
+	}
+	if len(p) > c.body {
+		p = p[:c.body]
+	}
+	n, err := c.Conn.Read(p)
+	c.body -= n
+	return n, err
 }
 
 // controlTLSRequired decides, at USER, whether name may log in on a clear

@@ -586,7 +586,7 @@ func TestFTPSCCC(t *testing.T) {
 		if rest, err := io.ReadAll(tc); err != nil || len(rest) > 0 {
 			t.Fatalf("waiting for the server's close_notify: %q, %v", rest, err)
 		}
-		raw.SetDeadline(time.Now().Add(30 * time.Second))
+		raw.SetDeadline(time.Now().Add(5 * time.Second))
 		rc.conn, rc.tp = raw, textproto.NewConn(raw)
 		rc.must(200, "NOOP")
 		rc.must(257, "PWD")

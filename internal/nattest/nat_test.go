@@ -1,0 +1,421 @@
+package nattest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// natWarning is the start of the server's warning when a PASV reply is
+// about to carry a private address to a public client.
+const natWarning = "private address to a public client"
+
+// passiveRules is the README's NAT setup: VPN clients get the address they
+// connected to, everyone else the Elastic IP.
+var passiveRules = fmt.Sprintf(`
+  [[listener.passive]]
+  clients = ["10.77.0.0/16"]
+  address = "control"
+
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = %q
+`, elasticIP)
+
+// side is where a client runs and how it reaches the server.
+type side struct {
+	name string // "internet" or "vpn"
+	ns   string
+	addr string // the client's own address
+	host string // the address it connects to
+}
+
+func sides(tp *topology) (inet, vpn side) {
+	return side{"internet", tp.inet, inetAddr, elasticIP}, side{"vpn", tp.vpn, vpnAddr, srvAddr}
+}
+
+// TestNAT builds the EC2 1:1 NAT topology once and runs every scenario in
+// it, each with its own cloudftpd process.
+func TestNAT(t *testing.T) {
+	tp := newTopology(t)
+	bin := buildServer(t, t.TempDir())
+	inet, vpn := sides(tp)
+	t.Logf("namespaces: srv=%s rtr=%s inet=%s vpn=%s", tp.srv, tp.rtr, tp.inet, tp.vpn)
+
+	t.Run("rules", func(t *testing.T) {
+		s := startServer(t, tp, bin, passiveRules)
+		t.Run("reachability", func(t *testing.T) { checkReachability(t, tp) })
+		for _, sd := range []side{inet, vpn} {
+			t.Run(sd.name, func(t *testing.T) {
+				// Internet clients must be given the Elastic IP, VPN
+				// clients the private address they connected to.
+				want := elasticIP
+				if sd == vpn {
+					want = srvAddr
+				}
+				transferClients(t, tp, s, sd, want)
+			})
+		}
+		t.Run("log", func(t *testing.T) {
+			// Through the DNAT the server still sees the real client.
+			for _, c := range []string{inetAddr, vpnAddr} {
+				if len(s.logLines("session start", "client="+c, "local="+srvAddr)) == 0 {
+					t.Errorf("no session start from client=%s local=%s in the log", c, srvAddr)
+				}
+			}
+			if l := s.logLines(natWarning); len(l) > 0 {
+				t.Errorf("NAT warning although the rules give public clients the Elastic IP:\n%s", strings.Join(l, "\n"))
+			}
+		})
+	})
+
+	t.Run("no-rules", func(t *testing.T) {
+		// Without rules every client is given the address it connected
+		// to: srv only knows 10.77.0.10, the classic EC2 failure.
+		s := startServer(t, tp, bin, "")
+		t.Run("internet/pasv-private-address", func(t *testing.T) {
+			r := ftplib(t, tp, inet.ns, t.TempDir(), inet.host, true, 10*time.Second, ftplibStep{Op: "pasv"})
+			if r.Error != "" {
+				t.Fatalf("ftplib: %s\n%s", r.Error, r)
+			}
+			if got := r.Replies["pasv"]; !strings.HasPrefix(got, pasvPrefix(srvAddr)) {
+				t.Errorf("PASV reply %q, want the private address %s (no rules)", got, srvAddr)
+			}
+		})
+		t.Run("internet/list-hangs", func(t *testing.T) {
+			start := time.Now()
+			r := ftplib(t, tp, inet.ns, t.TempDir(), inet.host, true, 5*time.Second, ftplibStep{Op: "list"})
+			t.Logf("LIST gave up after %v: %s", time.Since(start).Round(time.Millisecond), r.Error)
+			if r.Replies["login"] == "" || !strings.HasPrefix(r.Replies["login"], "230") {
+				t.Errorf("login should work, got %q\n%s", r.Replies["login"], r)
+			}
+			if r.FailedStep != "list" || !strings.Contains(r.Error, "timed out") {
+				t.Errorf("LIST should time out connecting to %s; failed step %q, error %q\n%s", srvAddr, r.FailedStep, r.Error, r)
+			}
+			checkPASVLines(t, r.run.stdout, srvAddr, 1)
+		})
+		t.Run("internet/warning-logged", func(t *testing.T) {
+			l := s.logLines(natWarning, "client="+inetAddr)
+			if len(l) == 0 {
+				t.Fatalf("no log line with %q for client=%s", natWarning, inetAddr)
+			}
+			if !strings.Contains(l[0], "advertised="+srvAddr) {
+				t.Errorf("warning does not name the advertised address %s:\n%s", srvAddr, l[0])
+			}
+			t.Logf("server log: %s", l[0])
+		})
+		t.Run("internet/epsv-workaround", func(t *testing.T) {
+			// curl's default EPSV carries no address: it works through
+			// any NAT, with or without rules.
+			dir := t.TempDir()
+			s.putFile(t, "epsv.txt", []byte("epsv works\n"))
+			r := curl(t, tp, inet.ns, dir, "ftp://"+inet.host+":"+ftpPort+"/")
+			if !r.ok() || !strings.Contains(r.stdout, "epsv.txt") {
+				t.Fatalf("curl list with EPSV failed:\n%s", r)
+			}
+			for _, want := range []string{"> EPSV", "< 229 Entering Extended Passive Mode"} {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("curl output lacks %q:\n%s", want, r)
+				}
+			}
+			if strings.Contains(r.stderr, "> PASV") {
+				t.Errorf("curl fell back to PASV:\n%s", r)
+			}
+		})
+		t.Run("internet/curl-skip-pasv-ip-hides-it", func(t *testing.T) {
+			// curl >= 7.74 ignores the PASV address by default
+			// (--ftp-skip-pasv-ip) and so does not see the problem: that
+			// is why every other curl run here passes
+			// --no-ftp-skip-pasv-ip.
+			r := curl(t, tp, inet.ns, t.TempDir(), "--disable-epsv", "ftp://"+inet.host+":"+ftpPort+"/")
+			if !r.ok() {
+				t.Fatalf("curl --disable-epsv (default skip-pasv-ip) failed:\n%s", r)
+			}
+			checkPASVLines(t, r.stderr, srvAddr, 1)
+		})
+		t.Run("internet/inetutils-ftp-refuses-it", func(t *testing.T) {
+			// inetutils-ftp checks the PASV address against the control
+			// connection's peer and gives up at once.
+			r := inetutils(t, tp, inet.ns, t.TempDir(), inet.host, "-p", "ls", "bye")
+			if !strings.Contains(r.stdout, "Passive mode address mismatch") {
+				t.Errorf("inetutils-ftp did not report the mismatch:\n%s", r)
+			}
+			checkPASVLines(t, r.stdout, srvAddr, 1)
+		})
+		t.Run("vpn/works", func(t *testing.T) {
+			r := ftplib(t, tp, vpn.ns, t.TempDir(), vpn.host, true, 10*time.Second, ftplibStep{Op: "pasv"}, ftplibStep{Op: "list"})
+			if r.Error != "" {
+				t.Fatalf("ftplib: %s\n%s", r.Error, r)
+			}
+			checkPASVLines(t, r.run.stdout, srvAddr, 2)
+		})
+	})
+
+	t.Run("active", func(t *testing.T) {
+		s := startServer(t, tp, bin, passiveRules)
+		down := randomBytes(300<<10 + 5)
+		s.putFile(t, "down-active.bin", down)
+		t.Run("vpn/ftplib", func(t *testing.T) {
+			dir := t.TempDir()
+			up := randomBytes(700<<10 + 11)
+			writeLocal(t, dir, "up.bin", up)
+			r := ftplib(t, tp, vpn.ns, dir, vpn.host, false, 10*time.Second,
+				ftplibStep{Op: "list"},
+				ftplibStep{Op: "put", Local: "up.bin", Remote: "up-active-ftplib.bin"},
+				ftplibStep{Op: "get", Local: "got.bin", Remote: "down-active.bin"})
+			if r.Error != "" {
+				t.Fatalf("ftplib active mode: %s\n%s", r.Error, r)
+			}
+			checkActive(t, r.run.stdout, "*cmd* 'PORT ", "*resp* '200 PORT", vpnAddr, r)
+			sameFile(t, "upload", filepath.Join(s.home, "up-active-ftplib.bin"), up, r)
+			sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
+		})
+		t.Run("vpn/curl", func(t *testing.T) {
+			dir := t.TempDir()
+			up := randomBytes(600<<10 + 7)
+			writeLocal(t, dir, "up.bin", up)
+			url := "ftp://" + vpn.host + ":" + ftpPort + "/"
+			// -P names the client's own address; --disable-eprt makes
+			// curl send PORT rather than EPRT.
+			active := []string{"-P", vpnAddr, "--disable-eprt"}
+			for _, args := range [][]string{
+				{url},
+				{"-T", "up.bin", url + "up-active-curl.bin"},
+				{"-o", "got.bin", url + "down-active.bin"},
+			} {
+				r := curl(t, tp, vpn.ns, dir, append(active, args...)...)
+				if !r.ok() {
+					t.Fatalf("curl active mode failed:\n%s", r)
+				}
+				checkActive(t, r.stderr, "> PORT ", "< 200 PORT", vpnAddr, r)
+				if len(args) == 1 && !strings.Contains(r.stdout, "down-active.bin") {
+					t.Errorf("listing lacks down-active.bin:\n%s", r)
+				}
+			}
+			sameFile(t, "upload", filepath.Join(s.home, "up-active-curl.bin"), up, nil)
+			sameFile(t, "download", filepath.Join(dir, "got.bin"), down, nil)
+		})
+		t.Run("vpn/port-elsewhere-refused", func(t *testing.T) {
+			r := ftplib(t, tp, vpn.ns, t.TempDir(), vpn.host, true, 10*time.Second,
+				ftplibStep{Op: "port", Name: "other-vpn-host", Arg: "10,77,1,99,195,80"},
+				ftplibStep{Op: "port", Name: "internet-host", Arg: "203,0,113,20,195,80"},
+				ftplibStep{Op: "port", Name: "privileged-port", Arg: "10,77,1,20,0,21"},
+				// The session carries on.
+				ftplibStep{Op: "list"})
+			if r.Error != "" {
+				t.Fatalf("ftplib: %s\n%s", r.Error, r)
+			}
+			for _, k := range []string{"other-vpn-host", "internet-host", "privileged-port"} {
+				if got := r.Replies[k]; !strings.HasPrefix(got, "501") {
+					t.Errorf("PORT (%s): reply %q, want 501\n%s", k, got, r)
+				}
+			}
+			if len(s.logLines("active-mode target refused", "client="+vpnAddr, "target=10.77.1.99:")) == 0 {
+				t.Errorf("no log line for the refused PORT to 10.77.1.99")
+			}
+		})
+		t.Run("internet/ftplib", func(t *testing.T) {
+			// The server connects back to 203.0.113.20; rtr's SNAT makes
+			// the connection come from the Elastic IP.
+			dir := t.TempDir()
+			r := ftplib(t, tp, inet.ns, dir, inet.host, false, 10*time.Second,
+				ftplibStep{Op: "list"},
+				ftplibStep{Op: "get", Local: "got.bin", Remote: "down-active.bin"})
+			if r.Error != "" {
+				t.Fatalf("ftplib active mode: %s\n%s", r.Error, r)
+			}
+			checkActive(t, r.run.stdout, "*cmd* 'PORT ", "*resp* '200 PORT", inetAddr, r)
+			sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
+		})
+	})
+}
+
+// checkReachability asserts the topology is the EC2 one: the internet
+// client reaches the server only through the Elastic IP, the VPN client
+// reaches its private address directly.
+func checkReachability(t *testing.T, tp *topology) {
+	for _, c := range []struct {
+		ns, addr string
+		want     bool
+	}{
+		{tp.inet, elasticIP, true},
+		{tp.inet, srvAddr, false},
+		{tp.vpn, srvAddr, true},
+	} {
+		ok, r := tp.dialFrom(t, c.ns, c.addr+":"+ftpPort, 2*time.Second)
+		if ok != c.want {
+			t.Errorf("TCP connect from %s to %s:%s: connected=%v, want %v\n%s", c.ns, c.addr, ftpPort, ok, c.want, r)
+		}
+	}
+}
+
+// transferClients runs every client from sd in passive mode, checking
+// that each PASV reply carries wantPASV and that a listing, an upload and a
+// download work through it.
+func transferClients(t *testing.T, tp *topology, s *ftpServer, sd side, wantPASV string) {
+	down := randomBytes(512<<10 + 3)
+	downName := "down-" + sd.name + ".bin"
+	s.putFile(t, downName, down)
+	newUpload := func(t *testing.T) (dir string, up []byte) {
+		dir = t.TempDir()
+		up = randomBytes(1<<20 + 17)
+		writeLocal(t, dir, "up.bin", up)
+		return dir, up
+	}
+
+	t.Run("ftplib", func(t *testing.T) {
+		dir, up := newUpload(t)
+		remote := "up-" + sd.name + "-ftplib.bin"
+		r := ftplib(t, tp, sd.ns, dir, sd.host, true, 10*time.Second,
+			ftplibStep{Op: "pasv"},
+			ftplibStep{Op: "list"},
+			ftplibStep{Op: "put", Local: "up.bin", Remote: remote},
+			ftplibStep{Op: "get", Local: "got.bin", Remote: downName})
+		if r.Error != "" {
+			t.Fatalf("ftplib failed at %s: %s\n%s", r.FailedStep, r.Error, r)
+		}
+		if got := r.Replies["pasv"]; !strings.HasPrefix(got, pasvPrefix(wantPASV)) {
+			t.Errorf("PASV reply %q, want address %s", got, wantPASV)
+		}
+		// One PASV of its own, then one for each transfer.
+		checkPASVLines(t, r.run.stdout, wantPASV, 4)
+		if !strings.Contains(strings.Join(r.List, "\n"), downName) {
+			t.Errorf("LIST lacks %s: %q", downName, r.List)
+		}
+		sameFile(t, "upload", filepath.Join(s.home, remote), up, r)
+		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
+	})
+
+	t.Run("inetutils-ftp", func(t *testing.T) {
+		dir, up := newUpload(t)
+		remote := "up-" + sd.name + "-inetutils.bin"
+		r := inetutils(t, tp, sd.ns, dir, sd.host, "-p",
+			"binary", "status", "passive", "passive", "ls", "put up.bin "+remote, "get "+downName+" got.bin", "bye")
+		if !r.ok() {
+			t.Fatalf("inetutils-ftp failed:\n%s", r)
+		}
+		// -p turned passive mode on; "passive" toggles it, so twice shows
+		// the state and leaves it on. It sends PASV for IPv4 unless
+		// "epsv4" is toggled on ("status" shows that state).
+		if i, j := strings.LastIndex(r.stdout, "Passive mode on."), strings.LastIndex(r.stdout, "Passive mode off."); i < 0 || i < j {
+			t.Errorf("passive mode is not on:\n%s", r)
+		}
+		for _, want := range []string{"Use of EPRT/EPSV for IPv4: off", "---> PASV", "226 ", "221 "} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("output lacks %q:\n%s", want, r)
+			}
+		}
+		if strings.Contains(r.stdout, "---> EPSV") {
+			t.Errorf("inetutils-ftp sent EPSV:\n%s", r)
+		}
+		// inetutils-ftp refuses a PASV address other than the control
+		// connection's peer.
+		if strings.Contains(r.stdout, "Passive mode address mismatch") {
+			t.Errorf("inetutils-ftp refused the PASV address:\n%s", r)
+		}
+		checkPASVLines(t, r.stdout, wantPASV, 3)
+		if !strings.Contains(r.stdout, downName) {
+			t.Errorf("ls lacks %s:\n%s", downName, r)
+		}
+		sameFile(t, "upload", filepath.Join(s.home, remote), up, r)
+		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
+	})
+
+	t.Run("curl", func(t *testing.T) {
+		dir, up := newUpload(t)
+		remote := "up-" + sd.name + "-curl.bin"
+		url := "ftp://" + sd.host + ":" + ftpPort + "/"
+		// PASV instead of EPSV, and use its address: curl's default
+		// --ftp-skip-pasv-ip would connect to the control address.
+		pasv := []string{"--disable-epsv", "--no-ftp-skip-pasv-ip"}
+		for _, args := range [][]string{
+			{url},
+			{"-T", "up.bin", url + remote},
+			{"-o", "got.bin", url + downName},
+		} {
+			r := curl(t, tp, sd.ns, dir, append(pasv, args...)...)
+			if !r.ok() {
+				t.Fatalf("curl failed:\n%s", r)
+			}
+			if !strings.Contains(r.stderr, "> PASV") || strings.Contains(r.stderr, "> EPSV") {
+				t.Errorf("curl did not use PASV only:\n%s", r)
+			}
+			checkPASVLines(t, r.stderr, wantPASV, 1)
+			if !strings.Contains(r.stderr, "Connecting to "+wantPASV+" ") {
+				t.Errorf("curl did not connect to the PASV address %s:\n%s", wantPASV, r)
+			}
+			if len(args) == 1 && !strings.Contains(r.stdout, downName) {
+				t.Errorf("listing lacks %s:\n%s", downName, r)
+			}
+		}
+		sameFile(t, "upload", filepath.Join(s.home, remote), up, nil)
+		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, nil)
+	})
+
+	t.Run("lftp", func(t *testing.T) {
+		dir, up := newUpload(t)
+		remote := "up-" + sd.name + "-lftp.bin"
+		r := lftp(t, tp, sd.ns, dir, sd.host, "ls; put up.bin -o "+remote+"; get "+downName+" -o got.bin")
+		if !r.ok() {
+			t.Fatalf("lftp failed:\n%s", r)
+		}
+		if !strings.Contains(r.stderr, "---> PASV") || strings.Contains(r.stderr, "---> EPSV") {
+			t.Errorf("lftp did not use PASV only:\n%s", r)
+		}
+		checkPASVLines(t, r.stderr, wantPASV, 3)
+		if !strings.Contains(r.stderr, "Connecting data socket to ("+wantPASV+")") {
+			t.Errorf("lftp did not connect to the PASV address %s:\n%s", wantPASV, r)
+		}
+		if !strings.Contains(r.stdout, downName) {
+			t.Errorf("ls lacks %s:\n%s", downName, r)
+		}
+		sameFile(t, "upload", filepath.Join(s.home, remote), up, r)
+		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
+	})
+}
+
+// checkPASVLines asserts that out shows at least min PASV replies and that
+// every one carries addr.
+func checkPASVLines(t *testing.T, out, addr string, min int) {
+	t.Helper()
+	const marker = "227 Entering Passive Mode ("
+	n := 0
+	for rest := out; ; {
+		i := strings.Index(rest, marker)
+		if i < 0 {
+			break
+		}
+		rest = rest[i:]
+		line, _, _ := strings.Cut(rest, "\n")
+		if !strings.HasPrefix(rest, pasvPrefix(addr)) {
+			t.Errorf("PASV reply carries the wrong address (want %s): %s", addr, line)
+		}
+		n++
+		rest = rest[len(marker):]
+	}
+	if n < min {
+		t.Errorf("%d PASV replies seen, want at least %d, in:\n%s", n, min, out)
+	}
+}
+
+// checkActive asserts that out shows a PORT command naming addr (after
+// cmdMarker) and its 200 reply (okMarker).
+func checkActive(t *testing.T, out, cmdMarker, okMarker, addr string, r fmt.Stringer) {
+	t.Helper()
+	if !strings.Contains(out, cmdMarker+strings.ReplaceAll(addr, ".", ",")+",") {
+		t.Errorf("no %s%s,... sent:\n%s", cmdMarker, addr, r)
+	}
+	if !strings.Contains(out, okMarker) {
+		t.Errorf("no %q reply:\n%s", okMarker, r)
+	}
+}
+
+func writeLocal(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
