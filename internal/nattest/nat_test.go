@@ -61,9 +61,9 @@ func TestNAT(t *testing.T) {
 		}
 		t.Run("log", func(t *testing.T) {
 			// Through the DNAT the server still sees the real client.
-			for _, c := range []string{inetAddr, vpnAddr} {
-				if len(s.logLines("session start", "client="+c, "local="+srvAddr)) == 0 {
-					t.Errorf("no session start from client=%s local=%s in the log", c, srvAddr)
+			for _, sd := range []side{inet, vpn} {
+				if len(s.logLines("session start", "client="+sd.addr, "local="+srvAddr)) == 0 {
+					t.Errorf("no session start from client=%s local=%s in the log", sd.addr, srvAddr)
 				}
 			}
 			if l := s.logLines(natWarning); len(l) > 0 {
@@ -135,6 +135,9 @@ func TestNAT(t *testing.T) {
 				t.Fatalf("curl --disable-epsv (default skip-pasv-ip) failed:\n%s", r)
 			}
 			checkPASVLines(t, r.stderr, srvAddr, 1)
+			if !strings.Contains(r.stderr, "Connecting to "+elasticIP+" ("+elasticIP+") port 500") {
+				t.Errorf("curl did not open the data connection to the control address %s:\n%s", elasticIP, r)
+			}
 		})
 		t.Run("internet/inetutils-ftp-refuses-it", func(t *testing.T) {
 			// inetutils-ftp checks the PASV address against the control
