@@ -260,13 +260,19 @@ func (s *Session) controlTLSRequired(name string) bool {
 	return s.cfg.TLS.RequireControl
 }
 
-// dataTLSRequired reports whether transfers must use PROT P.
+// dataTLSRequired reports whether transfers must use PROT P. A user whose
+// control connection may be clear (tls = "optional") is not held to the
+// listener's data rule either, unless tls_data says so: PROT P needs TLS on
+// the control connection first.
 func (s *Session) dataTLSRequired() bool {
 	if s.user != nil {
 		switch s.user.TLSData {
 		case "required":
 			return true
 		case "optional":
+			return false
+		}
+		if s.user.TLS == "optional" {
 			return false
 		}
 	}

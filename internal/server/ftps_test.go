@@ -581,11 +581,6 @@ func TestFTPSCCC(t *testing.T) {
 		if rest, err := io.ReadAll(tc); err != nil || len(rest) > 0 {
 			t.Fatalf("waiting for the server's close_notify: %q, %v", rest, err)
 		}
-		// Give the server time to read our close_notify before the next
-		// command: a command that arrives with it is lost (the subtest
-		// below shows it; without this pause about a third of the runs
-		// under -race lose the NOOP).
-		time.Sleep(300 * time.Millisecond)
 		raw.SetDeadline(time.Now().Add(5 * time.Second))
 		rc.conn, rc.tp = raw, textproto.NewConn(raw)
 		rc.must(200, "NOOP")

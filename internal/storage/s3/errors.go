@@ -55,7 +55,7 @@ var errBucketMissing = errors.New("the bucket does not exist")
 // mapErr wraps an error from the SDK as an opError for op on key in
 // bucket, classifying it:
 //
-//   - NoSuchKey, NotFound, 404: storage.ErrNotExist;
+//   - NoSuchKey, NotFound, 404 (but NoSuchUpload): storage.ErrNotExist;
 //   - NoSuchBucket: an error naming the bucket, matching no sentinel;
 //   - AccessDenied, 403: storage.ErrPermission;
 //   - PreconditionFailed (412), ConditionalRequestConflict (409):
@@ -104,8 +104,12 @@ func errorCode(err error) (string, int) {
 // classify picks the storage sentinel for an S3 error code and HTTP status.
 func classify(code string, status int) error {
 	switch code {
-	case "NoSuchKey", "NotFound", "NoSuchUpload":
+	case "NoSuchKey", "NotFound":
 		return storage.ErrNotExist
+	case "NoSuchUpload":
+		// A multipart upload that vanished (a lifecycle rule, another
+		// abort): the transfer failed, the file is not the problem.
+		return nil
 	case "AccessDenied", "AllAccessDisabled", "Forbidden":
 		return storage.ErrPermission
 	case "PreconditionFailed", "ConditionalRequestConflict":

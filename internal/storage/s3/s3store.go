@@ -223,8 +223,14 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		if o.BaseEndpoint != nil {
 			endpoint = *o.BaseEndpoint
 		}
-		return nil, fmt.Errorf("s3: bucket %q (region %q, endpoint %s) is not usable: %w",
-			b.bucket, o.Region, endpoint, mapErr("head-bucket", b.bucket, "", err))
+		why := "is not reachable"
+		switch err := mapErr("head-bucket", b.bucket, "", err); {
+		case errors.Is(err, storage.ErrNotExist):
+			why = "does not exist"
+		case errors.Is(err, storage.ErrPermission):
+			why = "cannot be accessed (check the credentials and the s3:ListBucket permission)"
+		}
+		return nil, fmt.Errorf("s3: bucket %q (region %q, endpoint %s) %s: %w", b.bucket, o.Region, endpoint, why, err)
 	}
 	return b, nil
 }

@@ -1,0 +1,429 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+// Modes reported for objects and directories: S3 has no permissions.
+const (
+	fileMode fs.FileMode = 0o644
+	dirMode              = fs.ModeDir | 0o755
+)
+
+// tree is one home: every key it touches starts with prefix.
+type tree struct {
+	b      *Backend
+	prefix string // Backend.prefix + home + "/"; "" only for the whole bucket
+}
+
+var _ storage.Storage = (*tree)(nil)
+
+// resolve checks ctx and the virtual path name, and returns its key. For
+// "/" it returns the home's prefix and root true. Only paths of non-empty
+// elements other than "." and ".." reach a key, so a key never leaves the
+// prefix; see validElems.
+func (t *tree) resolve(ctx context.Context, op, name string) (key string, root bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, &opError{op: op, key: name, err: err}
+	}
+	if name == "/" {
+		return t.prefix, true, nil
+	}
+	if !strings.HasPrefix(name, "/") || !validElems(name[1:]) {
+		return "", false, newErr(op, name, storage.ErrInvalidName, "")
+	}
+	key = t.prefix + name[1:]
+	if len(key)+1 > maxKeyLen { // +1: room for the directory marker's slash
+		return "", false, newErr(op, name, storage.ErrInvalidName, "name too long for an S3 key")
+	}
+	return key, false, nil
+}
+
+// dirKey is the prefix of the keys inside the directory whose key is key.
+func (t *tree) dirKey(key string, root bool) string {
+	if root {
+		return t.prefix
+	}
+	return key + "/"
+}
+
+func (t *tree) mapErr(op, key string, err error) error {
+	return mapErr(op, t.b.bucket, key, err)
+}
+
+// head describes the object key, returning the SDK's error as is.
+func (t *tree) head(ctx context.Context, key string) (*s3.HeadObjectOutput, error) {
+	return t.b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &t.b.bucket, Key: &key})
+}
+
+// findDir reports whether the directory with the key prefix dir ("a/b/")
+// exists, as a marker or implicitly, and the marker's modification time
+// (zero for an implicit directory). The home always exists.
+func (t *tree) findDir(ctx context.Context, op, dir string) (bool, time.Time, error) {
+	if dir == t.prefix {
+		return true, time.Time{}, nil
+	}
+	out, err := t.b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket: &t.b.bucket, Prefix: &dir, MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return false, time.Time{}, t.mapErr(op, dir, err)
+	}
+	if len(out.Contents) == 0 && len(out.CommonPrefixes) == 0 {
+		return false, time.Time{}, nil
+	}
+	// The marker sorts before every other key with its prefix.
+	if c := out.Contents; len(c) > 0 && aws.ToString(c[0].Key) == dir {
+		return true, aws.ToTime(c[0].LastModified), nil
+	}
+	return true, time.Time{}, nil
+}
+
+// checkParent fails unless the directory holding name exists: with
+// storage.ErrNotExist, or storage.ErrNotDir when it is a file.
+func (t *tree) checkParent(ctx context.Context, op, name string) error {
+	parent := path.Dir(name)
+	if parent == "/" {
+		return nil
+	}
+	key := t.prefix + parent[1:]
+	ok, _, err := t.findDir(ctx, op, key+"/")
+	if err != nil || ok {
+		return err
+	}
+	if _, err := t.head(ctx, key); err == nil {
+		return newErr(op, key, storage.ErrNotDir, "parent is a file")
+	}
+	return newErr(op, key+"/", storage.ErrNotExist, "parent directory does not exist")
+}
+
+// objectInfo describes the object behind name.
+func objectInfo(name string, out *s3.HeadObjectOutput) storage.FileInfo {
+	return storage.FileInfo{
+		Name:    path.Base(name),
+		Size:    aws.ToInt64(out.ContentLength),
+		ModTime: aws.ToTime(out.LastModified),
+		Mode:    fileMode,
+		ID:      strings.Trim(aws.ToString(out.ETag), `"`),
+	}
+}
+
+// Stat describes name: the object when there is one, else the directory
+// (with its marker's time, zero for an implicit directory). "/" is always
+// a directory, found without a request.
+func (t *tree) Stat(ctx context.Context, name string) (storage.FileInfo, error) {
+	key, root, err := t.resolve(ctx, "stat", name)
+	if err != nil {
+		return storage.FileInfo{}, err
+	}
+	if root {
+		return storage.FileInfo{Name: "/", Mode: dirMode}, nil
+	}
+	out, err := t.head(ctx, key)
+	if err == nil {
+		return objectInfo(name, out), nil
+	}
+	if err = t.mapErr("stat", key, err); !errors.Is(err, storage.ErrNotExist) {
+		return storage.FileInfo{}, err
+	}
+	ok, mtime, derr := t.findDir(ctx, "stat", key+"/")
+	if derr != nil {
+		return storage.FileInfo{}, derr
+	}
+	if !ok {
+		return storage.FileInfo{}, err
+	}
+	return storage.FileInfo{Name: path.Base(name), ModTime: mtime, Mode: dirMode}, nil
+}
+
+// Open starts a download of name at offset (a GET with a Range header when
+// offset > 0). An offset at or beyond the end reads nothing. The body is
+// read under ctx: cancelling it ends the download.
+func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
+	key, root, err := t.resolve(ctx, "get", name)
+	if err != nil {
+		return nil, err
+	}
+	if root {
+		return nil, newErr("get", key, storage.ErrIsDir, "")
+	}
+	if offset < 0 {
+		return nil, newErr("get", key, storage.ErrUnsupported, "negative offset")
+	}
+	in := &s3.GetObjectInput{Bucket: &t.b.bucket, Key: &key}
+	if offset > 0 {
+		in.Range = aws.String("bytes=" + strconv.FormatInt(offset, 10) + "-")
+	}
+	out, err := t.b.client.GetObject(ctx, in)
+	if err == nil {
+		return out.Body, nil
+	}
+	if offset > 0 && isStatus(err, "InvalidRange", 416) {
+		// The object exists and the range starts at or after its end:
+		// a download resumed from a complete file reads nothing.
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	if err = t.mapErr("get", key, err); !errors.Is(err, storage.ErrNotExist) {
+		return nil, err
+	}
+	if ok, _, derr := t.findDir(ctx, "get", key+"/"); derr != nil || ok {
+		if derr != nil {
+			return nil, derr
+		}
+		return nil, newErr("get", key, storage.ErrIsDir, "")
+	}
+	return nil, err
+}
+
+// Create starts an upload of name; see the package documentation. Append
+// and offset uploads fail with storage.ErrUnsupported. The parent
+// directory must exist, and name must not be a directory; Exclusive fails
+// here already when the object exists.
+func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptions) (storage.Upload, error) {
+	key, root, err := t.resolve(ctx, "create", name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.Append:
+		return nil, newErr("create", key, storage.ErrUnsupported, "S3 objects cannot be appended to")
+	case opts.Offset != 0:
+		return nil, newErr("create", key, storage.ErrUnsupported, "S3 objects cannot be written at an offset")
+	case root:
+		return nil, newErr("create", key, storage.ErrIsDir, "")
+	}
+	if err := t.checkParent(ctx, "create", name); err != nil {
+		return nil, err
+	}
+	if ok, _, err := t.findDir(ctx, "create", key+"/"); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, newErr("create", key, storage.ErrIsDir, "")
+	}
+	if opts.Exclusive {
+		_, err := t.head(ctx, key)
+		if err == nil {
+			return nil, newErr("create", key, storage.ErrExist, "")
+		}
+		if err = t.mapErr("create", key, err); !errors.Is(err, storage.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return newUpload(ctx, t, key, opts.Exclusive), nil
+}
+
+// ReadDir lists name with ListObjectsV2 and the delimiter "/", one page at
+// a time: the first page is fetched here (so a missing directory fails
+// now), the next one only when the previous one has been read. Common
+// prefixes and markers are directories; the directory's own marker is
+// skipped. Entries come in key order.
+func (t *tree) ReadDir(ctx context.Context, name string) (storage.DirIterator, error) {
+	key, root, err := t.resolve(ctx, "list", name)
+	if err != nil {
+		return nil, err
+	}
+	it := &dirIter{t: t, ctx: ctx, prefix: t.dirKey(key, root), more: true}
+	keys, err := it.fetch()
+	if err != nil {
+		return nil, err
+	}
+	if keys == 0 && !it.more && !root {
+		if _, err := t.head(ctx, key); err == nil {
+			return nil, newErr("list", key, storage.ErrNotDir, "")
+		}
+		return nil, newErr("list", it.prefix, storage.ErrNotExist, "")
+	}
+	return it, nil
+}
+
+// Mkdir writes the marker of a new directory, whose parent must exist. An
+// existing file or directory (marked or implicit) fails with
+// storage.ErrExist.
+func (t *tree) Mkdir(ctx context.Context, name string) error {
+	key, root, err := t.resolve(ctx, "mkdir", name)
+	if err != nil {
+		return err
+	}
+	if root {
+		return newErr("mkdir", key, storage.ErrExist, "")
+	}
+	if err := t.checkParent(ctx, "mkdir", name); err != nil {
+		return err
+	}
+	if _, err := t.head(ctx, key); err == nil {
+		return newErr("mkdir", key, storage.ErrExist, "a file has that name")
+	} else if err = t.mapErr("mkdir", key, err); !errors.Is(err, storage.ErrNotExist) {
+		return err
+	}
+	marker := key + "/"
+	if ok, _, err := t.findDir(ctx, "mkdir", marker); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return newErr("mkdir", marker, storage.ErrExist, "")
+	}
+	_, err = t.b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &t.b.bucket, Key: &marker, Body: strings.NewReader(""),
+		ContentLength: aws.Int64(0), IfNoneMatch: aws.String("*"),
+	})
+	return t.mapErr("mkdir", marker, err)
+}
+
+// Remove deletes the object name. S3 deletes are idempotent, so the object
+// is looked up first: missing ones fail with storage.ErrNotExist,
+// directories with storage.ErrIsDir.
+func (t *tree) Remove(ctx context.Context, name string) error {
+	key, root, err := t.resolve(ctx, "delete", name)
+	if err != nil {
+		return err
+	}
+	if root {
+		return newErr("delete", key, storage.ErrIsDir, "")
+	}
+	if _, err := t.head(ctx, key); err != nil {
+		if err = t.mapErr("delete", key, err); !errors.Is(err, storage.ErrNotExist) {
+			return err
+		}
+		if ok, _, derr := t.findDir(ctx, "delete", key+"/"); derr != nil || ok {
+			if derr != nil {
+				return derr
+			}
+			return newErr("delete", key, storage.ErrIsDir, "")
+		}
+		return err
+	}
+	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &key})
+	return t.mapErr("delete", key, err)
+}
+
+// RemoveDir deletes the marker of an empty directory. Any other key under
+// it fails with storage.ErrNotEmpty; a file with storage.ErrNotDir; the
+// home with storage.ErrPermission. A file uploaded into the directory
+// between the check and the delete keeps it (implicitly) alive.
+func (t *tree) RemoveDir(ctx context.Context, name string) error {
+	key, root, err := t.resolve(ctx, "rmdir", name)
+	if err != nil {
+		return err
+	}
+	if root {
+		return newErr("rmdir", key, storage.ErrPermission, "the home directory cannot be removed")
+	}
+	if _, err := t.head(ctx, key); err == nil {
+		return newErr("rmdir", key, storage.ErrNotDir, "")
+	} else if err = t.mapErr("rmdir", key, err); !errors.Is(err, storage.ErrNotExist) {
+		return err
+	}
+	marker := key + "/"
+	out, err := t.b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket: &t.b.bucket, Prefix: &marker, MaxKeys: aws.Int32(2),
+	})
+	if err != nil {
+		return t.mapErr("rmdir", marker, err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	switch {
+	case len(keys) == 0 && len(out.CommonPrefixes) == 0:
+		return newErr("rmdir", marker, storage.ErrNotExist, "")
+	case len(keys) != 1 || keys[0] != marker || len(out.CommonPrefixes) > 0:
+		return newErr("rmdir", marker, storage.ErrNotEmpty, "")
+	}
+	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &marker})
+	return t.mapErr("rmdir", marker, err)
+}
+
+// Rename moves the file from to to, replacing a file at to: a server-side
+// copy, then a delete of from. It is not atomic: readers may see both names
+// for a moment, and if the delete fails both stay (the error says so).
+// Directories cannot be renamed (storage.ErrUnsupported); a directory at
+// to fails with storage.ErrExist; the home with storage.ErrPermission.
+func (t *tree) Rename(ctx context.Context, from, to string) error {
+	fromKey, fromRoot, err := t.resolve(ctx, "rename", from)
+	if err != nil {
+		return err
+	}
+	toKey, toRoot, err := t.resolve(ctx, "rename", to)
+	if err != nil {
+		return err
+	}
+	keys := fromKey + " -> " + toKey
+	if fromRoot || toRoot {
+		return newErr("rename", keys, storage.ErrPermission, "the home directory cannot be renamed or replaced")
+	}
+	src, err := t.head(ctx, fromKey)
+	if err != nil {
+		if err = t.mapErr("rename", fromKey, err); !errors.Is(err, storage.ErrNotExist) {
+			return err
+		}
+		if ok, _, derr := t.findDir(ctx, "rename", fromKey+"/"); derr != nil || ok {
+			if derr != nil {
+				return derr
+			}
+			return newErr("rename", keys, storage.ErrUnsupported, "renaming directories is not supported on S3 storage")
+		}
+		return err
+	}
+	if fromKey == toKey {
+		return nil // copying onto itself then deleting would lose the file
+	}
+	if ok, _, err := t.findDir(ctx, "rename", toKey+"/"); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return newErr("rename", keys, storage.ErrExist, "a directory has the target name")
+	}
+	if err := t.checkParent(ctx, "rename", to); err != nil {
+		return err
+	}
+	if err := t.copy(ctx, fromKey, toKey, aws.ToInt64(src.ContentLength)); err != nil {
+		return err
+	}
+	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &fromKey})
+	if err != nil {
+		return t.mapErr("rename", keys, fmt.Errorf("copied, but the source could not be deleted: %w", err))
+	}
+	return nil
+}
+
+// SetModTime fails: S3 sets an object's time when it is written.
+func (t *tree) SetModTime(ctx context.Context, name string, _ time.Time) error {
+	key, _, err := t.resolve(ctx, "chtimes", name)
+	if err != nil {
+		return err
+	}
+	return newErr("chtimes", key, storage.ErrUnsupported, "S3 objects cannot be given a modification time")
+}
+
+// Chmod fails: S3 objects have no permission bits.
+func (t *tree) Chmod(ctx context.Context, name string, _ fs.FileMode) error {
+	key, _, err := t.resolve(ctx, "chmod", name)
+	if err != nil {
+		return err
+	}
+	return newErr("chmod", key, storage.ErrUnsupported, "S3 objects have no permission bits")
+}
+
+// Capabilities reports that S3 objects are written whole, once.
+func (t *tree) Capabilities() storage.Capabilities {
+	return storage.Capabilities{}
+}
+
+// Close does nothing: a tree holds no resources, and uploads and
+// downloads in progress finish or fail on their own.
+func (t *tree) Close() error { return nil }
