@@ -245,6 +245,11 @@ func (p *PortPool) acceptLoop(sp *sharedPort) {
 // dispatch hands c to the reservation waiting for its source address, or
 // closes it: a data connection is only accepted from the client that asked.
 func (p *PortPool) dispatch(sp *sharedPort, c net.Conn) {
+	if err := CheckProxyHeader(c); err != nil {
+		p.logger.Warn("data connection refused", "port", sp.port, "from", RemoteAddr(c), "err", err)
+		c.Close()
+		return
+	}
 	from := RemoteAddr(c)
 	p.mu.Lock()
 	r := sp.waiting[from]

@@ -1,6 +1,8 @@
 package netpolicy
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -16,9 +18,11 @@ const ProxyHeaderTimeout = 5 * time.Second
 // connection source:
 //   - from a trusted prefix: the header is required (a balancer that
 //     forgot it would otherwise make every client look like the balancer);
-//   - from anywhere else: a header is refused and the connection closed,
-//     so a client cannot forge its address; plain connections work as
-//     without PROXY protocol.
+//     CheckProxyHeader tells the caller to drop such a connection;
+//   - from anywhere else: the connection is passed through untouched, as
+//     without PROXY protocol. Nothing is read from it, so an FTP client,
+//     which waits for the greeting, is greeted at once; a header it sends
+//     anyway is just an unknown command, and its address is never used.
 //
 // Header parsing happens on the connection's first use (RemoteAddr, Read),
 // not in Accept, so callers must do that outside their accept loop.
@@ -33,9 +37,28 @@ func WrapProxyProtocol(ln net.Listener, trusted []netip.Prefix) net.Listener {
 					return proxyproto.REQUIRE, nil
 				}
 			}
-			return proxyproto.REJECT, nil
+			return proxyproto.SKIP, nil
 		},
 	}
+}
+
+// ErrProxyHeader is returned by CheckProxyHeader for a connection from a
+// trusted balancer that did not send a valid PROXY header.
+var ErrProxyHeader = errors.New("trusted balancer sent no valid PROXY protocol header")
+
+// CheckProxyHeader reads the PROXY header of a connection accepted through
+// WrapProxyProtocol, if it must carry one, and reports whether it was
+// valid. Such a connection must be closed: serving it would attribute the
+// client to the balancer's address.
+func CheckProxyHeader(c net.Conn) error {
+	pc, ok := c.(*proxyproto.Conn)
+	if !ok {
+		return nil // not from a trusted source: no header expected
+	}
+	if pc.ProxyHeader() == nil {
+		return fmt.Errorf("%w (from %s)", ErrProxyHeader, pc.Raw().RemoteAddr())
+	}
+	return nil
 }
 
 // SocketLocalAddr returns the local address of the socket itself, even when

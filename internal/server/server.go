@@ -308,12 +308,13 @@ func isTemporary(err error) bool {
 // handle admits one control connection and serves it, or turns it away
 // with 421.
 func (s *Server) handle(c net.Conn, sc *ftp.Config) {
-	client := netpolicy.RemoteAddr(c)
-	local := netpolicy.SocketLocalAddr(c)
-	if pc, ok := c.(interface{ ProxyHeaderError() error }); ok && pc.ProxyHeaderError() != nil {
+	if err := netpolicy.CheckProxyHeader(c); err != nil {
+		s.logger.Warn("connection refused", "err", err)
 		c.Close()
 		return
 	}
+	client := netpolicy.RemoteAddr(c)
+	local := netpolicy.SocketLocalAddr(c)
 	s.mu.Lock()
 	reason := ""
 	switch {
