@@ -148,8 +148,47 @@ const (
 
 // Storage selects and configures the file store.
 type Storage struct {
-	Backend string `toml:"backend"` // "local"
+	Backend string `toml:"backend"` // "local" or "s3"
 	Root    string `toml:"root"`    // local: directory holding all homes
+
+	// S3: each user's home is a key prefix under Prefix in Bucket.
+	// Credentials come from the standard AWS chain (environment, shared
+	// config, EC2 instance role), never from this file.
+	Bucket    string `toml:"bucket"`
+	Prefix    string `toml:"prefix"`
+	Region    string `toml:"region"`
+	Endpoint  string `toml:"endpoint"`   // S3-compatible servers
+	PathStyle bool   `toml:"path_style"` // bucket in the path, not the host name
+	// PartSize is the multipart upload part size ("16MiB"); it grows
+	// for very large uploads. Memory per upload is (Concurrency+1) parts.
+	PartSize ByteSize `toml:"part_size"`
+	// Concurrency is how many parts of one upload are sent at once.
+	Concurrency int `toml:"concurrency"`
+}
+
+// ByteSize is a size written as "16MiB", "5MB", "1GiB" or a number of
+// bytes.
+type ByteSize int64
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size (e.g. \"16MiB\")", text)
+	}
+	*b = ByteSize(n * mult)
+	return nil
 }
 
 // Auth configures users.
@@ -328,13 +367,24 @@ func (c *Config) Validate() error {
 	if err := c.checkOverlaps(); err != nil {
 		return err
 	}
-	switch c.Storage.Backend {
+	switch st := &c.Storage; st.Backend {
 	case "local":
-		if c.Storage.Root == "" {
+		if st.Root == "" {
 			return errors.New("storage.root: required for the local backend")
 		}
+	case "s3":
+		switch {
+		case st.Bucket == "":
+			return errors.New("storage.bucket: required for the s3 backend")
+		case st.PartSize != 0 && (st.PartSize < 5<<20 || st.PartSize > 5<<30):
+			return fmt.Errorf("storage.part_size: %d bytes is outside S3's 5MiB-5GiB part limits", st.PartSize)
+		case st.Concurrency < 0:
+			return errors.New("storage.concurrency: must not be negative")
+		case strings.HasPrefix(st.Prefix, "/") || slices.Contains(strings.Split(st.Prefix, "/"), ".."):
+			return fmt.Errorf("storage.prefix: %q must be relative, without \"..\"", st.Prefix)
+		}
 	default:
-		return fmt.Errorf("storage.backend: %q is not a backend (want \"local\")", c.Storage.Backend)
+		return fmt.Errorf("storage.backend: %q is not a backend (want \"local\" or \"s3\")", st.Backend)
 	}
 	if slices.Contains(strings.Split(filepath.ToSlash(c.Auth.AnonymousHome), "/"), "..") || filepath.IsAbs(c.Auth.AnonymousHome) {
 		return fmt.Errorf("auth.anonymous_home: %q must be relative to storage.root without \"..\"", c.Auth.AnonymousHome)

@@ -113,8 +113,13 @@ func (s *Session) cmdRNFR(arg string) {
 		s.reply(550, "Cannot rename the home directory.")
 		return
 	}
-	if _, err := s.fs.Stat(s.ctx, p); err != nil {
+	fi, err := s.fs.Stat(s.ctx, p)
+	if err != nil {
 		s.replyStorageErr("rename", p, err)
+		return
+	}
+	if fi.IsDir() && !s.fs.Capabilities().RenameDir {
+		s.reply(550, "Renaming directories is not supported by this server's storage; move the files one by one.")
 		return
 	}
 	s.renameFrom = p

@@ -24,6 +24,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/local"
+	s3store "github.com/cloudftpd/cloudftpd/internal/storage/s3"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -103,13 +104,35 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.storage == nil {
-		b, err := local.New(cfg.Path(cfg.Storage.Root), local.Options{})
+		b, err := newBackend(cfg, logger)
 		if err != nil {
 			return nil, fmt.Errorf("server: storage: %w", err)
 		}
 		s.storage = b
 	}
 	return s, nil
+}
+
+// newBackend builds the storage backend the config names.
+func newBackend(cfg *config.Config, logger *slog.Logger) (storage.Backend, error) {
+	st := cfg.Storage
+	if st.Backend == "s3" {
+		// Bounded: New checks the bucket once, so a wrong endpoint or
+		// missing permission stops the start with its reason.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return s3store.New(ctx, s3store.Options{
+			Bucket:      st.Bucket,
+			Prefix:      st.Prefix,
+			Region:      st.Region,
+			Endpoint:    st.Endpoint,
+			PathStyle:   st.PathStyle,
+			PartSize:    int64(st.PartSize),
+			Concurrency: st.Concurrency,
+			Logger:      logger,
+		})
+	}
+	return local.New(cfg.Path(st.Root), local.Options{})
 }
 
 // refreshingSource is an address source that keeps itself current.
