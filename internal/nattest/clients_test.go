@@ -11,11 +11,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // ftplibScript drives Python's ftplib from a JSON description of steps
@@ -80,7 +81,7 @@ type ftplibResult struct {
 	List       []string          `json:"list"`
 	FailedStep string            `json:"failed_step"`
 	Error      string            `json:"error"`
-	run        result
+	run        clienttest.Result
 }
 
 func (r ftplibResult) String() string { return r.run.String() }
@@ -90,7 +91,7 @@ func (r ftplibResult) String() string { return r.run.String() }
 // socket operation bounded by sockTimeout.
 func ftplib(t *testing.T, tp *topology, ns, dir, host string, passive bool, sockTimeout time.Duration, steps ...ftplibStep) ftplibResult {
 	t.Helper()
-	py := needProgram(t, "python3")
+	py := clienttest.Need(t, "python3")
 	script := filepath.Join(dir, "ftplib_run.py")
 	if err := os.WriteFile(script, []byte(ftplibScript), 0o644); err != nil {
 		t.Fatal(err)
@@ -103,12 +104,12 @@ func ftplib(t *testing.T, tp *topology, ns, dir, host string, passive bool, sock
 		t.Fatal(err)
 	}
 	var res ftplibResult
-	res.run = tp.run(t, ns, 0, dir, "", py, script, string(arg))
-	i := strings.LastIndex(res.run.stdout, "RESULT ")
-	if !res.run.ok() || i < 0 {
+	res.run = tp.run(ns, dir, "", py, script, string(arg))
+	i := strings.LastIndex(res.run.Stdout, "RESULT ")
+	if !res.run.OK() || i < 0 {
 		t.Fatalf("ftplib script failed:\n%s", res.run)
 	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(res.run.stdout[i+len("RESULT "):])), &res); err != nil {
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.run.Stdout[i+len("RESULT "):])), &res); err != nil {
 		t.Fatalf("ftplib script output: %v\n%s", err, res.run)
 	}
 	return res
@@ -117,11 +118,11 @@ func ftplib(t *testing.T, tp *topology, ns, dir, host string, passive bool, sock
 // curl runs curl inside ns in dir with the given options (alice's
 // credentials and verbose output are added); the data connection's
 // negotiation is on stderr ("> PASV", "< 227 ...").
-func curl(t *testing.T, tp *topology, ns, dir string, args ...string) result {
+func curl(t *testing.T, tp *topology, ns, dir string, args ...string) clienttest.Result {
 	t.Helper()
-	prog := needProgram(t, "curl")
+	prog := clienttest.Need(t, "curl")
 	base := []string{"-sS", "-v", "--connect-timeout", "5", "--max-time", "20", "-u", user + ":" + password}
-	return tp.run(t, ns, 0, dir, "", prog, append(base, args...)...)
+	return tp.run(ns, dir, "", prog, append(base, args...)...)
 }
 
 // lftpPASVSettings make lftp send PASV and use the address in its reply:
@@ -130,43 +131,38 @@ func curl(t *testing.T, tp *topology, ns, dir string, args ...string) result {
 const lftpPASVSettings = "set ftp:passive-mode yes; set ftp:prefer-epsv no; " +
 	"set ftp:ignore-pasv-address no; set ftp:fix-pasv-address no; "
 
+// lftpPlain keeps lftp in clear text (it tries AUTH TLS when the server
+// offers it).
+const lftpPlain = "set ftp:ssl-allow no; "
+
+// lftpFTPS makes lftp use TLS on the control and the data connections
+// (AUTH TLS, PROT P) and accept the self-signed certificate.
+const lftpFTPS = "set ftp:ssl-force yes; set ftp:ssl-protect-data yes; set ssl:verify-certificate no; "
+
 // lftp runs an lftp command line against host as alice inside ns, with
-// debug output ("---> PASV", "<--- 227 ...") on stderr.
-func lftp(t *testing.T, tp *topology, ns, dir, host, cmds string) result {
+// the TLS settings tlsMode (lftpPlain or lftpFTPS) and debug output
+// ("---> PASV", "<--- 227 ...") on stderr.
+func lftp(t *testing.T, tp *topology, ns, dir, host, tlsMode, cmds string) clienttest.Result {
 	t.Helper()
-	prog := needProgram(t, "lftp")
+	prog := clienttest.Need(t, "lftp")
 	script := "set net:max-retries 1; set net:timeout 10; set net:reconnect-interval-base 1; " +
-		"set ftp:ssl-allow no; set cmd:fail-exit yes; set xfer:clobber yes; debug 5; " +
+		tlsMode + "set cmd:fail-exit yes; set xfer:clobber yes; debug 5; " +
 		lftpPASVSettings +
 		"open -u " + user + "," + password + " -p " + ftpPort + " " + host + "; " + cmds
-	return tp.run(t, ns, 0, dir, "", prog, "--norc", "-c", script)
-}
-
-// inetutilsFTP finds GNU inetutils' ftp: Debian installs it as
-// inetutils-ftp (plain "ftp" may be tnftp or another client).
-func inetutilsFTP(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("inetutils-ftp"); err == nil {
-		return p
-	}
-	p := needProgram(t, "ftp")
-	if r := runCmd(t, 0, "", "", p, "--version"); !strings.Contains(r.stdout, "GNU inetutils") {
-		unavailable(t, "%s is not GNU inetutils ftp (install inetutils-ftp)", p)
-	}
-	return p
+	return tp.run(ns, dir, "", prog, "--norc", "-c", script)
 }
 
 // inetutils runs inetutils-ftp inside ns in dir with the given commands
 // on stdin after logging in to host as alice. -p selects passive mode,
 // -A active; -d prints the commands sent ("---> PASV").
-func inetutils(t *testing.T, tp *topology, ns, dir, host, modeFlag string, cmds ...string) result {
+func inetutils(t *testing.T, tp *topology, ns, dir, host, modeFlag string, cmds ...string) clienttest.Result {
 	t.Helper()
-	prog := inetutilsFTP(t)
+	prog := clienttest.InetutilsFTP(t)
 	script := strings.Join(append([]string{
 		"open " + host + " " + ftpPort,
 		"user " + user + " " + password,
 	}, cmds...), "\n") + "\n"
-	return tp.run(t, ns, 0, dir, script, prog, "-n", "-v", "-d", modeFlag)
+	return tp.run(ns, dir, script, prog, "-n", "-v", "-d", modeFlag)
 }
 
 // pasvPrefix is how a PASV reply for addr starts:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestNAT(t *testing.T) {
 			if r.FailedStep != "list" || !strings.Contains(r.Error, "timed out") {
 				t.Errorf("LIST should time out connecting to %s; failed step %q, error %q\n%s", srvAddr, r.FailedStep, r.Error, r)
 			}
-			checkPASVLines(t, r.run.stdout, srvAddr, 1)
+			checkPASVLines(t, r.run.Stdout, srvAddr, 1)
 		})
 		t.Run("internet/warning-logged", func(t *testing.T) {
 			l := s.logLines(natWarning, "client="+inetAddr)
@@ -113,15 +114,15 @@ func TestNAT(t *testing.T) {
 			dir := t.TempDir()
 			s.putFile(t, "epsv.txt", []byte("epsv works\n"))
 			r := curl(t, tp, inet.ns, dir, "ftp://"+inet.host+":"+ftpPort+"/")
-			if !r.ok() || !strings.Contains(r.stdout, "epsv.txt") {
+			if !r.OK() || !strings.Contains(r.Stdout, "epsv.txt") {
 				t.Fatalf("curl list with EPSV failed:\n%s", r)
 			}
 			for _, want := range []string{"> EPSV", "< 229 Entering Extended Passive Mode"} {
-				if !strings.Contains(r.stderr, want) {
+				if !strings.Contains(r.Stderr, want) {
 					t.Errorf("curl output lacks %q:\n%s", want, r)
 				}
 			}
-			if strings.Contains(r.stderr, "> PASV") {
+			if strings.Contains(r.Stderr, "> PASV") {
 				t.Errorf("curl fell back to PASV:\n%s", r)
 			}
 		})
@@ -131,11 +132,11 @@ func TestNAT(t *testing.T) {
 			// is why every other curl run here passes
 			// --no-ftp-skip-pasv-ip.
 			r := curl(t, tp, inet.ns, t.TempDir(), "--disable-epsv", "ftp://"+inet.host+":"+ftpPort+"/")
-			if !r.ok() {
+			if !r.OK() {
 				t.Fatalf("curl --disable-epsv (default skip-pasv-ip) failed:\n%s", r)
 			}
-			checkPASVLines(t, r.stderr, srvAddr, 1)
-			if !strings.Contains(r.stderr, "Connecting to "+elasticIP+" ("+elasticIP+") port 500") {
+			checkPASVLines(t, r.Stderr, srvAddr, 1)
+			if !strings.Contains(r.Stderr, "Connecting to "+elasticIP+" ("+elasticIP+") port 500") {
 				t.Errorf("curl did not open the data connection to the control address %s:\n%s", elasticIP, r)
 			}
 		})
@@ -143,19 +144,21 @@ func TestNAT(t *testing.T) {
 			// inetutils-ftp checks the PASV address against the control
 			// connection's peer and gives up at once.
 			r := inetutils(t, tp, inet.ns, t.TempDir(), inet.host, "-p", "ls", "bye")
-			if !strings.Contains(r.stdout, "Passive mode address mismatch") {
+			if !strings.Contains(r.Stdout, "Passive mode address mismatch") {
 				t.Errorf("inetutils-ftp did not report the mismatch:\n%s", r)
 			}
-			checkPASVLines(t, r.stdout, srvAddr, 1)
+			checkPASVLines(t, r.Stdout, srvAddr, 1)
 		})
 		t.Run("vpn/works", func(t *testing.T) {
 			r := ftplib(t, tp, vpn.ns, t.TempDir(), vpn.host, true, 10*time.Second, ftplibStep{Op: "pasv"}, ftplibStep{Op: "list"})
 			if r.Error != "" {
 				t.Fatalf("ftplib: %s\n%s", r.Error, r)
 			}
-			checkPASVLines(t, r.run.stdout, srvAddr, 2)
+			checkPASVLines(t, r.run.Stdout, srvAddr, 2)
 		})
 	})
+
+	t.Run("ftps", func(t *testing.T) { testFTPS(t, tp, bin) })
 
 	t.Run("active", func(t *testing.T) {
 		s := startServer(t, tp, bin, passiveRules)
@@ -172,7 +175,7 @@ func TestNAT(t *testing.T) {
 			if r.Error != "" {
 				t.Fatalf("ftplib active mode: %s\n%s", r.Error, r)
 			}
-			checkActive(t, r.run.stdout, "*cmd* 'PORT ", "*resp* '200 PORT", vpnAddr, r)
+			checkActive(t, r.run.Stdout, "*cmd* 'PORT ", "*resp* '200 PORT", vpnAddr, r)
 			sameFile(t, "upload", filepath.Join(s.home, "up-active-ftplib.bin"), up, r)
 			sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
 		})
@@ -190,11 +193,11 @@ func TestNAT(t *testing.T) {
 				{"-o", "got.bin", url + "down-active.bin"},
 			} {
 				r := curl(t, tp, vpn.ns, dir, append(active, args...)...)
-				if !r.ok() {
+				if !r.OK() {
 					t.Fatalf("curl active mode failed:\n%s", r)
 				}
-				checkActive(t, r.stderr, "> PORT ", "< 200 PORT", vpnAddr, r)
-				if len(args) == 1 && !strings.Contains(r.stdout, "down-active.bin") {
+				checkActive(t, r.Stderr, "> PORT ", "< 200 PORT", vpnAddr, r)
+				if len(args) == 1 && !strings.Contains(r.Stdout, "down-active.bin") {
 					t.Errorf("listing lacks down-active.bin:\n%s", r)
 				}
 			}
@@ -230,7 +233,7 @@ func TestNAT(t *testing.T) {
 			if r.Error != "" {
 				t.Fatalf("ftplib active mode: %s\n%s", r.Error, r)
 			}
-			checkActive(t, r.run.stdout, "*cmd* 'PORT ", "*resp* '200 PORT", inetAddr, r)
+			checkActive(t, r.run.Stdout, "*cmd* 'PORT ", "*resp* '200 PORT", inetAddr, r)
 			sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
 		})
 	})
@@ -262,13 +265,6 @@ func transferClients(t *testing.T, tp *topology, s *ftpServer, sd side, wantPASV
 	down := randomBytes(512<<10 + 3)
 	downName := "down-" + sd.name + ".bin"
 	s.putFile(t, downName, down)
-	newUpload := func(t *testing.T) (dir string, up []byte) {
-		dir = t.TempDir()
-		up = randomBytes(1<<20 + 17)
-		writeLocal(t, dir, "up.bin", up)
-		return dir, up
-	}
-
 	t.Run("ftplib", func(t *testing.T) {
 		dir, up := newUpload(t)
 		remote := "up-" + sd.name + "-ftplib.bin"
@@ -284,7 +280,7 @@ func transferClients(t *testing.T, tp *topology, s *ftpServer, sd side, wantPASV
 			t.Errorf("PASV reply %q, want address %s", got, wantPASV)
 		}
 		// One PASV of its own, then one for each transfer.
-		checkPASVLines(t, r.run.stdout, wantPASV, 4)
+		checkPASVLines(t, r.run.Stdout, wantPASV, 4)
 		if !strings.Contains(strings.Join(r.List, "\n"), downName) {
 			t.Errorf("LIST lacks %s: %q", downName, r.List)
 		}
@@ -297,87 +293,119 @@ func transferClients(t *testing.T, tp *topology, s *ftpServer, sd side, wantPASV
 		remote := "up-" + sd.name + "-inetutils.bin"
 		r := inetutils(t, tp, sd.ns, dir, sd.host, "-p",
 			"binary", "status", "passive", "passive", "ls", "put up.bin "+remote, "get "+downName+" got.bin", "bye")
-		if !r.ok() {
+		if !r.OK() {
 			t.Fatalf("inetutils-ftp failed:\n%s", r)
 		}
 		// -p turned passive mode on; "passive" toggles it, so twice shows
 		// the state and leaves it on. It sends PASV for IPv4 unless
 		// "epsv4" is toggled on ("status" shows that state).
-		if i, j := strings.LastIndex(r.stdout, "Passive mode on."), strings.LastIndex(r.stdout, "Passive mode off."); i < 0 || i < j {
+		if i, j := strings.LastIndex(r.Stdout, "Passive mode on."), strings.LastIndex(r.Stdout, "Passive mode off."); i < 0 || i < j {
 			t.Errorf("passive mode is not on:\n%s", r)
 		}
 		for _, want := range []string{"Use of EPRT/EPSV for IPv4: off", "---> PASV", "226 ", "221 "} {
-			if !strings.Contains(r.stdout, want) {
+			if !strings.Contains(r.Stdout, want) {
 				t.Errorf("output lacks %q:\n%s", want, r)
 			}
 		}
-		if strings.Contains(r.stdout, "---> EPSV") {
+		if strings.Contains(r.Stdout, "---> EPSV") {
 			t.Errorf("inetutils-ftp sent EPSV:\n%s", r)
 		}
 		// inetutils-ftp refuses a PASV address other than the control
 		// connection's peer.
-		if strings.Contains(r.stdout, "Passive mode address mismatch") {
+		if strings.Contains(r.Stdout, "Passive mode address mismatch") {
 			t.Errorf("inetutils-ftp refused the PASV address:\n%s", r)
 		}
-		checkPASVLines(t, r.stdout, wantPASV, 3)
-		if !strings.Contains(r.stdout, downName) {
+		checkPASVLines(t, r.Stdout, wantPASV, 3)
+		if !strings.Contains(r.Stdout, downName) {
 			t.Errorf("ls lacks %s:\n%s", downName, r)
 		}
 		sameFile(t, "upload", filepath.Join(s.home, remote), up, r)
 		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
 	})
 
-	t.Run("curl", func(t *testing.T) {
-		dir, up := newUpload(t)
-		remote := "up-" + sd.name + "-curl.bin"
-		url := "ftp://" + sd.host + ":" + ftpPort + "/"
-		// PASV instead of EPSV, and use its address: curl's default
-		// --ftp-skip-pasv-ip would connect to the control address.
-		pasv := []string{"--disable-epsv", "--no-ftp-skip-pasv-ip"}
-		for _, args := range [][]string{
-			{url},
-			{"-T", "up.bin", url + remote},
-			{"-o", "got.bin", url + downName},
-		} {
-			r := curl(t, tp, sd.ns, dir, append(pasv, args...)...)
-			if !r.ok() {
-				t.Fatalf("curl failed:\n%s", r)
-			}
-			if !strings.Contains(r.stderr, "> PASV") || strings.Contains(r.stderr, "> EPSV") {
-				t.Errorf("curl did not use PASV only:\n%s", r)
-			}
-			checkPASVLines(t, r.stderr, wantPASV, 1)
-			if !strings.Contains(r.stderr, "Connecting to "+wantPASV+" ") {
-				t.Errorf("curl did not connect to the PASV address %s:\n%s", wantPASV, r)
-			}
-			if len(args) == 1 && !strings.Contains(r.stdout, downName) {
-				t.Errorf("listing lacks %s:\n%s", downName, r)
-			}
-		}
-		sameFile(t, "upload", filepath.Join(s.home, remote), up, nil)
-		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, nil)
-	})
+	t.Run("curl", func(t *testing.T) { curlTransfers(t, tp, s, sd, wantPASV, downName, down, false) })
+	t.Run("lftp", func(t *testing.T) { lftpTransfers(t, tp, s, sd, wantPASV, downName, down, false) })
+}
 
-	t.Run("lftp", func(t *testing.T) {
-		dir, up := newUpload(t)
-		remote := "up-" + sd.name + "-lftp.bin"
-		r := lftp(t, tp, sd.ns, dir, sd.host, "ls; put up.bin -o "+remote+"; get "+downName+" -o got.bin")
-		if !r.ok() {
-			t.Fatalf("lftp failed:\n%s", r)
+// newUpload returns a fresh directory holding a file up.bin of a little
+// over 1 MiB, and its content.
+func newUpload(t *testing.T) (dir string, up []byte) {
+	dir = t.TempDir()
+	up = randomBytes(1<<20 + 17)
+	writeLocal(t, dir, "up.bin", up)
+	return dir, up
+}
+
+// curlTransfers lists, uploads and downloads with curl from sd over PASV
+// (never EPSV), checking that every PASV reply carries wantPASV and that
+// curl connects there. With ftps the control and data connections use TLS
+// and the PASV exchange must come after the handshake.
+func curlTransfers(t *testing.T, tp *topology, s *ftpServer, sd side, wantPASV, downName string, down []byte, ftps bool) {
+	dir, up := newUpload(t)
+	remote := "up-" + sd.name + "-curl.bin"
+	// PASV instead of EPSV, and use its address: curl's default
+	// --ftp-skip-pasv-ip would connect to the control address.
+	opts := []string{"--disable-epsv", "--no-ftp-skip-pasv-ip"}
+	if ftps {
+		remote = "ftps-" + remote
+		opts = curlFTPS
+	}
+	url := "ftp://" + sd.host + ":" + ftpPort + "/"
+	for _, args := range [][]string{
+		{url},
+		{"-T", "up.bin", url + remote},
+		{"-o", "got.bin", url + downName},
+	} {
+		r := curl(t, tp, sd.ns, dir, slices.Concat(opts, args)...)
+		if !r.OK() {
+			t.Fatalf("curl failed:\n%s", r)
 		}
-		if !strings.Contains(r.stderr, "---> PASV") || strings.Contains(r.stderr, "---> EPSV") {
-			t.Errorf("lftp did not use PASV only:\n%s", r)
+		if !strings.Contains(r.Stderr, "> PASV") || strings.Contains(r.Stderr, "> EPSV") {
+			t.Errorf("curl did not use PASV only:\n%s", r)
 		}
-		checkPASVLines(t, r.stderr, wantPASV, 3)
-		if !strings.Contains(r.stderr, "Connecting data socket to ("+wantPASV+")") {
-			t.Errorf("lftp did not connect to the PASV address %s:\n%s", wantPASV, r)
+		if ftps {
+			pasvInsideTLS(t, r.Stderr, "> AUTH ", "SSL connection using", "> PROT P", "> PASV", r)
 		}
-		if !strings.Contains(r.stdout, downName) {
-			t.Errorf("ls lacks %s:\n%s", downName, r)
+		checkPASVLines(t, r.Stderr, wantPASV, 1)
+		if !strings.Contains(r.Stderr, "Connecting to "+wantPASV+" ") {
+			t.Errorf("curl did not connect to the PASV address %s:\n%s", wantPASV, r)
 		}
-		sameFile(t, "upload", filepath.Join(s.home, remote), up, r)
-		sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
-	})
+		if len(args) == 1 && !strings.Contains(r.Stdout, downName) {
+			t.Errorf("listing lacks %s:\n%s", downName, r)
+		}
+	}
+	sameFile(t, "upload", filepath.Join(s.home, remote), up, nil)
+	sameFile(t, "download", filepath.Join(dir, "got.bin"), down, nil)
+}
+
+// lftpTransfers is curlTransfers with lftp (ls, put, get in one run).
+func lftpTransfers(t *testing.T, tp *topology, s *ftpServer, sd side, wantPASV, downName string, down []byte, ftps bool) {
+	dir, up := newUpload(t)
+	remote := "up-" + sd.name + "-lftp.bin"
+	tlsMode := lftpPlain
+	if ftps {
+		remote = "ftps-" + remote
+		tlsMode = lftpFTPS
+	}
+	r := lftp(t, tp, sd.ns, dir, sd.host, tlsMode, "ls; put up.bin -o "+remote+"; get "+downName+" -o got.bin")
+	if !r.OK() {
+		t.Fatalf("lftp failed:\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "---> PASV") || strings.Contains(r.Stderr, "---> EPSV") {
+		t.Errorf("lftp did not use PASV only:\n%s", r)
+	}
+	if ftps {
+		pasvInsideTLS(t, r.Stderr, "---> AUTH TLS", "<--- 234", "---> PROT P", "---> PASV", r)
+	}
+	checkPASVLines(t, r.Stderr, wantPASV, 3)
+	if !strings.Contains(r.Stderr, "Connecting data socket to ("+wantPASV+")") {
+		t.Errorf("lftp did not connect to the PASV address %s:\n%s", wantPASV, r)
+	}
+	if !strings.Contains(r.Stdout, downName) {
+		t.Errorf("ls lacks %s:\n%s", downName, r)
+	}
+	sameFile(t, "upload", filepath.Join(s.home, remote), up, r)
+	sameFile(t, "download", filepath.Join(dir, "got.bin"), down, r)
 }
 
 // checkPASVLines asserts that out shows at least min PASV replies and that

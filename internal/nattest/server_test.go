@@ -1,7 +1,6 @@
 package nattest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -10,10 +9,11 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 const (
@@ -31,7 +31,7 @@ const buildTimeout = 90 * time.Second
 // binary has it, so both share the build cache.
 func buildServer(t *testing.T, dir string) string {
 	t.Helper()
-	goProg := needProgram(t, "go")
+	goProg := clienttest.Need(t, "go")
 	bin := filepath.Join(dir, "cloudftpd")
 	args := []string{"build", "-o", bin}
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -51,28 +51,10 @@ func buildServer(t *testing.T, dir string) string {
 	return bin
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // ftpServer is one cloudftpd process running in the srv namespace.
 type ftpServer struct {
-	home string      // alice's home on the server's disk
-	log  *syncBuffer // stdout and stderr
+	home string                // alice's home on the server's disk
+	log  *clienttest.LogBuffer // stdout and stderr
 }
 
 // logLines returns the log lines containing every one of subs.
@@ -101,12 +83,12 @@ func startServer(t *testing.T, tp *topology, bin, rules string) *ftpServer {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "data")
-	s := &ftpServer{home: filepath.Join(root, user), log: &syncBuffer{}}
+	s := &ftpServer{home: filepath.Join(root, user), log: &clienttest.LogBuffer{}}
 	if err := os.MkdirAll(s.home, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	users := filepath.Join(dir, "users.toml")
-	if r := runCmd(t, 0, dir, password+"\n", bin, "user", "add", user, "--users", users, "--password-stdin"); !r.ok() {
+	if r := runCmd(dir, password+"\n", bin, "user", "add", user, "--users", users, "--password-stdin"); !r.OK() {
 		t.Fatalf("creating the user: %s", r)
 	}
 	cfg := fmt.Sprintf(`# written by internal/nattest

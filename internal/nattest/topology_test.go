@@ -1,7 +1,6 @@
 package nattest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,11 +8,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // Addresses of the topology. Only documentation ranges and a private /16,
@@ -28,8 +28,9 @@ const (
 	inetAddr  = "203.0.113.20"  // internet client, reaches srv only via elasticIP
 )
 
-// execTimeout bounds every command the tests run.
-const execTimeout = 30 * time.Second
+// execTimeout bounds waiting for the server process; every command the
+// tests run is bounded by clienttest.DefaultTimeout.
+const execTimeout = clienttest.DefaultTimeout
 
 // nsPrefix starts the name of every namespace the tests create, so stale
 // ones from killed runs can be recognised: cfnat-<pid>-<random>-<role>.
@@ -65,90 +66,19 @@ func dialProbe(arg string) int {
 	return 0
 }
 
-// unavailable skips the test, or fails it under CI=true, where every
-// requirement must be installed (.ci/run).
-func unavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("network test cannot run in CI: %s", msg)
-	}
-	t.Skipf("network test skipped: %s", msg)
+// runCmd runs a program in dir with stdin, the limits and environment of
+// clienttest.Run (timeout, private HOME, no proxy settings), and without
+// dialEnv, which would turn a re-executed test binary into the probe.
+func runCmd(dir, stdin, prog string, args ...string) clienttest.Result {
+	return runWrapped(nil, dir, stdin, prog, args...)
 }
 
-// needProgram returns the path of a program, or skips (fails in CI).
-func needProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		unavailable(t, "%s is not installed", name)
-	}
-	return p
-}
-
-// result is the outcome of one command.
-type result struct {
-	cmdline        string
-	stdout, stderr string
-	code           int // exit code; -1 when it did not exit normally
-	err            error
-}
-
-func (r result) ok() bool { return r.err == nil && r.code == 0 }
-
-func (r result) String() string {
-	return fmt.Sprintf("$ %s\nexit %d (%v)\n--- stdout:\n%s\n--- stderr:\n%s", r.cmdline, r.code, r.err, r.stdout, r.stderr)
-}
-
-// runCmd runs a program in dir with stdin, a timeout of at most
-// execTimeout, a private HOME (no rc files of the machine's user) and no
-// proxy settings.
-func runCmd(t *testing.T, timeout time.Duration, dir, stdin, prog string, args ...string) result {
-	t.Helper()
-	if timeout <= 0 || timeout > execTimeout {
-		timeout = execTimeout
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, args...)
-	cmd.Dir = dir
-	cmd.WaitDelay = 2 * time.Second
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	env := []string{"HOME=" + t.TempDir(), "LC_ALL=C", "TERM=dumb"}
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch strings.ToLower(k) {
-		case "home", "lc_all", "term", "ftp_proxy", "all_proxy", "http_proxy", "https_proxy", "no_proxy", strings.ToLower(dialEnv):
-			continue
-		}
-		env = append(env, kv)
-	}
-	cmd.Env = env
-	err := cmd.Run()
-	r := result{
-		cmdline: prog + " " + shellQuote(args),
-		stdout:  stdout.String(),
-		stderr:  stderr.String(),
-		code:    cmd.ProcessState.ExitCode(),
-		err:     err,
-	}
-	if ctx.Err() != nil {
-		r.err = fmt.Errorf("killed after %v: %w", timeout, ctx.Err())
-	}
-	return r
-}
-
-func shellQuote(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\;|&$*?<>()!") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		q[i] = a
-	}
-	return strings.Join(q, " ")
+// runWrapped is runCmd with prog run through wrap ("ip netns exec NS").
+func runWrapped(wrap []string, dir, stdin, prog string, args ...string) clienttest.Result {
+	return clienttest.Run(context.Background(), clienttest.Cmd{
+		Prog: prog, Args: args, Stdin: stdin, Dir: dir,
+		Unset: []string{dialEnv}, Wrap: wrap,
+	})
 }
 
 // topology is the set of namespaces of one test run.
@@ -171,10 +101,10 @@ const (
 func newTopology(t *testing.T) *topology {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		unavailable(t, "needs root to create network namespaces (euid %d)", os.Geteuid())
+		clienttest.Unavailable(t, "network test: needs root to create network namespaces (euid %d)", os.Geteuid())
 	}
-	tp := &topology{ip: needProgram(t, "ip")}
-	needProgram(t, "iptables")
+	tp := &topology{ip: clienttest.Need(t, "ip")}
+	clienttest.Need(t, "iptables")
 
 	removeStaleNamespaces(t, tp.ip)
 	var rnd [2]byte
@@ -185,19 +115,19 @@ func newTopology(t *testing.T) *topology {
 	for _, ns := range all {
 		// A leftover with the same name (same pid and random suffix) is
 		// unlikely but would make "netns add" fail.
-		runCmd(t, 0, "", "", tp.ip, "netns", "del", ns)
+		runCmd("", "", tp.ip, "netns", "del", ns)
 	}
 	t.Cleanup(func() {
 		for _, ns := range all {
 			// Deleting a namespace destroys its veth ends, and with
 			// them their peers; its iptables rules go with it.
-			if r := runCmd(t, 0, "", "", tp.ip, "netns", "del", ns); !r.ok() && !strings.Contains(r.stderr, "No such file") {
+			if r := runCmd("", "", tp.ip, "netns", "del", ns); !r.OK() && !strings.Contains(r.Stderr, "No such file") {
 				t.Errorf("cleanup: %s", r)
 			}
 		}
 	})
-	if r := runCmd(t, 0, "", "", tp.ip, "netns", "add", tp.srv); !r.ok() {
-		unavailable(t, "cannot create a network namespace:\n%s", r)
+	if r := runCmd("", "", tp.ip, "netns", "add", tp.srv); !r.OK() {
+		clienttest.Unavailable(t, "network test: cannot create a network namespace:\n%s", r)
 	}
 	for _, ns := range all[1:] {
 		tp.must(t, "", "netns", "add", ns)
@@ -253,16 +183,16 @@ func (tp *topology) must(t *testing.T, ns string, args ...string) {
 	if ns != "" {
 		args = append([]string{"-n", ns}, args...)
 	}
-	if r := runCmd(t, 0, "", "", tp.ip, args...); !r.ok() {
+	if r := runCmd("", "", tp.ip, args...); !r.OK() {
 		t.Fatalf("topology: %s", r)
 	}
 }
 
 // inNS runs a program inside ns and fails the test on error.
-func (tp *topology) inNS(t *testing.T, ns string, prog string, args ...string) result {
+func (tp *topology) inNS(t *testing.T, ns string, prog string, args ...string) clienttest.Result {
 	t.Helper()
-	r := tp.run(t, ns, 0, "", "", prog, args...)
-	if !r.ok() {
+	r := tp.run(ns, "", "", prog, args...)
+	if !r.OK() {
 		t.Fatalf("topology: %s", r)
 	}
 	return r
@@ -275,32 +205,26 @@ func (tp *topology) iptables(t *testing.T, args ...string) {
 	tp.inNS(t, tp.rtr, "iptables", append([]string{"-w", "5"}, args...)...)
 }
 
-// run runs prog inside namespace ns.
-func (tp *topology) run(t *testing.T, ns string, timeout time.Duration, dir, stdin, prog string, args ...string) result {
-	t.Helper()
-	return runCmd(t, timeout, dir, stdin, tp.ip, append([]string{"netns", "exec", ns, prog}, args...)...)
+// run runs prog inside namespace ns (see runCmd).
+func (tp *topology) run(ns, dir, stdin, prog string, args ...string) clienttest.Result {
+	return runWrapped([]string{tp.ip, "netns", "exec", ns}, dir, stdin, prog, args...)
 }
 
 // dialFrom reports whether a TCP connection to addr can be established
 // from inside ns within timeout. The test binary itself is the probe.
-func (tp *topology) dialFrom(t *testing.T, ns, addr string, timeout time.Duration) (bool, result) {
+func (tp *topology) dialFrom(t *testing.T, ns, addr string, timeout time.Duration) (bool, clienttest.Result) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tp.ip, "netns", "exec", ns, self)
-	cmd.Env = append(os.Environ(), dialEnv+"="+addr+","+timeout.String())
-	out, err := cmd.CombinedOutput()
-	r := result{
-		cmdline: fmt.Sprintf("%s=%s,%s ip netns exec %s %s", dialEnv, addr, timeout, ns, self),
-		stdout:  string(out),
-		code:    cmd.ProcessState.ExitCode(),
-		err:     err,
-	}
-	return err == nil, r
+	r := clienttest.Run(context.Background(), clienttest.Cmd{
+		Prog:    self,
+		Env:     []string{dialEnv + "=" + addr + "," + timeout.String()},
+		Timeout: timeout + 5*time.Second,
+		Wrap:    []string{tp.ip, "netns", "exec", ns},
+	})
+	return r.OK(), r
 }
 
 // removeStaleNamespaces deletes namespaces left by test processes that
@@ -325,6 +249,6 @@ func removeStaleNamespaces(t *testing.T, ip string) {
 			continue // its creator still runs
 		}
 		t.Logf("removing stale namespace %s", e.Name())
-		runCmd(t, 0, "", "", ip, "netns", "del", e.Name())
+		runCmd("", "", ip, "netns", "del", e.Name())
 	}
 }

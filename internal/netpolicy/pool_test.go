@@ -1,7 +1,6 @@
 package netpolicy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // Ports for ranged pools come from 20000-29999: below Linux's ephemeral
@@ -63,29 +64,11 @@ func freeRange(t testing.TB, n int) (lo, hi uint16) {
 	return 0, 0
 }
 
-// poolLogBuffer collects log output written from several goroutines.
-type poolLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *poolLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *poolLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newTestPool returns a pool bound to 127.0.0.1 that is closed when the test
 // ends, and the buffer its log goes to.
-func newTestPool(t testing.TB, lo, hi uint16) (*PortPool, *poolLogBuffer) {
+func newTestPool(t testing.TB, lo, hi uint16) (*PortPool, *clienttest.LogBuffer) {
 	t.Helper()
-	logs := &poolLogBuffer{}
+	logs := &clienttest.LogBuffer{}
 	p, err := NewPortPool(loClient1, lo, hi, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("NewPortPool(%d, %d): %v", lo, hi, err)

@@ -16,98 +16,31 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // toolTimeout bounds every run of a client program.
 const toolTimeout = 30 * time.Second
 
-// needTool returns the path of a client program. A missing program skips
-// the test on a developer's machine and fails it in CI, where .ci/run must
-// install it.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed; .ci/run must install it", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-// toolRun is the outcome of one run of a client program.
-type toolRun struct {
-	cmdline        string
-	stdout, stderr string
-	code           int // exit code; -1 when it did not exit normally
-	err            error
-}
-
-func (r toolRun) String() string {
-	return fmt.Sprintf("$ %s\nexit %d (%v)\n--- stdout:\n%s\n--- stderr:\n%s", r.cmdline, r.code, r.err, r.stdout, r.stderr)
-}
-
 // runTool runs a client program in dir with stdin as input, a timeout, a
 // private HOME (no rc files of the machine's user) and no proxy settings.
-func runTool(t *testing.T, dir, stdin, prog string, args ...string) toolRun {
+func runTool(t *testing.T, dir, stdin, prog string, args ...string) clienttest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, args...)
-	cmd.Dir = dir
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	home := t.TempDir()
-	env := []string{"HOME=" + home, "LC_ALL=C", "TERM=dumb"}
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch strings.ToLower(k) {
-		case "home", "lc_all", "term", "ftp_proxy", "all_proxy", "http_proxy", "https_proxy", "no_proxy":
-			continue
-		}
-		env = append(env, kv)
-	}
-	cmd.Env = env
-	err := cmd.Run()
-	r := toolRun{
-		cmdline: prog + " " + shellQuote(args),
-		stdout:  stdout.String(),
-		stderr:  stderr.String(),
-		code:    cmd.ProcessState.ExitCode(),
-		err:     err,
-	}
-	if ctx.Err() != nil {
-		r.err = fmt.Errorf("killed after %v: %w", toolTimeout, ctx.Err())
-	}
-	return r
-}
-
-func shellQuote(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\;|&$*?<>()") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		q[i] = a
-	}
-	return strings.Join(q, " ")
+	return clienttest.Run(context.Background(), clienttest.Cmd{Prog: prog, Args: args, Stdin: stdin, Dir: dir, Timeout: toolTimeout})
 }
 
 // mustRun runs a client program and fails the test unless it exits 0.
 // The server's log is in the test output already (testLogWriter).
-func mustRun(t *testing.T, dir, stdin, prog string, args ...string) toolRun {
+func mustRun(t *testing.T, dir, stdin, prog string, args ...string) clienttest.Result {
 	t.Helper()
 	r := runTool(t, dir, stdin, prog, args...)
-	if r.err != nil || r.code != 0 {
+	if !r.OK() {
 		t.Fatalf("client failed:\n%s", r)
 	}
 	return r
@@ -207,7 +140,7 @@ func (ts *testServer) notExist(rel string) {
 // ---- curl ----
 
 func TestCurl(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := clienttest.Need(t, "curl")
 	// Every subtest has its own server, so its failures land on its own t.
 	setup := func(t *testing.T) (ts *testServer, url, local string) {
 		ts = startServer(t, nil)
@@ -238,15 +171,15 @@ func TestCurl(t *testing.T) {
 					t.Fatal(err)
 				}
 				r := mustRun(t, local, "", curl, curlArgs(append(m.args, "-v", "-T", up, url+m.name+".bin")...)...)
-				if !strings.Contains(r.stderr, "> "+m.verb) {
-					t.Errorf("upload did not use %s:\n%s", m.verb, r.stderr)
+				if !strings.Contains(r.Stderr, "> "+m.verb) {
+					t.Errorf("upload did not use %s:\n%s", m.verb, r.Stderr)
 				}
 				if !bytes.Equal(ts.read("alice/"+m.name+".bin"), payload) {
 					t.Fatal("uploaded file differs")
 				}
 				r = mustRun(t, local, "", curl, curlArgs(append(m.args, "-v", "-o", down, url+m.name+".bin")...)...)
-				if !strings.Contains(r.stderr, "> "+m.verb) {
-					t.Errorf("download did not use %s:\n%s", m.verb, r.stderr)
+				if !strings.Contains(r.Stderr, "> "+m.verb) {
+					t.Errorf("download did not use %s:\n%s", m.verb, r.Stderr)
 				}
 				sameFile(t, "downloaded file", down, payload)
 			})
@@ -263,8 +196,8 @@ func TestCurl(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := mustRun(t, local, "", curl, curlArgs("-v", "-C", "-", "-o", part, url+"resume.bin")...)
-		if !strings.Contains(r.stderr, fmt.Sprintf("> REST %d", have)) {
-			t.Errorf("curl did not resume at %d:\n%s", have, r.stderr)
+		if !strings.Contains(r.Stderr, fmt.Sprintf("> REST %d", have)) {
+			t.Errorf("curl did not resume at %d:\n%s", have, r.Stderr)
 		}
 		sameFile(t, "resumed download", part, payload)
 	})
@@ -276,15 +209,15 @@ func TestCurl(t *testing.T) {
 		ts.write("alice/lst/sub/x", nil)
 		r := mustRun(t, local, "", curl, curlArgs("-l", url+"lst/")...)
 		// curl turns the listing's CRLF into LF (listings are ASCII).
-		names := lines(r.stdout)
+		names := lines(r.Stdout)
 		sort.Strings(names)
 		if got := strings.Join(names, ","); got != "one.txt,sub,two.dat" {
-			t.Errorf("curl -l (NLST): %q", r.stdout)
+			t.Errorf("curl -l (NLST): %q", r.Stdout)
 		}
 		r = mustRun(t, local, "", curl, curlArgs(url+"lst/")...)
-		ls := lines(r.stdout)
+		ls := lines(r.Stdout)
 		if len(ls) != 3 {
-			t.Fatalf("LIST: want 3 lines:\n%s", r.stdout)
+			t.Fatalf("LIST: want 3 lines:\n%s", r.Stdout)
 		}
 		seen := map[string]string{}
 		for _, l := range ls {
@@ -296,7 +229,7 @@ func TestCurl(t *testing.T) {
 		}
 		for name, want := range map[string]string{"one.txt": "-1", "two.dat": "-5", "sub": "d"} {
 			if !strings.HasPrefix(seen[name], want) {
-				t.Errorf("LIST entry %s: type+size %q, want %q...\n%s", name, seen[name], want, r.stdout)
+				t.Errorf("LIST entry %s: type+size %q, want %q...\n%s", name, seen[name], want, r.Stdout)
 			}
 		}
 	})
@@ -308,8 +241,8 @@ func TestCurl(t *testing.T) {
 		// Commands before the transfer (DELE, from /) and after it
 		// (-RNFR/-RNTO, in the URL's directory).
 		r := mustRun(t, local, "", curl, curlArgs("-Q", "DELE q/gone.txt", "-Q", "-RNFR a.txt", "-Q", "-RNTO b.txt", "-l", url+"q/")...)
-		if strings.Contains(r.stdout, "gone.txt") {
-			t.Errorf("listing after DELE still shows the file: %q", r.stdout)
+		if strings.Contains(r.Stdout, "gone.txt") {
+			t.Errorf("listing after DELE still shows the file: %q", r.Stdout)
 		}
 		ts.notExist("alice/q/gone.txt")
 		ts.notExist("alice/q/a.txt")
@@ -318,7 +251,7 @@ func TestCurl(t *testing.T) {
 		}
 		// A quote command the server refuses fails the run.
 		r = runTool(t, local, "", curl, curlArgs("-Q", "DELE q/nope", url+"q/")...)
-		if r.code != 21 { // CURLE_QUOTE_ERROR
+		if r.Code != 21 { // CURLE_QUOTE_ERROR
 			t.Errorf("DELE of a missing file: want curl exit 21\n%s", r)
 		}
 	})
@@ -359,7 +292,7 @@ func TestCurl(t *testing.T) {
 	t.Run("wrong-password", func(t *testing.T) {
 		ts, _, local := setup(t)
 		r := runTool(t, local, "", curl, curlArgs("ftp://alice:wrong@127.0.0.1:"+ts.Port()+"/")...)
-		if r.code != 67 { // CURLE_LOGIN_DENIED
+		if r.Code != 67 { // CURLE_LOGIN_DENIED
 			t.Errorf("wrong password: want curl exit 67\n%s", r)
 		} else if !strings.Contains(ts.logs.String(), "login failed") {
 			t.Error("the server did not log the failed login")
@@ -371,9 +304,9 @@ func TestCurl(t *testing.T) {
 
 // lftp runs one lftp command line against ts as alice, with debug output
 // (the commands lftp sent, "---> VERB ...") on stderr.
-func lftp(t *testing.T, ts *testServer, dir, cmds string) toolRun {
+func lftp(t *testing.T, ts *testServer, dir, cmds string) clienttest.Result {
 	t.Helper()
-	prog := needTool(t, "lftp")
+	prog := clienttest.Need(t, "lftp")
 	script := "set net:max-retries 1; set net:timeout 10; set net:reconnect-interval-base 1; " +
 		"set ftp:ssl-allow no; set cmd:fail-exit yes; set xfer:clobber yes; debug 5; " +
 		"open -u alice,alice-secret -p " + ts.Port() + " 127.0.0.1; " + cmds
@@ -387,7 +320,7 @@ func sentVerb(out, verb string) bool {
 }
 
 func TestLFTP(t *testing.T) {
-	needTool(t, "lftp")
+	clienttest.Need(t, "lftp")
 
 	t.Run("put-get-ls", func(t *testing.T) {
 		ts := startServer(t, nil)
@@ -412,9 +345,9 @@ func TestLFTP(t *testing.T) {
 			return fi.ModTime().Unix()
 		}
 		if a, b, c := old.Unix(), mtime(filepath.Join(ts.Root, "alice/remote.bin")), mtime(filepath.Join(local, "down.bin")); a != b || b != c {
-			t.Errorf("modification times not carried over: local %d, server %d, downloaded %d\n%s", a, b, c, r.stderr)
+			t.Errorf("modification times not carried over: local %d, server %d, downloaded %d\n%s", a, b, c, r.Stderr)
 		}
-		out := lines(r.stdout)
+		out := lines(r.Stdout)
 		// ls prints our LIST lines as they are, then cls the names.
 		var lsLines, names []string
 		for _, l := range out {
@@ -432,11 +365,11 @@ func TestLFTP(t *testing.T) {
 			}
 		}
 		if len(wantLS) > 0 {
-			t.Errorf("lftp ls lacks %v:\n%s", wantLS, r.stdout)
+			t.Errorf("lftp ls lacks %v:\n%s", wantLS, r.Stdout)
 		}
 		sort.Strings(names)
 		if got := strings.Join(names, ","); got != "dir/,listed.txt,remote.bin" {
-			t.Errorf("lftp cls -1: %q\n%s", got, r.stdout)
+			t.Errorf("lftp cls -1: %q\n%s", got, r.Stdout)
 		}
 	})
 
@@ -475,9 +408,9 @@ func TestLFTP(t *testing.T) {
 			t.Errorf("mv: %q", got)
 		}
 		// A failing command makes lftp exit non-zero (cmd:fail-exit).
-		r := runTool(t, t.TempDir(), "", needTool(t, "lftp"), "--norc", "-c",
+		r := runTool(t, t.TempDir(), "", clienttest.Need(t, "lftp"), "--norc", "-c",
 			"set net:max-retries 1; set ftp:ssl-allow no; set cmd:fail-exit yes; open -u alice,alice-secret -p "+ts.Port()+" 127.0.0.1; rm nope.txt")
-		if r.code == 0 || !strings.Contains(r.stderr, "550") {
+		if r.Code == 0 || !strings.Contains(r.Stderr, "550") {
 			t.Errorf("rm of a missing file: want a failure with 550\n%s", r)
 		}
 	})
@@ -503,10 +436,10 @@ func TestLFTP(t *testing.T) {
 				sameFile(t, "download", filepath.Join(local, "down.bin"), payload)
 				used := false
 				for _, v := range m.verbs {
-					used = used || sentVerb(r.stderr, v)
+					used = used || sentVerb(r.Stderr, v)
 				}
 				if !used {
-					t.Errorf("lftp did not send %v:\n%s", m.verbs, r.stderr)
+					t.Errorf("lftp did not send %v:\n%s", m.verbs, r.Stderr)
 				}
 			})
 		}
@@ -520,8 +453,8 @@ func TestLFTP(t *testing.T) {
 		const have = 700001
 		os.WriteFile(filepath.Join(local, "big.bin"), payload[:have], 0o644)
 		r := lftp(t, ts, local, "get -c big.bin")
-		if !sentVerb(r.stderr, fmt.Sprintf("REST %d", have)) {
-			t.Errorf("get -c did not resume at %d:\n%s", have, r.stderr)
+		if !sentVerb(r.Stderr, fmt.Sprintf("REST %d", have)) {
+			t.Errorf("get -c did not resume at %d:\n%s", have, r.Stderr)
 		}
 		sameFile(t, "get -c", filepath.Join(local, "big.bin"), payload)
 	})
@@ -639,14 +572,14 @@ print(json.dumps(res))
 // runFTPLib runs one of the scripts above in work and returns its JSON.
 func runFTPLib(t *testing.T, ts *testServer, work, script string) map[string]any {
 	t.Helper()
-	python := needTool(t, "python3")
+	python := clienttest.Need(t, "python3")
 	path := filepath.Join(work, "drive.py")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := mustRun(t, work, "", python, path, "127.0.0.1", ts.Port(), work)
 	var res map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
 		t.Fatalf("script output: %v\n%s", err, r)
 	}
 	return res
@@ -658,7 +591,7 @@ func js(v any) string {
 }
 
 func TestPythonFTPLib(t *testing.T) {
-	needTool(t, "python3")
+	clienttest.Need(t, "python3")
 	ts := startServer(t, nil)
 	work := t.TempDir()
 	payload := randomBytes(3<<20 + 11)
@@ -722,7 +655,7 @@ func TestPythonFTPLib(t *testing.T) {
 // it out of the stream unless the receiver set SO_OOBINLINE, so a server
 // reading the control connection normally sees "ABOR\r" and no line end.
 func TestPythonFTPLibAbort(t *testing.T) {
-	needTool(t, "python3")
+	clienttest.Need(t, "python3")
 	ts := startServer(t, nil)
 	// Large enough that the download is still running when ABOR comes:
 	// loopback buffers hold a few MiB at most.
@@ -746,25 +679,8 @@ func sha256Of(b []byte) []byte {
 
 // ---- inetutils-ftp ----
 
-// inetutilsFTP finds GNU inetutils' ftp: Debian installs it as
-// inetutils-ftp (plain "ftp" may be tnftp or another client).
-func inetutilsFTP(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("inetutils-ftp"); err == nil {
-		return p
-	}
-	p := needTool(t, "ftp")
-	if r := runTool(t, t.TempDir(), "", p, "--version"); !strings.Contains(r.stdout, "GNU inetutils") {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not GNU inetutils ftp; .ci/run must install inetutils-ftp\n%s", p, r)
-		}
-		t.Skipf("%s is not GNU inetutils ftp", p)
-	}
-	return p
-}
-
 func TestInetutilsFTP(t *testing.T) {
-	ftp := inetutilsFTP(t)
+	ftp := clienttest.InetutilsFTP(t)
 	for _, m := range []struct {
 		name string
 		flag string // -p passive, -A active
@@ -795,24 +711,24 @@ func TestInetutilsFTP(t *testing.T) {
 				t.Fatalf("put: uploaded file differs\n%s", r)
 			}
 			sameFile(t, "get", filepath.Join(local, "got.bin"), download)
-			if !sentVerb(r.stdout, m.verb) {
+			if !sentVerb(r.Stdout, m.verb) {
 				t.Errorf("no %s sent:\n%s", m.verb, r)
 			}
 			for _, want := range []string{"230 ", "226 ", "221 "} {
-				if !strings.Contains(r.stdout, want) {
+				if !strings.Contains(r.Stdout, want) {
 					t.Errorf("output lacks %q:\n%s", want, r)
 				}
 			}
 			// ls prints the LIST lines among the verbose replies.
 			found := map[string]bool{}
-			for _, l := range lines(r.stdout) {
+			for _, l := range lines(r.Stdout) {
 				if f := strings.Fields(l); len(f) == 9 && f[0][0] == '-' {
 					found[f[8]+" "+f[4]] = true
 				}
 			}
 			for _, want := range []string{fmt.Sprintf("remote.bin %d", len(payload)), fmt.Sprintf("down.bin %d", len(download))} {
 				if !found[want] {
-					t.Errorf("ls lacks %q:\n%s", want, r.stdout)
+					t.Errorf("ls lacks %q:\n%s", want, r.Stdout)
 				}
 			}
 		})

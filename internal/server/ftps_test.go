@@ -31,6 +31,7 @@ import (
 	"github.com/jlaffaye/ftp"
 
 	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
@@ -419,7 +420,7 @@ users_file = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(cfg, server.Options{Logger: logger})
 	if err != nil {
@@ -767,7 +768,7 @@ func TestFTPSReloadCertificates(t *testing.T) {
 // ---- real clients over TLS ----
 
 func TestFTPSCurl(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := clienttest.Need(t, "curl")
 	cert := newFTPSCert(t)
 	args := func(extra ...string) []string {
 		return append([]string{"-q", "-s", "-S", "--max-time", "20", "-k", "-v"}, extra...)
@@ -783,8 +784,8 @@ func TestFTPSCurl(t *testing.T) {
 		url := "ftp://alice:alice-secret@127.0.0.1:" + ts.Port() + "/curl.bin"
 		r := mustRun(t, local, "", curl, args("--ssl-reqd", "-T", up, url)...)
 		for _, v := range []string{"> AUTH ", "> PBSZ 0", "> PROT P"} {
-			if !strings.Contains(r.stderr, v) {
-				t.Errorf("curl upload did not send %q:\n%s", v, r.stderr)
+			if !strings.Contains(r.Stderr, v) {
+				t.Errorf("curl upload did not send %q:\n%s", v, r.Stderr)
 			}
 		}
 		if !bytes.Equal(ts.read("alice/curl.bin"), payload) {
@@ -808,7 +809,7 @@ func TestFTPSCurl(t *testing.T) {
 }
 
 func TestFTPSLFTP(t *testing.T) {
-	prog := needTool(t, "lftp")
+	prog := clienttest.Need(t, "lftp")
 	cert := newFTPSCert(t)
 	ts := startServer(t, ftpsMode(cert, config.TLSRequired, nil))
 	ts.write("alice/there.txt", []byte("there"))
@@ -824,16 +825,16 @@ func TestFTPSLFTP(t *testing.T) {
 		"put up.bin -o lftp.bin; get lftp.bin -o down.bin; ls"
 	r := mustRun(t, local, "", prog, "--norc", "-c", script)
 	for _, v := range []string{"AUTH TLS", "PROT P"} {
-		if !sentVerb(r.stderr, v) {
-			t.Errorf("lftp did not send %s:\n%s", v, r.stderr)
+		if !sentVerb(r.Stderr, v) {
+			t.Errorf("lftp did not send %s:\n%s", v, r.Stderr)
 		}
 	}
 	if !bytes.Equal(ts.read("alice/lftp.bin"), payload) {
 		t.Error("lftp put over FTPS: file differs")
 	}
 	sameFile(t, "lftp get over FTPS", filepath.Join(local, "down.bin"), payload)
-	if !strings.Contains(r.stdout, "there.txt") || !strings.Contains(r.stdout, "lftp.bin") {
-		t.Errorf("lftp ls over FTPS:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, "there.txt") || !strings.Contains(r.Stdout, "lftp.bin") {
+		t.Errorf("lftp ls over FTPS:\n%s", r.Stdout)
 	}
 }
 
@@ -888,7 +889,7 @@ print(json.dumps(res))
 `
 
 func TestFTPSPythonFTPLib(t *testing.T) {
-	python := needTool(t, "python3")
+	python := clienttest.Need(t, "python3")
 	cert := newFTPSCert(t)
 	seed := randomBytes(64<<10 + 9)
 	run := func(t *testing.T, reuse string) (*testServer, map[string]any, []byte) {
@@ -905,10 +906,10 @@ func TestFTPSPythonFTPLib(t *testing.T) {
 		}
 		r := mustRun(t, work, "", python, path, "127.0.0.1", ts.Port(), work)
 		var res map[string]any
-		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
 			t.Fatalf("script output: %v\n%s", err, r)
 		}
-		t.Logf("ftplib: %s", r.stdout)
+		t.Logf("ftplib: %s", r.Stdout)
 		for _, s := range []struct{ step, want string }{
 			{"login", `"230 `}, {"tls", `"TLSv1.`}, {"prot_p", `"200 `}, {"quit", `"221 `},
 		} {
@@ -976,7 +977,7 @@ func TestFTPSJlaffaye(t *testing.T) {
 			// is ended by closing the server.
 			watchdog := time.AfterFunc(20*time.Second, func() { ts.srv.Close() })
 			defer watchdog.Stop()
-			conv := &syncBuffer{}
+			conv := &clienttest.LogBuffer{}
 			c, err := ftp.Dial(ts.Addr, ftp.DialWithTimeout(5*time.Second), ftp.DialWithExplicitTLS(m.conf), ftp.DialWithDebugOutput(conv))
 			if err != nil {
 				t.Fatalf("dial: %v", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
@@ -29,7 +30,7 @@ type testServer struct {
 	srv  *server.Server
 	Addr string // host:port of the control listener
 	Root string // storage root on disk
-	logs *syncBuffer
+	logs *clienttest.LogBuffer
 }
 
 // testUser is a user of every test server.
@@ -99,7 +100,7 @@ root = %q
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := auth.NewFileAuthenticator(uf, auth.Options{
 		Anonymous:     cfg.Auth.Anonymous,
@@ -159,28 +160,15 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rawClient speaks FTP by hand so tests see exact reply codes.
 type rawClient struct {
 	t    *testing.T
 	conn net.Conn
 	tp   *textproto.Conn
+	// dataFrom is the local address pasv and epsv dial data connections
+	// from (any 127/8 address works on Linux loopback); "" lets the
+	// kernel choose.
+	dataFrom string
 }
 
 func dialRaw(t *testing.T, addr string) *rawClient {
@@ -245,7 +233,17 @@ func (rc *rawClient) pasv() net.Conn {
 	rc.t.Helper()
 	msg := rc.must(227, "PASV")
 	ap := parse227(rc.t, msg)
-	c, err := net.DialTimeout("tcp", ap.String(), 5*time.Second)
+	return rc.dialData(ap.String())
+}
+
+// dialData opens a data connection to addr from rc.dataFrom.
+func (rc *rawClient) dialData(addr string) net.Conn {
+	rc.t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if rc.dataFrom != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(rc.dataFrom)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		rc.t.Fatal(err)
 	}
@@ -264,12 +262,7 @@ func (rc *rawClient) epsv() net.Conn {
 	}
 	port := msg[i+4 : j]
 	host, _, _ := net.SplitHostPort(rc.conn.RemoteAddr().String())
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	return c
+	return rc.dialData(net.JoinHostPort(host, port))
 }
 
 func parse227(t *testing.T, msg string) netip.AddrPort {

@@ -19,15 +19,17 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // dialJlaffaye logs in to ts with jlaffaye/ftp. Every connection it makes,
 // control and data, has a deadline, so a server that hangs fails the test
 // instead of stalling it. The conversation is copied to the returned
 // buffer.
-func dialJlaffaye(t *testing.T, ts *testServer, user, pass string, opts ...ftp.DialOption) (*ftp.ServerConn, *syncBuffer) {
+func dialJlaffaye(t *testing.T, ts *testServer, user, pass string, opts ...ftp.DialOption) (*ftp.ServerConn, *clienttest.LogBuffer) {
 	t.Helper()
-	conv := &syncBuffer{}
+	conv := &clienttest.LogBuffer{}
 	dial := func(network, addr string) (net.Conn, error) {
 		c, err := net.DialTimeout(network, addr, 5*time.Second)
 		if err == nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 )
@@ -417,7 +418,7 @@ backend cloudftpd
 // its frontend address once it forwards connections.
 func startHAProxy(t *testing.T, ts *testServer, client string) string {
 	t.Helper()
-	prog := needTool(t, "haproxy")
+	prog := clienttest.Need(t, "haproxy")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +431,7 @@ func startHAProxy(t *testing.T, ts *testServer, client string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(prog, "-f", cfg, "-db")
-	out := &syncBuffer{}
+	out := &clienttest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -518,9 +519,9 @@ print(json.dumps(res))
 `
 
 func TestHAProxy(t *testing.T) {
-	needTool(t, "haproxy")
-	python := needTool(t, "python3")
-	curl := needTool(t, "curl")
+	clienttest.Need(t, "haproxy")
+	python := clienttest.Need(t, "python3")
+	curl := clienttest.Need(t, "curl")
 	const client = "127.0.0.9"
 	ts := startServer(t, proxyConfig(false, nil))
 	front := startHAProxy(t, ts, client)
@@ -540,7 +541,7 @@ func TestHAProxy(t *testing.T) {
 		}
 		r := mustRun(t, work, "", python, script, "127.0.0.1", frontPort, client, up)
 		var res map[string]any
-		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
 			t.Fatalf("script output: %v\n%s", err, r)
 		}
 		for _, tc := range []struct{ step, want string }{
@@ -571,10 +572,10 @@ func TestHAProxy(t *testing.T) {
 		args := []string{"-sS", "--max-time", "20", "--interface", client}
 		// Upload over PASV, list and download over EPSV (curl's default).
 		// curl -v shows the commands it sent as "> EPSV".
-		usedMode := func(r toolRun, verb string) {
+		usedMode := func(r clienttest.Result, verb string) {
 			t.Helper()
-			if !strings.Contains(r.stderr, "> "+verb+"\r\n") && !strings.Contains(r.stderr, "> "+verb+"\n") {
-				t.Errorf("curl did not send %s:\n%s", verb, r.stderr)
+			if !strings.Contains(r.Stderr, "> "+verb+"\r\n") && !strings.Contains(r.Stderr, "> "+verb+"\n") {
+				t.Errorf("curl did not send %s:\n%s", verb, r.Stderr)
 			}
 		}
 		r := mustRun(t, work, "", curl, append(args, "-v", "--disable-epsv", "-T", up, base+"curl.bin")...)
@@ -582,11 +583,11 @@ func TestHAProxy(t *testing.T) {
 		sameFile(t, "curl upload", filepath.Join(ts.Root, "alice", "curl.bin"), payload)
 		r = mustRun(t, work, "", curl, append(args, "-v", base)...)
 		usedMode(r, "EPSV")
-		if !strings.Contains(r.stdout, "curl.bin") {
-			t.Errorf("curl listing lacks curl.bin:\n%s", r.stdout)
+		if !strings.Contains(r.Stdout, "curl.bin") {
+			t.Errorf("curl listing lacks curl.bin:\n%s", r.Stdout)
 		}
 		r = mustRun(t, work, "", curl, append(args, "-l", base)...)
-		if names := lines(r.stdout); !slices.Contains(names, "curl.bin") {
+		if names := lines(r.Stdout); !slices.Contains(names, "curl.bin") {
 			t.Errorf("curl NLST: %q, want curl.bin among them", names)
 		}
 		r = mustRun(t, work, "", curl, append(args, "-v", "-o", "down.bin", base+"curl.bin")...)
