@@ -13,10 +13,10 @@ import (
 )
 
 // opError is the error every operation returns: the operation and the
-// object key. It unwraps to the storage sentinel chosen for the failure
-// when there is one, and otherwise to the cause (an SDK error, a context
-// error), so errors.Is matches exactly one of the protocol layer's
-// categories.
+// object key. It unwraps to the storage sentinel chosen for the failure,
+// if any, and to the cause (an SDK error, a context error), so errors.Is
+// finds the protocol layer's category and errors.As the SDK's details.
+// SDK errors match no storage sentinel by themselves.
 type opError struct {
 	op   string // "get", "put", "complete-upload", ...
 	key  string // object key, or the name given by the caller when invalid
@@ -31,11 +31,11 @@ func (e *opError) Error() string {
 	return "s3: " + e.op + " " + e.key + ": " + e.err.Error()
 }
 
-func (e *opError) Unwrap() error {
+func (e *opError) Unwrap() []error {
 	if e.kind != nil {
-		return e.kind
+		return []error{e.kind, e.err}
 	}
-	return e.err
+	return []error{e.err}
 }
 
 // newErr returns an opError of kind, with a cause explaining it.

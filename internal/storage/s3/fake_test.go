@@ -24,6 +24,7 @@ const testBucket = "test"
 type fakeS3 struct {
 	mem    *s3mem.Backend
 	client *s3.Client
+	url    string // the server's base URL
 
 	mu   sync.Mutex
 	reqs []request
@@ -62,6 +63,7 @@ func newFake(t *testing.T) *fakeS3 {
 		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
+	f.url = srv.URL
 	f.client = s3.New(s3.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(srv.URL),
@@ -116,7 +118,9 @@ func (f *fakeS3) count(match func(request) bool) int {
 }
 
 // Request kinds, told apart by method and query as S3 does.
-func isList(r request) bool { return r.method == "GET" && r.key == "" && r.query.Get("list-type") == "2" }
+func isList(r request) bool {
+	return r.method == "GET" && r.key == "" && r.query.Get("list-type") == "2"
+}
 func isUploadPart(r request) bool {
 	return r.method == "PUT" && r.query.Has("uploadId") && r.query.Has("partNumber")
 }

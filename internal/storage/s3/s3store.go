@@ -42,10 +42,10 @@
 // and the previous object is left as it was; nothing is visible before
 // Commit. The size of an FTP upload is not known in advance, so the part
 // size doubles after every 1,000 parts (capped at the S3 maximum of 5 GiB):
-// S3's limit of 10,000 parts then covers about 5 TiB (the largest S3
-// object) with the minimum part size of 5 MiB, and far more with the
+// S3's limit of 10,000 parts then covers 4.9 TiB with the minimum part
+// size of 5 MiB, and more than the largest S3 object (5 TiB) with the
 // default 16 MiB. Memory per upload is (Concurrency+1) x the current part
-// size: 80 MiB with the defaults for files up to 16 GB, doubling with the
+// size: 80 MiB with the defaults for files up to 16 GiB, doubling with the
 // part size beyond.
 //
 // Exclusive uploads (STOU, users without the overwrite permission) are
@@ -74,17 +74,22 @@
 // storage.ErrNotExist, AccessDenied storage.ErrPermission, 412
 // storage.ErrExist. A missing bucket is reported as such and matches none of
 // them, so the protocol layer answers with a generic local error rather
-// than "file not found". Throttling (SlowDown, 503) is retried by the SDK's
-// standard retryer; context cancellation is preserved.
+// than "file not found". Throttling (SlowDown, 503) and other transient
+// failures are retried by the SDK's standard retryer (3 attempts with
+// backoff); context cancellation is preserved.
 //
 // # IAM permissions
 //
 // On the bucket, s3:ListBucket, which can be limited to the prefix with a
-// condition on s3:prefix (e.g. "ftp/*"); New also calls HeadBucket, which
-// needs the same permission. On the objects under the prefix
+// condition on s3:prefix (e.g. "ftp/*"; New checks the bucket by listing
+// the prefix, not with HeadBucket, so that such a policy works). On the
+// objects under the prefix
 // ("arn:aws:s3:::BUCKET/ftp/*"): s3:GetObject, s3:PutObject,
 // s3:DeleteObject, s3:AbortMultipartUpload and s3:ListMultipartUploadParts.
-// Multipart uploads and CopyObject need no further permission. A bucket
+// Multipart uploads and CopyObject need no further permission
+// (s3:ListMultipartUploadParts is not used yet, but resuming uploads would
+// need it). A bucket encrypted with a customer-managed KMS key also needs
+// kms:GenerateDataKey and kms:Decrypt on that key. A bucket
 // lifecycle rule "AbortIncompleteMultipartUpload" after a day or so is
 // recommended, to clean up after a server that died mid-upload.
 package s3store
@@ -105,15 +110,16 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
 
-// Limits of S3 multipart uploads.
+// Part sizes and concurrency, for configuration checks and documentation.
 const (
-	MinPartSize     = 5 << 20 // smallest part but the last
-	MaxPartSize     = 5 << 30 // largest part, and largest single PUT or COPY
-	maxParts        = 10_000
-	DefaultPartSize = 16 << 20
-	// DefaultConcurrency is how many parts an upload sends at once.
-	DefaultConcurrency = 4
+	MinPartSize        = 5 << 20  // S3's smallest part (but the last)
+	MaxPartSize        = 5 << 30  // S3's largest part, and largest single PUT or COPY
+	DefaultPartSize    = 16 << 20 // Options.PartSize when zero
+	DefaultConcurrency = 4        // Options.Concurrency when zero
 )
+
+// maxParts is how many parts a multipart upload may have.
+const maxParts = 10_000
 
 // partsPerSize is how many parts an upload sends before doubling the part
 // size; see the package documentation.
@@ -135,7 +141,9 @@ type Options struct {
 	// custom Endpoint.
 	Region string
 	// Endpoint is the URL of an S3-compatible server (MinIO, Ceph, ...);
-	// empty for AWS.
+	// empty for AWS. With an Endpoint the client sends checksums only
+	// where S3 requires them: several S3-compatible servers refuse the
+	// CRC32 headers that the SDK sends to AWS by default.
 	Endpoint string
 	// PathStyle addresses the bucket in the path ("host/bucket/key")
 	// rather than the host name, as most S3-compatible servers need.
@@ -147,7 +155,9 @@ type Options struct {
 	// (default 4).
 	Concurrency int
 	// Client, when set, is used as is and the fields Region, Endpoint and
-	// PathStyle are ignored. Otherwise New builds a client from the
+	// PathStyle are ignored; its RequestChecksumCalculation decides
+	// whether multipart uploads carry CRC32 checksums (unless it is
+	// WhenRequired, they do). Otherwise New builds a client from the
 	// standard AWS chain (environment, shared config and profile, EC2
 	// instance role through IMDS) with config.LoadDefaultConfig.
 	Client *s3.Client
@@ -175,8 +185,8 @@ type Backend struct {
 var _ storage.Backend = (*Backend)(nil)
 
 // New checks opts, builds a client unless one is given, and checks that the
-// bucket is reachable (HeadBucket), failing with an error that names the
-// bucket, the region and the endpoint.
+// bucket is reachable by listing one key of the prefix, failing with an
+// error that names the bucket, the region and the endpoint.
 func New(ctx context.Context, opts Options) (*Backend, error) {
 	if opts.Bucket == "" {
 		return nil, errors.New("s3: no bucket given")
@@ -218,17 +228,24 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		checksums:   o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired,
 		log:         opts.Logger,
 	}
-	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket}); err != nil {
+	// A listing of the prefix rather than HeadBucket: it needs exactly the
+	// permission the server uses, which a policy may limit to the prefix
+	// (HeadBucket carries no prefix, so such a policy denies it).
+	_, err = client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket: &b.bucket, Prefix: &b.prefix, MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
 		endpoint := "AWS"
 		if o.BaseEndpoint != nil {
 			endpoint = *o.BaseEndpoint
 		}
 		why := "is not reachable"
-		switch err := mapErr("head-bucket", b.bucket, "", err); {
-		case errors.Is(err, storage.ErrNotExist):
+		err = mapErr("list", b.bucket, b.prefix, err)
+		switch {
+		case errors.Is(err, errBucketMissing), errors.Is(err, storage.ErrNotExist):
 			why = "does not exist"
 		case errors.Is(err, storage.ErrPermission):
-			why = "cannot be accessed (check the credentials and the s3:ListBucket permission)"
+			why = "cannot be listed (check the credentials and the s3:ListBucket permission on the prefix)"
 		}
 		return nil, fmt.Errorf("s3: bucket %q (region %q, endpoint %s) %s: %w", b.bucket, o.Region, endpoint, why, err)
 	}

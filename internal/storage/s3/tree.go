@@ -43,7 +43,8 @@ func (t *tree) resolve(ctx context.Context, op, name string) (key string, root b
 		return t.prefix, true, nil
 	}
 	if !strings.HasPrefix(name, "/") || !validElems(name[1:]) {
-		return "", false, newErr(op, name, storage.ErrInvalidName, "")
+		// Quoted: the name may hold control characters or invalid UTF-8.
+		return "", false, newErr(op, strconv.Quote(name), storage.ErrInvalidName, "")
 	}
 	key = t.prefix + name[1:]
 	if len(key)+1 > maxKeyLen { // +1: room for the directory marker's slash
@@ -150,8 +151,9 @@ func (t *tree) Stat(ctx context.Context, name string) (storage.FileInfo, error) 
 }
 
 // Open starts a download of name at offset (a GET with a Range header when
-// offset > 0). An offset at or beyond the end reads nothing. The body is
-// read under ctx: cancelling it ends the download.
+// offset > 0). An offset at or beyond the end reads nothing (S3 answers
+// 416 InvalidRange, taken as an empty file). The body is read under ctx,
+// so pass the transfer's context: cancelling it ends the download.
 func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	key, root, err := t.resolve(ctx, "get", name)
 	if err != nil {
@@ -192,6 +194,10 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 // and offset uploads fail with storage.ErrUnsupported. The parent
 // directory must exist, and name must not be a directory; Exclusive fails
 // here already when the object exists.
+//
+// ctx governs the whole upload, not only this call: parts are sent under
+// it as the data arrives, until Commit (whose own ctx also stops them).
+// Pass the transfer's context.
 func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptions) (storage.Upload, error) {
 	key, root, err := t.resolve(ctx, "create", name)
 	if err != nil {
@@ -276,9 +282,10 @@ func (t *tree) Mkdir(ctx context.Context, name string) error {
 		}
 		return newErr("mkdir", marker, storage.ErrExist, "")
 	}
+	// Not conditional: a marker written twice by racing Mkdirs is one
+	// directory, and some S3-compatible servers refuse If-None-Match.
 	_, err = t.b.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &t.b.bucket, Key: &marker, Body: strings.NewReader(""),
-		ContentLength: aws.Int64(0), IfNoneMatch: aws.String("*"),
+		Bucket: &t.b.bucket, Key: &marker, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
 	})
 	return t.mapErr("mkdir", marker, err)
 }

@@ -43,8 +43,12 @@ func partSizeFor(base int64, n int32) int64 {
 // Write and ReadFrom fill buf; a full buf is handed to a goroutine that
 // sends it as a part, after waiting for one of the slots (Concurrency of
 // them) to be free. So at most Concurrency buffers are being sent and one
-// is being filled, whatever the speeds of the client and of S3. A failed
-// part cancels the others and fails the next Write.
+// is being filled, whatever the speeds of the client and of S3. A sent
+// buffer goes back to the upload's own free list, so an upload allocates
+// (or takes from the Backend's pool) Concurrency+1 buffers at most and
+// makes no garbage of them, whenever the garbage collector runs; they go
+// to the Backend's pool when the upload ends. A failed part cancels the
+// others and fails the next Write.
 type upload struct {
 	t         *tree
 	key       string
@@ -66,6 +70,7 @@ type upload struct {
 	mu    sync.Mutex
 	parts []types.CompletedPart // parts sent, in completion order
 	err   error                 // first failure of a part
+	free  [][]byte              // sent buffers, for the next parts
 
 	done bool // Commit or Abort ran
 }
@@ -135,9 +140,25 @@ func (u *upload) makeRoom() error {
 		}
 	}
 	if u.buf == nil {
-		u.buf = u.t.b.getBuf(u.partSize)
+		u.buf = u.getBuf()
 	}
 	return nil
+}
+
+// getBuf returns an empty buffer of partSize bytes, from the free list if
+// it has one. Buffers of another size (the part size grew) are released.
+func (u *upload) getBuf() []byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for len(u.free) > 0 {
+		buf := u.free[len(u.free)-1]
+		u.free = u.free[:len(u.free)-1]
+		if int64(cap(buf)) == u.partSize {
+			return buf[:0]
+		}
+		u.t.b.putBuf(buf)
+	}
+	return u.t.b.getBuf(u.partSize)
 }
 
 // failure returns the first failure of a part upload.
@@ -188,30 +209,31 @@ func (u *upload) sendPart() error {
 		}
 		return &opError{op: "upload-part", key: u.key, err: u.ctx.Err()}
 	}
-	buf, n := u.buf, u.next
+	buf, n, id := u.buf, u.next, u.id
 	u.buf = nil
 	u.next++
 	u.partSize = partSizeFor(b.partSize, u.next)
 	u.wg.Go(func() {
 		defer func() { <-u.slots }()
-		part, err := u.uploadPart(n, buf)
-		b.putBuf(buf)
+		part, err := u.uploadPart(id, n, buf)
 		if err != nil {
 			u.fail(err)
-			return
 		}
 		u.mu.Lock()
-		u.parts = append(u.parts, part)
+		u.free = append(u.free, buf)
+		if err == nil {
+			u.parts = append(u.parts, part)
+		}
 		u.mu.Unlock()
 	})
 	return nil
 }
 
-// uploadPart sends one part.
-func (u *upload) uploadPart(n int32, buf []byte) (types.CompletedPart, error) {
+// uploadPart sends buf as part n of the multipart upload id.
+func (u *upload) uploadPart(id string, n int32, buf []byte) (types.CompletedPart, error) {
 	b := u.t.b
 	in := &s3.UploadPartInput{
-		Bucket: &b.bucket, Key: &u.key, UploadId: &u.id, PartNumber: aws.Int32(n),
+		Bucket: &b.bucket, Key: &u.key, UploadId: &id, PartNumber: aws.Int32(n),
 		Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf))),
 	}
 	if b.checksums {
@@ -243,12 +265,9 @@ func (u *upload) Commit(ctx context.Context) error {
 	if u.id == "" {
 		return u.put(ctx)
 	}
-	if err := u.complete(ctx); err != nil {
-		u.discard()
-		return err
-	}
-	u.cancel()
-	return nil
+	err := u.complete(ctx)
+	u.discard() // after a success, only releases the buffers
+	return err
 }
 
 // put sends a file smaller than a part as one object.
@@ -327,6 +346,10 @@ func (u *upload) discard() error {
 		u.t.b.putBuf(u.buf)
 		u.buf = nil
 	}
+	for _, buf := range u.free {
+		u.t.b.putBuf(buf)
+	}
+	u.free = nil
 	if u.id == "" {
 		return nil
 	}

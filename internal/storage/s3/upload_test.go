@@ -1,0 +1,365 @@
+package s3store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+const mib = 1 << 20
+
+// randomData returns n reproducible pseudo-random bytes.
+func randomData(n int) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{1}).Read(b)
+	return b
+}
+
+// writerOnly hides an Upload's ReadFrom, so io.Copy goes through Write.
+type writerOnly struct{ io.Writer }
+
+func TestMultipartUpload(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		copy func(up storage.Upload, data []byte) error
+	}{
+		{"Write", func(up storage.Upload, data []byte) error {
+			// Chunks that do not divide the part size.
+			_, err := io.CopyBuffer(writerOnly{up}, bytes.NewReader(data), make([]byte, 100_000))
+			return err
+		}},
+		{"ReadFrom", func(up storage.Upload, data []byte) error {
+			n, err := io.Copy(up, io.LimitReader(bytes.NewReader(data), int64(len(data))))
+			if err == nil && n != int64(len(data)) {
+				err = errors.New("short copy")
+			}
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			s, _ := f.backend(t, Options{PartSize: 5 * mib, Concurrency: 2}).Home(t.Context(), "alice")
+			data := randomData(12 * mib)
+			f.reset()
+			up, err := s.Create(t.Context(), "/big.bin", storage.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Abort()
+			if err := tt.copy(up, data); err != nil {
+				t.Fatalf("copy: %v", err)
+			}
+			if err := up.Commit(t.Context()); err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+			if got, want := sha256.Sum256(f.get(t, "alice/big.bin")), sha256.Sum256(data); got != want {
+				t.Error("object read back differs from the upload")
+			}
+			if n := f.count(isCreateUpload); n != 1 {
+				t.Errorf("%d CreateMultipartUpload requests, want 1", n)
+			}
+			// With the SDK's default checksums (AWS), the upload declares
+			// CRC32 and every part carries one, as S3 then requires.
+			for _, r := range f.requests() {
+				if isCreateUpload(r) && r.header.Get("X-Amz-Checksum-Algorithm") != "CRC32" {
+					t.Errorf("CreateMultipartUpload without the CRC32 checksum algorithm: %v", r.header)
+				}
+				if isUploadPart(r) && r.header.Get("X-Amz-Checksum-Crc32") == "" {
+					t.Errorf("UploadPart without a CRC32 checksum: %v", r.header)
+				}
+			}
+			if n := f.count(isUploadPart); n != 3 { // 5 + 5 + 2 MiB
+				t.Errorf("%d UploadPart requests, want 3", n)
+			}
+			if n := f.count(isCompleteUpload); n != 1 {
+				t.Errorf("%d CompleteMultipartUpload requests, want 1", n)
+			}
+			if n := f.count(isPlainPut); n != 0 {
+				t.Errorf("%d PutObject requests, want none", n)
+			}
+			if p := f.pendingUploads(t); len(p) != 0 {
+				t.Errorf("multipart uploads left: %v", p)
+			}
+			if _, err := up.Write([]byte("x")); err == nil {
+				t.Error("Write after Commit succeeded")
+			}
+			if err := up.Commit(t.Context()); err == nil {
+				t.Error("second Commit succeeded")
+			}
+		})
+	}
+}
+
+// TestSmallUploadIsOnePut checks that a file smaller than a part is sent
+// with one PutObject, conditional when exclusive.
+func TestSmallUploadIsOnePut(t *testing.T) {
+	f := newFake(t)
+	s, _ := f.backend(t, Options{}).Home(t.Context(), "alice")
+	f.reset()
+	up, err := s.Create(t.Context(), "/small", storage.CreateOptions{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(up, "hello")
+	if err := up.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var puts []request
+	for _, r := range f.requests() {
+		if isPlainPut(r) {
+			puts = append(puts, r)
+		}
+	}
+	if len(puts) != 1 || puts[0].header.Get("If-None-Match") != "*" {
+		t.Errorf("PutObject requests %+v, want one with If-None-Match: *", puts)
+	}
+	if n := f.count(isCreateUpload); n != 0 {
+		t.Errorf("%d CreateMultipartUpload requests for 5 bytes", n)
+	}
+	if got := string(f.get(t, "alice/small")); got != "hello" {
+		t.Errorf("object reads %q", got)
+	}
+}
+
+func TestAbortMultipart(t *testing.T) {
+	f := newFake(t)
+	s, _ := f.backend(t, Options{PartSize: 5 * mib}).Home(t.Context(), "alice")
+	f.put(t, "alice/f", "old")
+	up, err := s.Create(t.Context(), "/f", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(randomData(12 * mib)); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	// Two parts were started; Abort may cancel the second before it
+	// reaches the server.
+	if n := f.count(isCreateUpload); n != 1 {
+		t.Errorf("%d multipart uploads started, want 1 (the test needs one)", n)
+	}
+	if got := string(f.get(t, "alice/f")); got != "old" {
+		t.Errorf("after Abort the object reads %q, want the old content", got)
+	}
+	if p := f.pendingUploads(t); len(p) != 0 {
+		t.Errorf("multipart uploads left after Abort: %v", p)
+	}
+	aborts := f.count(func(r request) bool { return r.method == "DELETE" && r.query.Has("uploadId") })
+	if aborts != 1 {
+		t.Errorf("%d AbortMultipartUpload requests, want 1", aborts)
+	}
+	if err := up.Commit(t.Context()); err == nil {
+		t.Error("Commit after Abort succeeded")
+	}
+}
+
+// TestExclusiveMultipart checks the check before completion on a server
+// that ignores If-None-Match on CompleteMultipartUpload (gofakes3 does).
+func TestExclusiveMultipart(t *testing.T) {
+	f := newFake(t)
+	s, _ := f.backend(t, Options{PartSize: 5 * mib}).Home(t.Context(), "alice")
+	up, err := s.Create(t.Context(), "/race", storage.CreateOptions{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if _, err := up.Write(randomData(11 * mib)); err != nil {
+		t.Fatal(err)
+	}
+	f.put(t, "alice/race", "early")
+	if err := up.Commit(t.Context()); !errors.Is(err, storage.ErrExist) {
+		t.Errorf("exclusive Commit after the target appeared: %v, want ErrExist", err)
+	}
+	if got := string(f.get(t, "alice/race")); got != "early" {
+		t.Errorf("object reads %q, want the one that appeared", got)
+	}
+	if p := f.pendingUploads(t); len(p) != 0 {
+		t.Errorf("multipart uploads left: %v", p)
+	}
+	var completes []request
+	for _, r := range f.requests() {
+		if isCompleteUpload(r) {
+			completes = append(completes, r)
+		}
+	}
+	if len(completes) != 0 {
+		t.Errorf("CompleteMultipartUpload sent although the target exists: %+v", completes)
+	}
+}
+
+// TestPartFailure checks that a part refused by the server fails the
+// upload, aborts the multipart upload and publishes nothing.
+func TestPartFailure(t *testing.T) {
+	f := newFake(t)
+	s, _ := f.backend(t, Options{PartSize: 5 * mib, Concurrency: 1}).Home(t.Context(), "alice")
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != "PUT" || r.URL.Query().Get("partNumber") != "2" {
+			return false
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+		return true
+	})
+	up, err := s.Create(t.Context(), "/f", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	data := randomData(5 * mib)
+	for range 5 {
+		if _, err = up.Write(data); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = up.Commit(t.Context())
+	}
+	if !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("upload with a refused part: %v, want ErrPermission", err)
+	}
+	if err := up.Commit(t.Context()); err == nil {
+		t.Error("Commit after a failed part succeeded")
+	}
+	if p := f.pendingUploads(t); len(p) != 0 {
+		t.Errorf("multipart uploads left: %v", p)
+	}
+	if _, err := s.Stat(t.Context(), "/f"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Stat after the failed upload: %v, want ErrNotExist", err)
+	}
+}
+
+// TestUploadMemory checks that an upload holds at most Concurrency+1 part
+// buffers whatever the file size. The server drops the parts' bodies so
+// that only the client's memory is measured.
+func TestUploadMemory(t *testing.T) {
+	const size = 64 * mib
+	f := newFake(t)
+	s, _ := f.backend(t, Options{PartSize: 5 * mib, Concurrency: 2}).Home(t.Context(), "alice")
+
+	var received atomic.Int64
+	var peak atomic.Uint64
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		for p := peak.Load(); ms.HeapInuse > p && !peak.CompareAndSwap(p, ms.HeapInuse); p = peak.Load() {
+		}
+	}
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == "PUT" && r.URL.Query().Has("partNumber") {
+			sample()
+			n, _ := io.Copy(io.Discard, r.Body)
+			received.Add(n)
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.ContentLength = 1
+			r.Header.Set("Content-Length", "1")
+		}
+		return false
+	})
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	peak.Store(before.HeapInuse)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				sample()
+			}
+		}
+	})
+
+	up, err := s.Create(t.Context(), "/big", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	// A stream, not a 64 MiB slice: only the upload's buffers count.
+	n, err := io.Copy(up, io.LimitReader(rand.NewChaCha8([32]byte{2}), size))
+	if err != nil || n != size {
+		t.Fatalf("copy: %d bytes, %v", n, err)
+	}
+	if err := up.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	sample()
+
+	if got := received.Load(); got != size {
+		t.Errorf("server received %d bytes of parts, want %d", got, size)
+	}
+	if n := f.count(isUploadPart); n != 13 {
+		t.Errorf("%d parts, want 13", n)
+	}
+	growth := int64(peak.Load()) - int64(before.HeapInuse)
+	t.Logf("heap in use grew by %.1f MiB for a %d MiB upload", float64(growth)/mib, size/mib)
+	if growth > 40*mib {
+		t.Errorf("heap in use grew by %.1f MiB, want < 40 MiB (3 buffers of 5 MiB)", float64(growth)/mib)
+	}
+}
+
+func TestPartSizeFor(t *testing.T) {
+	for _, tt := range []struct {
+		base int64
+		n    int32
+		want int64
+	}{
+		{5 * mib, 1, 5 * mib},
+		{5 * mib, 1000, 5 * mib},
+		{5 * mib, 1001, 10 * mib},
+		{5 * mib, 2001, 20 * mib},
+		{5 * mib, 10_000, 5 * mib << 9},
+		{16 * mib, 8001, 4096 * mib},
+		{16 * mib, 9001, MaxPartSize},
+		{16 * mib, 10_000, MaxPartSize},
+		{MaxPartSize, 5000, MaxPartSize},
+		{1 << 30, 4001, MaxPartSize},
+	} {
+		if got := partSizeFor(tt.base, tt.n); got != tt.want {
+			t.Errorf("partSizeFor(%d, %d) = %d, want %d", tt.base, tt.n, got, tt.want)
+		}
+	}
+	// What 10,000 parts cover, for the documentation's claims.
+	for _, tt := range []struct {
+		base, atLeast int64
+	}{
+		{MinPartSize, 48 << 40 / 10}, // 4.8 TiB
+		{DefaultPartSize, 5 << 40},
+	} {
+		var total int64
+		prev := int64(0)
+		for n := int32(1); n <= maxParts; n++ {
+			size := partSizeFor(tt.base, n)
+			if size < prev || size > MaxPartSize {
+				t.Fatalf("partSizeFor(%d, %d) = %d after %d", tt.base, n, size, prev)
+			}
+			prev = size
+			total += size
+		}
+		if total < tt.atLeast {
+			t.Errorf("10,000 parts from %d bytes cover %d bytes, want at least %d", tt.base, total, tt.atLeast)
+		}
+	}
+}
