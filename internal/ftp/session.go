@@ -150,6 +150,11 @@ func (s *Session) Serve() {
 			s.reply(421, "Internal server error; closing control connection.")
 		}
 		s.Close()
+		// The session ends when its transfer has finished cleaning up (an
+		// abandoned upload removed), not before.
+		if x := s.currentTransfer(); x != nil {
+			<-x.done
+		}
 		s.log.Info("session end", "user", s.userLabel(), "duration", time.Since(s.start).Round(time.Millisecond))
 	}()
 	s.log.Info("session start", "local", s.local.String())

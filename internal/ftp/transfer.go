@@ -31,7 +31,7 @@ type transfer struct {
 
 // abandon stops the transfer without committing anything it wrote.
 func (x *transfer) abandon() {
-	x.aborted.Store(true)
+	x.aborted.Store(true) // before the lock: setData checks it under the lock
 	x.cancel()
 	x.mu.Lock()
 	if x.data != nil {
@@ -40,9 +40,15 @@ func (x *transfer) abandon() {
 	x.mu.Unlock()
 }
 
+// setData records the open data connection. If the transfer was abandoned
+// while the connection was being opened, it is closed at once: abandon
+// saw no connection to close.
 func (x *transfer) setData(c net.Conn) {
 	x.mu.Lock()
 	x.data = c
+	if x.aborted.Load() {
+		c.Close()
+	}
 	x.mu.Unlock()
 }
 
