@@ -1,35 +1,20 @@
 package netpolicy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // discLog captures a logger's text output for assertions; safe for the
 // refresh goroutine and the test to use at once.
-type discLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *discLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *discLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type discLog struct{ clienttest.LogBuffer }
 
 // count reports how many log lines contain every one of parts.
 func (l *discLog) count(parts ...string) int {
