@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/server"
+)
+
+// inprocServer is cloudftpd running inside this process, for the smoke test
+// and for CPU/heap profiles of a workload (the server has no pprof
+// endpoint).
+type inprocServer struct {
+	srv      *server.Server
+	Plain    string // control address of the plain listener
+	TLS      string // control address of the tls = "required" listener
+	Home     string // the user's home on disk
+	User     string
+	Password string
+}
+
+// startInproc serves root with one user "bench" (all permissions, home
+// root/bench) on a plain and an FTPS listener on 127.0.0.1.
+func startInproc(root string) (*inprocServer, error) {
+	certFile := filepath.Join(root, "cert.pem")
+	keyFile := filepath.Join(root, "key.pem")
+	if err := certs.SelfSigned([]string{"localhost", "127.0.0.1"}, 24*time.Hour, certFile, keyFile); err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf(`
+[server]
+idle_timeout = "10m"
+login_timeout = "10m"
+data_timeout = "30s"
+stall_timeout = "1m"
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[[listener]]
+address = "127.0.0.1:0"
+tls = "required"
+tls_cert = %q
+tls_key = %q
+
+[storage]
+backend = "local"
+root = %q
+
+[log]
+level = "warn"
+`, certFile, keyFile, filepath.Join(root, "homes"))
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	const user, password = "bench", "bench-password"
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	all, err := auth.ParsePermissions([]string{"all"})
+	if err != nil {
+		return nil, err
+	}
+	uf := &auth.UsersFile{}
+	if err := uf.Add(user, hash, user, all); err != nil {
+		return nil, err
+	}
+	home := filepath.Join(root, "homes", user)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(cfg, server.Options{Logger: logger, Auth: auth.NewFileAuthenticator(uf, auth.Options{Logger: logger})})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	addrs := srv.Addrs()
+	return &inprocServer{srv: srv, Plain: addrs[0].String(), TLS: addrs[1].String(), Home: home, User: user, Password: password}, nil
+}
+
+func (s *inprocServer) target(tls bool) *target {
+	t := &target{Addr: s.Plain, User: s.User, Pass: s.Password, Timeout: 30 * time.Second}
+	if tls {
+		t.Addr, t.TLS = s.TLS, true
+	}
+	return t
+}
+
+func (s *inprocServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary stand in for ftpbench when the ceiling
+// workload starts its sendfile child (os.Executable is the test binary).
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs every workload once, tiny, against an in-process cloudftpd
+// (no vsftpd needed), then renders the report. It checks that the tool
+// works end to end and reports sane numbers, not how fast anything is.
+func TestSmoke(t *testing.T) {
+	root := t.TempDir()
+	srv, err := startInproc(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	const size = 1 << 20
+	if err := makeFile(filepath.Join(srv.Home, "big.bin"), size); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeFiles(filepath.Join(srv.Home, "small"), 10, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeFiles(filepath.Join(srv.Home, "many"), 200, 0); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "results.jsonl")
+	sz := fmt.Sprint(size)
+	common := func(server string, tls bool) []string {
+		addr := srv.Plain
+		if tls {
+			addr = srv.TLS
+		}
+		return []string{"--addr", addr, "--user", srv.User, "--pass", srv.Password, "--server", server, "--out", out, "--timeout", "20s"}
+	}
+	steps := [][]string{
+		{"download", "--file", "big.bin", "--size", sz},
+		{"upload", "--size", sz, "--src-file", filepath.Join(srv.Home, "big.bin")},
+		{"download", "--file", "big.bin", "--size", sz, "--tls"},
+		{"upload", "--size", sz, "--tls"},
+		{"sessions", "--workers", "2", "--duration", "1s", "--dir", "small"},
+		{"idle", "--sessions", "10", "--settle", "10ms", "--pid", fmt.Sprint(os.Getpid())},
+		{"list", "--verb", "LIST", "--dir", "many", "--lines", "200"},
+		{"list", "--verb", "MLSD", "--dir", "many", "--lines", "200"},
+		{"smallfiles", "--files", "20", "--parallel", "2"},
+	}
+	// The same server plays "vsftpd" too, so the report has ratios.
+	for _, server := range []string{"cloudftpd", "vsftpd"} {
+		for _, st := range steps {
+			tls := false
+			for _, a := range st {
+				tls = tls || a == "--tls"
+			}
+			args := append([]string{"run"}, st...)
+			args = append(args, common(server, tls)...)
+			var so, se bytes.Buffer
+			if code := run(args, &so, &se); code != 0 {
+				t.Fatalf("ftpbench %s: exit %d: %s", strings.Join(st, " "), code, se.String())
+			}
+		}
+	}
+	var se bytes.Buffer
+	if code := run([]string{"ceiling", "--file", filepath.Join(srv.Home, "big.bin"), "--out", out}, io.Discard, &se); code != 0 {
+		t.Fatalf("ceiling: exit %d: %s", code, se.String())
+	}
+
+	rs, err := readResults(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[r.Workload+"/"+r.Server] = true
+		switch {
+		case r.Workload == "idle-10":
+			if r.Detail["pss_after_kib"].(float64) <= 0 || r.Detail["processes_after"].(float64) < 1 {
+				t.Errorf("idle: no memory measured: %v", r.Detail)
+			}
+		case r.Value <= 0 || r.Value != r.Value:
+			t.Errorf("%s/%s: value %v %s", r.Workload, r.Server, r.Value, r.Metric)
+		}
+		if r.Workload == "ftps-download" || r.Workload == "ftps-upload" {
+			if r.Detail["tls_resumed"].(float64) != 1 {
+				t.Errorf("%s: data connection did not resume the TLS session: %v", r.Workload, r.Detail)
+			}
+		}
+	}
+	for _, w := range []string{"download", "upload", "ftps-download", "ftps-upload", "sessions", "idle-10", "list", "mlsd", "smallfiles-up", "smallfiles-down"} {
+		if !seen[w+"/cloudftpd"] || !seen[w+"/vsftpd"] {
+			t.Errorf("no result for %s", w)
+		}
+	}
+	if !seen["download/ceiling"] {
+		t.Error("no ceiling result")
+	}
+
+	// Render the report from these results.
+	meta := filepath.Join(root, "meta.json")
+	mb, _ := json.Marshal(map[string]string{"idle_small": "10", "idle_large": "10", "rounds": "1"})
+	if err := os.WriteFile(meta, mb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md, svg := filepath.Join(root, "B.md"), filepath.Join(root, "b.svg")
+	if code := run([]string{"render", "--results", out, "--meta", meta, "--md", md, "--svg", svg}, io.Discard, &se); code != 0 {
+		t.Fatalf("render: exit %d: %s", code, se.String())
+	}
+	doc, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| Download 2 GiB (FTP, tmpfs) |", "b.svg", "not measured: S3 backend not wired yet", "x |"} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("report lacks %q:\n%s", want, doc)
+		}
+	}
+	sb, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(sb))
+	for {
+		if _, err := d.Token(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("chart is not well-formed XML: %v", err)
+			}
+			break
+		}
+	}
+}
+
+func TestParseEPSV(t *testing.T) {
+	for line, want := range map[string]int{
+		"229 Entering Extended Passive Mode (|||20001|)": 20001,
+		"229 EPSV ok (|||65535|)":                        65535,
+		"229 Entering Extended Passive Mode (|||0|)":     -1,
+		"229 Entering Extended Passive Mode (||20001|)":  -1,
+		"229 Entering Extended Passive Mode (|||123x|)":  -1,
+	} {
+		got, err := parseEPSV([]byte(line))
+		if want < 0 {
+			if err == nil {
+				t.Errorf("%q: got %d, want an error", line, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("%q: got %d, %v; want %d", line, got, err, want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	rs := []result{
+		{Workload: "download", Server: "cloudftpd", Value: 3, Better: "higher"},
+		{Workload: "download", Server: "cloudftpd", Value: 1, Better: "higher"},
+		{Workload: "download", Server: "cloudftpd", Value: 2, Better: "higher"},
+		{Workload: "download", Server: "vsftpd", Value: 1, Better: "higher"},
+		{Workload: "list", Server: "cloudftpd", Value: 1, Better: "lower"},
+		{Workload: "list", Server: "vsftpd", Value: 4, Better: "lower"},
+	}
+	sum := summarize(rs)
+	s := sum[[2]string{"download", "cloudftpd"}]
+	if s.median != 2 || s.min != 1 || s.max != 3 {
+		t.Errorf("summary %+v", s)
+	}
+	v := judge(row{workload: "download", ref: "vsftpd", target: 1.5, targetTxt: "x"}, sum)
+	if !v.met || v.ratio != 2 {
+		t.Errorf("download verdict %+v", v)
+	}
+	v = judge(row{workload: "list", ref: "vsftpd", target: 0.5, targetTxt: "x"}, sum)
+	if !v.met || v.ratio != 0.25 || v.advantage != 4 || v.targetAdv != 2 {
+		t.Errorf("list verdict %+v", v)
+	}
+}

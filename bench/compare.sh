@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# bench/compare.sh: cloudftpd against vsftpd on this machine, same run,
+# workloads interleaved (cloudftpd, vsftpd, cloudftpd, vsftpd, ...).
+#
+#   sudo bench/compare.sh            full run: 2 GiB transfers, 10,000 idle
+#                                    sessions, 100,000-file listings, 3 rounds
+#                                    (about 10-15 minutes); writes
+#                                    docs/BENCHMARKS.md and docs/benchmarks.svg
+#   sudo bench/compare.sh --quick    small sizes, 1 round (about 2 minutes);
+#                                    the report goes to bench/results/<run>/ only
+#   --rounds N                       rounds (default 3, quick 1); transfers,
+#                                    listings and small files run 3 times a
+#                                    round (quick: once), sessions/s and idle
+#                                    memory once
+#   --only "download upload ..."     run only these workloads (for iteration)
+#
+# Needs root (a tmpfs mount, a system account for vsftpd, ulimit -n 65536).
+# Installs vsftpd with apt-get if missing, without starting its service.
+# Everything listens on 127.0.0.1 only; everything started here (servers,
+# tmpfs, system account, raised kernel.pid_max) is undone on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+
+QUICK=0
+ROUNDS=
+ONLY=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+	*) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ "$QUICK" = 1 ]; then
+	BIG=$((256 << 20)); BIG_LABEL="256 MiB"
+	IDLE_SMALL=100; IDLE_LARGE=1000
+	LIST_FILES=10000; LIST_LABEL="10,000"
+	SMALL_FILES=400; SMALL_LABEL="400"
+	SESS_DUR=3s
+	TMPFS_SIZE=2g
+	ROUNDS=${ROUNDS:-1}
+	REPS=1
+else
+	BIG=$((2 << 30)); BIG_LABEL="2 GiB"
+	IDLE_SMALL=1000; IDLE_LARGE=10000
+	LIST_FILES=100000; LIST_LABEL="100,000"
+	SMALL_FILES=2000; SMALL_LABEL="2,000"
+	SESS_DUR=10s
+	TMPFS_SIZE=6g
+	ROUNDS=${ROUNDS:-3}
+	REPS=3
+fi
+WORKERS=8
+SRC=127.0.0.2-127.0.0.250
+C_PORT=12121 C_TLS_PORT=12123 V_PORT=12122 V_TLS_PORT=12124
+STEP_TIMEOUT=600 # seconds, for any single measurement
+
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (tmpfs mount, system account for vsftpd)"
+
+# --- prerequisites -----------------------------------------------------------
+if ! command -v vsftpd >/dev/null && [ ! -x /usr/sbin/vsftpd ]; then
+	log "installing vsftpd (service start disabled)"
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vsftpd >/dev/null
+fi
+VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
+# 10,000 sessions need 10,000+ descriptors in the server and in the
+# generator. Without CAP_SYS_RESOURCE (some containers) the hard limit
+# cannot be raised: use it if it is still enough.
+if ! ulimit -n 65536 2>/dev/null; then
+	ulimit -n "$(ulimit -Hn)"
+	log "note: open-files limit stays at $(ulimit -n) (hard limit; no CAP_SYS_RESOURCE)"
+fi
+# cloudftpd holds two descriptors per logged-in session (the control
+# connection and its home directory's os.Root): hold fewer sessions when
+# the limit cannot fit 10,000, and say so in the report.
+IDLE_NOTE=
+FD_FIT=$(( ($(ulimit -n) - 300) / 2 / 500 * 500 ))
+if [ "$FD_FIT" -lt "$IDLE_LARGE" ]; then
+	IDLE_NOTE="the open-files hard limit here is $(ulimit -Hn) and cannot be raised (no CAP_SYS_RESOURCE); cloudftpd holds 2 descriptors per idle session, so the large idle test holds $FD_FIT sessions instead of $IDLE_LARGE"
+	log "note: $IDLE_NOTE"
+	IDLE_LARGE=$FD_FIT
+fi
+[ "$IDLE_LARGE" -ge "$IDLE_SMALL" ] || die "open-files limit $(ulimit -n) is too low"
+
+# --- workspace and cleanup ---------------------------------------------------
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN="$REPO/bench/results/$STAMP"
+mkdir -p "$RUN"
+WORK=$(mktemp -d /tmp/ftpbench.XXXXXX)
+chmod 755 "$WORK" # vsftpd's user must reach its home below it
+MNT="$WORK/mnt"
+BENCH_USER=ftpbench
+# A second account with the same home whose password is hashed with SHA-512
+# crypt instead of Debian's default yescrypt: for vsftpd's idle sessions
+# (10,000 yescrypt logins would take minutes and memory does not depend on
+# the hash) and for a sessions/s variant that shows the servers' own cost.
+FAST_USER=ftpbenchs
+CREATED_USER=0
+CREATED_FAST_USER=0
+OLD_PID_MAX=$(cat /proc/sys/kernel/pid_max)
+PIDS=()
+SAMPLER=
+
+descendants() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
+stop_servers() {
+	local p all=()
+	# vsftpd's session processes (chrooted into the tmpfs) outlive their
+	# listener: stop them too.
+	for p in "${PIDS[@]}"; do
+		all+=($(descendants "$p") "$p")
+	done
+	PIDS=("${all[@]}")
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	PIDS=()
+}
+
+cleanup() {
+	set +e
+	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null
+	stop_servers
+	for _ in 1 2 3 4 5; do
+		mountpoint -q "$MNT" || break
+		umount "$MNT" 2>/dev/null || sleep 1
+	done
+	rm -rf "$WORK"
+	[ "$CREATED_USER" = 1 ] && userdel "$BENCH_USER" 2>/dev/null
+	[ "$CREATED_FAST_USER" = 1 ] && userdel "$FAST_USER" 2>/dev/null
+	[ "$(cat /proc/sys/kernel/pid_max)" != "$OLD_PID_MAX" ] && echo "$OLD_PID_MAX" >/proc/sys/kernel/pid_max
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 10,000 vsftpd sessions are 20,000 processes.
+if [ "$OLD_PID_MAX" -lt 65536 ]; then
+	echo 65536 >/proc/sys/kernel/pid_max
+fi
+
+mkdir -p "$MNT"
+mount -t tmpfs -o size=$TMPFS_SIZE,mode=755 tmpfs "$MNT"
+HOMES="$MNT/homes"
+HOME_DIR="$HOMES/$BENCH_USER"
+mkdir -p "$HOME_DIR"
+
+# --- build -------------------------------------------------------------------
+log "building cloudftpd and ftpbench"
+go build -o "$WORK/cloudftpd" ./cmd/cloudftpd
+go build -o "$WORK/ftpbench" ./bench/cmd/ftpbench
+FB="$WORK/ftpbench"
+
+# --- one user for both servers ----------------------------------------------
+PASS=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
+if id "$BENCH_USER" >/dev/null 2>&1; then
+	usermod -d "$HOME_DIR" "$BENCH_USER"
+else
+	useradd -M -d "$HOME_DIR" -s /bin/sh "$BENCH_USER"
+	CREATED_USER=1
+fi
+echo "$BENCH_USER:$PASS" | chpasswd # PAM for vsftpd: Debian's default hash (yescrypt)
+if id "$FAST_USER" >/dev/null 2>&1; then
+	usermod -d "$HOME_DIR" "$FAST_USER"
+else
+	useradd -M -d "$HOME_DIR" -s /bin/sh "$FAST_USER"
+	CREATED_FAST_USER=1
+fi
+echo "$FAST_USER:$PASS" | chpasswd -c SHA512
+printf '%s\n' "$PASS" | "$WORK/cloudftpd" user add "$BENCH_USER" --home "$BENCH_USER" --perm all \
+	--password-stdin --users "$WORK/users.toml" >/dev/null
+
+# --- test data (one home shared by both servers) ------------------------------
+log "creating test data on tmpfs ($TMPFS_SIZE)"
+"$FB" mkfile --path "$HOME_DIR/big.bin" --size "$BIG"
+"$FB" mkfiles --dir "$HOME_DIR/small" --count 10 --size 100
+"$FB" mkfiles --dir "$HOME_DIR/many" --count "$LIST_FILES" --size 0
+chown -R "$BENCH_USER:" "$HOME_DIR"
+
+# --- configs -------------------------------------------------------------------
+"$WORK/cloudftpd" cert self-signed --host localhost --host 127.0.0.1 \
+	--cert "$WORK/cert.pem" --key "$WORK/key.pem" >/dev/null
+chmod 644 "$WORK/cert.pem"
+
+cat >"$WORK/cloudftpd.toml" <<EOF
+[server]
+idle_timeout = "15m"
+login_timeout = "15m"
+data_timeout = "30s"
+stall_timeout = "5m"
+
+[[listener]]
+address = "127.0.0.1:$C_PORT"
+passive_ports = "20000-20999"
+
+[[listener]]
+address = "127.0.0.1:$C_TLS_PORT"
+passive_ports = "22000-22999"
+tls = "required"                # AUTH TLS before USER; PROT P and session reuse required
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+
+[storage]
+backend = "local"
+root = "$HOMES"
+
+[auth]
+users_file = "users.toml"
+
+[log]
+level = "warn"
+EOF
+
+vsftpd_conf() { # port pasv_min pasv_max tls(YES|NO)
+	cat <<EOF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$1
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+local_umask=022
+chroot_local_user=YES
+allow_writeable_chroot=YES
+pasv_enable=YES
+pasv_min_port=$2
+pasv_max_port=$3
+connect_from_port_20=NO
+max_clients=20000
+max_per_ip=20000
+idle_session_timeout=900
+data_connection_timeout=300
+xferlog_enable=NO
+dirmessage_enable=NO
+secure_chroot_dir=/var/run/vsftpd/empty
+pam_service_name=vsftpd
+vsftpd_log_file=$WORK/vsftpd.log
+ssl_enable=$4
+EOF
+	if [ "$4" = YES ]; then
+		cat <<EOF
+rsa_cert_file=$WORK/cert.pem
+rsa_private_key_file=$WORK/key.pem
+force_local_logins_ssl=YES
+force_local_data_ssl=YES
+require_ssl_reuse=YES
+ssl_request_cert=NO
+ssl_ciphers=HIGH
+ssl_sslv2=NO
+ssl_sslv3=NO
+EOF
+	fi
+}
+mkdir -p /var/run/vsftpd/empty
+vsftpd_conf $V_PORT 21000 21999 NO >"$WORK/vsftpd.conf"
+vsftpd_conf $V_TLS_PORT 23000 23999 YES >"$WORK/vsftpd-tls.conf"
+cp "$WORK/cloudftpd.toml" "$WORK/vsftpd.conf" "$WORK/vsftpd-tls.conf" "$RUN/"
+
+# --- servers ---------------------------------------------------------------
+wait_port() {
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	die "nothing listens on 127.0.0.1:$1"
+}
+
+start_servers() {
+	(cd "$WORK" && exec ./cloudftpd serve --config cloudftpd.toml) >>"$RUN/cloudftpd.log" 2>&1 &
+	C_PID=$!
+	"$VSFTPD" "$WORK/vsftpd.conf" >>"$RUN/vsftpd.out" 2>&1 &
+	V_PID=$!
+	"$VSFTPD" "$WORK/vsftpd-tls.conf" >>"$RUN/vsftpd.out" 2>&1 &
+	V_TLS_PID=$!
+	PIDS=("$C_PID" "$V_PID" "$V_TLS_PID")
+	wait_port $C_PORT; wait_port $C_TLS_PORT; wait_port $V_PORT; wait_port $V_TLS_PORT
+}
+
+restart_servers() {
+	stop_servers
+	start_servers
+	sleep 1
+}
+
+# --- measurement helpers ---------------------------------------------------
+RESULTS="$RUN/results.jsonl"
+measure() { # server round workload [flags...]
+	local server=$1 round=$2 workload=$3
+	shift 3
+	local port=$C_PORT pid=$C_PID user=$BENCH_USER
+	case "$server" in
+	vsftpd) port=$V_PORT pid=$V_PID ;;
+	vsftpd-sha512) port=$V_PORT pid=$V_PID user=$FAST_USER ;;
+	esac
+	if [[ " $* " == *" --tls "* ]]; then
+		port=$C_TLS_PORT
+		[ "$server" != cloudftpd ] && port=$V_TLS_PORT
+	fi
+	if ! timeout "$STEP_TIMEOUT" "$FB" run "$workload" --server "$server" --round "$round" \
+		--addr "127.0.0.1:$port" --user "$user" --pass "$PASS" --out "$RESULTS" \
+		--pid "$pid" "$@"; then
+		log "FAILED: $workload against $server (round $round); see $RUN"
+		echo "{\"failed\":\"$workload $server round $round\"}" >>"$RUN/failures.jsonl"
+	fi
+}
+
+both() { # round workload [flags...]: cloudftpd then vsftpd
+	measure cloudftpd "$@"
+	measure vsftpd "$@"
+}
+
+# Writing to tmpfs pages that were never touched (or were handed back to
+# the hypervisor) is much slower on a VM than reusing pages just freed. So
+# before every upload, write and delete a file of the upload's size, so
+# that the server going first does not always pay for fresh pages. (It
+# narrows the gap; where the VM returns free pages to its host quickly,
+# upload numbers stay noisy.)
+warm() {
+	"$FB" mkfile --path "$MNT/warm.bin" --size "$BIG"
+	rm -f "$MNT/warm.bin"
+}
+
+both_upload() { # round [flags...]
+	warm
+	measure cloudftpd "$1" upload "${@:2}"
+	warm
+	measure vsftpd "$1" upload "${@:2}"
+}
+
+# Sample what else uses the CPU, so the report can say whether others
+# shared the machine: every 5 s, the %CPU (of one core) over one second of
+# every process that is not part of this benchmark.
+(
+	while sleep 4; do
+		top -b -n 2 -d 1 -w 512 2>/dev/null | awk -v t="$(date +%s)" '
+			/^top -/ { snap++ }
+			snap == 2 && $1 ~ /^[0-9]+$/ && $12 !~ /^(vsftpd|cloudftpd|ftpbench|top|timeout|bash|sleep|awk|compare.sh)$/ { s += $9; if ($9 > 5) names[$12] = 1 }
+			END { n = ""; for (k in names) n = n k ","; printf "%s %.0f %s\n", t, s, n }'
+	done
+) >"$RUN/load.log" 2>/dev/null &
+SAMPLER=$!
+
+# --- rounds ------------------------------------------------------------------
+T0=$(date +%s)
+for round in $(seq "$ROUNDS"); do
+	log "round $round of $ROUNDS"
+	if want idle; then
+		for n in "$IDLE_SMALL" "$IDLE_LARGE"; do
+			restart_servers
+			measure cloudftpd "$round" idle --sessions "$n" --src "$SRC" --concurrency 16 --name "idle-$n"
+			measure vsftpd-sha512 "$round" idle --sessions "$n" --src "$SRC" --concurrency 16 --name "idle-$n" --server vsftpd
+		done
+	fi
+	restart_servers
+	# The short measurements repeat within a round (still interleaved) so
+	# the medians rest on more samples; a 2 GiB transfer is only ~2 s.
+	for rep in $(seq "$REPS"); do
+		if want download; then
+			timeout "$STEP_TIMEOUT" "$FB" ceiling --file "$HOME_DIR/big.bin" --round "$round" --out "$RESULTS" ||
+				log "FAILED: ceiling"
+			both "$round" download --file big.bin --size "$BIG"
+		fi
+		want upload && both_upload "$round" --size "$BIG" --src-file "$HOME_DIR/big.bin"
+		want ftps-download && both "$round" download --file big.bin --size "$BIG" --tls
+		want ftps-upload && both_upload "$round" --size "$BIG" --tls
+		if want list; then
+			both "$round" list --verb LIST --dir many --lines "$LIST_FILES"
+			measure cloudftpd "$round" list --verb MLSD --dir many --lines "$LIST_FILES"
+		fi
+		want smallfiles && both "$round" smallfiles --files "$SMALL_FILES" --file-size 4096 --parallel 4
+	done
+	if want sessions; then
+		both "$round" sessions --workers $WORKERS --duration "$SESS_DUR" --dir small --src "$SRC"
+		measure vsftpd-sha512 "$round" sessions --workers $WORKERS --duration "$SESS_DUR" --dir small --src "$SRC"
+	fi
+done
+T1=$(date +%s)
+stop_servers
+
+# --- report ------------------------------------------------------------------
+LOAD=$(awk '{n++; s+=$2; if ($2>m) m=$2; if ($2>50) busy++; split($3, a, ","); for (i in a) if (a[i] != "") { sub(/[-+:\/].*/, "", a[i]); who[a[i]]=1 } }
+	END { w=""; for (k in who) w = w (w ? ", " : "") k;
+	      if (n) printf "other processes used %.0f%% of one core on average (max %.0f%%; over 50%% in %d of %d samples)%s", s/n, m, busy, n, (w ? "; busiest: " w : "") }' "$RUN/load.log")
+[[ "$LOAD" == *kworker* ]] && LOAD="$LOAD (kworker includes the kernel tearing down the network namespace vsftpd gives every session, isolate_network=YES by default)"
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " + uncommitted changes" || true)
+CMD="sudo bench/compare.sh"
+[ "$QUICK" = 1 ] && CMD="$CMD --quick"
+"$FB" machine \
+	--set "vsftpd=$(dpkg-query -W -f='${Version}' vsftpd 2>/dev/null || echo unknown)" \
+	--set "cloudftpd=$COMMIT$DIRTY ($("$WORK/cloudftpd" version 2>/dev/null | head -1))" \
+	--set "rounds=$ROUNDS" --set "reps=$REPS" --set "duration_s=$((T1 - T0))" \
+	--set "big=$BIG_LABEL" --set "list_files=$LIST_LABEL" --set "small_files=$SMALL_LABEL" \
+	--set "idle_small=$IDLE_SMALL" --set "idle_large=$IDLE_LARGE" --set "workers=$WORKERS" \
+	--set "command=$CMD" --set "load=$LOAD" --set "idle_note=$IDLE_NOTE" >"$RUN/meta.json"
+
+MD="$RUN/BENCHMARKS.md" SVG="$RUN/benchmarks.svg"
+if [ "$QUICK" = 0 ] && [ -z "$ONLY" ]; then
+	MD="$REPO/docs/BENCHMARKS.md" SVG="$REPO/docs/benchmarks.svg"
+fi
+NOTES=()
+[ -f "$REPO/bench/analysis.md" ] && NOTES=(--notes "$REPO/bench/analysis.md")
+"$FB" render --results "$RESULTS" --meta "$RUN/meta.json" --md "$MD" --svg "$SVG" "${NOTES[@]}"
+log "done in $((T1 - T0)) s; results in $RUN; report $MD"
+[ -f "$RUN/failures.jsonl" ] && { log "some measurements failed:"; cat "$RUN/failures.jsonl" >&2; exit 1; }
+exit 0
