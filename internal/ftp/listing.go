@@ -162,7 +162,8 @@ func appendPermFact(b []byte, dir bool, p auth.Permissions) []byte {
 func appendLS(b []byte, fi storage.FileInfo, now time.Time) []byte {
 	b = appendModeString(b, fi.Mode)
 	b = append(b, "    1 ftp      ftp      "...)
-	size := strconv.AppendInt(make([]byte, 0, 20), fi.Size, 10)
+	var sizeBuf [20]byte // on the stack: no allocation per listed entry
+	size := strconv.AppendInt(sizeBuf[:0], fi.Size, 10)
 	for i := len(size); i < 8; i++ {
 		b = append(b, ' ')
 	}
