@@ -260,7 +260,7 @@ func (s *Session) cmdMLST(arg string) {
 		s.replyStorageErr("mlst", p, err)
 		return
 	}
-	entry := appendMLSx(nil, fi, p, s.mlstFacts, s.user.Perms)
+	entry := appendMLSx(nil, fi, p, s.mlstFacts, s.user.Perms, new(dateCache))
 	s.writeReply(Reply{Code: 250, Lines: []string{"Listing " + p, string(entry), "End"}})
 }
 

@@ -81,8 +81,27 @@ func (fs factSet) featMarked() string {
 	return b.String()
 }
 
+// dateCache remembers the last time it formatted. The entries of a
+// directory often share their modification second (files written by one
+// batch job), and formatting a time costs more than the rest of a line.
+type dateCache struct {
+	sec    int64
+	layout string
+	text   []byte
+}
+
+// append appends t, truncated to the second, in layout.
+func (c *dateCache) append(b []byte, t time.Time, layout string) []byte {
+	sec := t.Unix()
+	if c.text == nil || sec != c.sec || layout != c.layout {
+		c.sec, c.layout = sec, layout
+		c.text = t.UTC().AppendFormat(c.text[:0], layout)
+	}
+	return append(b, c.text...)
+}
+
 // appendMLSx appends one MLSx entry: "fact=value;... name" (no CRLF).
-func appendMLSx(b []byte, fi storage.FileInfo, name string, facts factSet, perms auth.Permissions) []byte {
+func appendMLSx(b []byte, fi storage.FileInfo, name string, facts factSet, perms auth.Permissions, dates *dateCache) []byte {
 	if facts&factType != 0 {
 		if fi.IsDir() {
 			b = append(b, "type=dir;"...)
@@ -99,7 +118,7 @@ func appendMLSx(b []byte, fi storage.FileInfo, name string, facts factSet, perms
 	}
 	if facts&factModify != 0 && !fi.ModTime.IsZero() {
 		b = append(b, "modify="...)
-		b = fi.ModTime.UTC().AppendFormat(b, mdtmLayout)
+		b = dates.append(b, fi.ModTime, mdtmLayout)
 		b = append(b, ';')
 	}
 	if facts&factPerm != 0 {
@@ -159,7 +178,7 @@ func appendPermFact(b []byte, dir bool, p auth.Permissions) []byte {
 // "drwxr-xr-x    1 ftp      ftp          4096 Jan 02 15:04 name".
 // Dates older than six months, or in the future, show the year instead of
 // the time, like ls.
-func appendLS(b []byte, fi storage.FileInfo, now time.Time) []byte {
+func appendLS(b []byte, fi storage.FileInfo, now time.Time, dates *dateCache) []byte {
 	b = appendModeString(b, fi.Mode)
 	b = append(b, "    1 ftp      ftp      "...)
 	var sizeBuf [20]byte // on the stack: no allocation per listed entry
@@ -169,11 +188,10 @@ func appendLS(b []byte, fi storage.FileInfo, now time.Time) []byte {
 	}
 	b = append(b, size...)
 	b = append(b, ' ')
-	t := fi.ModTime.UTC()
-	if age := now.Sub(t); age < 0 || age > 182*24*time.Hour {
-		b = t.AppendFormat(b, "Jan 02  2006")
+	if age := now.Sub(fi.ModTime); age < 0 || age > 182*24*time.Hour {
+		b = dates.append(b, fi.ModTime, "Jan 02  2006")
 	} else {
-		b = t.AppendFormat(b, "Jan 02 15:04")
+		b = dates.append(b, fi.ModTime, "Jan 02 15:04")
 	}
 	b = append(b, ' ')
 	return append(b, fi.Name...)
@@ -222,16 +240,17 @@ const (
 func (s *Session) writeListing(w io.Writer, p string, fi storage.FileInfo, format listFormat, prefix string, count func(int)) error {
 	now := time.Now()
 	line := make([]byte, 0, 256)
+	var dates dateCache
 	emit := func(e storage.FileInfo) error {
 		line = line[:0]
 		line = append(line, prefix...)
 		switch format {
 		case formatLS:
-			line = appendLS(line, e, now)
+			line = appendLS(line, e, now, &dates)
 		case formatNames:
 			line = append(line, e.Name...)
 		case formatMLSD:
-			line = appendMLSx(line, e, e.Name, s.mlstFacts, s.user.Perms)
+			line = appendMLSx(line, e, e.Name, s.mlstFacts, s.user.Perms, &dates)
 		}
 		line = append(line, '\r', '\n')
 		n, err := w.Write(line)

@@ -75,18 +75,45 @@ func TestListingLines(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	file := storage.FileInfo{Name: "report.csv", Size: 1234, ModTime: time.Date(2026, 5, 2, 3, 4, 5, 0, time.UTC), Mode: 0o640, ID: "1.2"}
 	old := storage.FileInfo{Name: "old", Size: 0, ModTime: time.Date(2019, 1, 2, 0, 0, 0, 0, time.UTC), Mode: fs.ModeDir | 0o755}
-	if got := string(appendLS(nil, file, now)); got != "-rw-r-----    1 ftp      ftp          1234 May 02 03:04 report.csv" {
+	if got := string(appendLS(nil, file, now, new(dateCache))); got != "-rw-r-----    1 ftp      ftp          1234 May 02 03:04 report.csv" {
 		t.Errorf("LS file: %q", got)
 	}
-	if got := string(appendLS(nil, old, now)); got != "drwxr-xr-x    1 ftp      ftp             0 Jan 02  2019 old" {
+	if got := string(appendLS(nil, old, now, new(dateCache))); got != "drwxr-xr-x    1 ftp      ftp             0 Jan 02  2019 old" {
 		t.Errorf("LS dir: %q", got)
 	}
 	all := auth.PermList | auth.PermDownload | auth.PermUpload | auth.PermOverwrite | auth.PermDelete | auth.PermRename | auth.PermMkdir
-	if got := string(appendMLSx(nil, file, file.Name, allFacts, all)); got != "type=file;size=1234;modify=20260502030405;perm=adfrw;unique=1.2; report.csv" {
+	if got := string(appendMLSx(nil, file, file.Name, allFacts, all, new(dateCache))); got != "type=file;size=1234;modify=20260502030405;perm=adfrw;unique=1.2; report.csv" {
 		t.Errorf("MLSx file: %q", got)
 	}
-	if got := string(appendMLSx(nil, old, old.Name, factType|factPerm, auth.PermList)); got != "type=dir;perm=el; old" {
+	if got := string(appendMLSx(nil, old, old.Name, factType|factPerm, auth.PermList, new(dateCache))); got != "type=dir;perm=el; old" {
 		t.Errorf("MLSx dir: %q", got)
+	}
+}
+
+// TestDateCache: one cache shared by the lines of a listing gives each line
+// its own date, whether entries share a second, differ, or switch layout.
+func TestDateCache(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	t1 := time.Date(2026, 5, 2, 3, 4, 5, 100, time.UTC)
+	var c dateCache
+	for _, tc := range []struct {
+		mod  time.Time
+		ls   string
+		mlsx string
+	}{
+		{t1, "May 02 03:04", "modify=20260502030405;"},
+		{t1.Add(time.Millisecond), "May 02 03:04", "modify=20260502030405;"},
+		{t1.Add(time.Second), "May 02 03:04", "modify=20260502030406;"},
+		{t1.Add(-400 * 24 * time.Hour), "Mar 28  2025", "modify=20250328030405;"},
+		{t1.Add(time.Minute), "May 02 03:05", "modify=20260502030505;"},
+	} {
+		fi := storage.FileInfo{Name: "f", ModTime: tc.mod, Mode: 0o644}
+		if got := string(appendLS(nil, fi, now, &c)); !strings.Contains(got, " "+tc.ls+" f") {
+			t.Errorf("LS %v: %q, want date %q", tc.mod, got, tc.ls)
+		}
+		if got := string(appendMLSx(nil, fi, "f", factModify, 0, &c)); got != tc.mlsx+" f" {
+			t.Errorf("MLSx %v: %q, want %q", tc.mod, got, tc.mlsx+" f")
+		}
 	}
 }
 

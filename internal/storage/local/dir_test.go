@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -63,51 +64,20 @@ func TestReadDirLarge(t *testing.T) {
 	}
 }
 
-// TestReadDirEntries checks what an entry says: Lstat semantics, sizes, the
-// unique ID, and that entries removed while listing are skipped.
+// TestReadDirEntries checks what an entry says: Lstat semantics, sizes and
+// the unique ID.
 func TestReadDirEntries(t *testing.T) {
 	s, dir := newTree(t)
 	os.WriteFile(filepath.Join(dir, "file"), []byte("12345"), 0o640)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o750)
 	os.Symlink("file", filepath.Join(dir, "link"))
 	for i := range 300 {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("gone-%03d", i)), nil, 0o644)
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("more-%03d", i)), nil, 0o644)
 	}
-
-	it, err := s.ReadDir(t.Context(), "/")
-	if err != nil {
-		t.Fatal(err)
+	got := listAll(t, s, "/")
+	if len(got) != 303 {
+		t.Errorf("%d entries listed, want 303", len(got))
 	}
-	defer it.Close()
-	// The first batch is read by the first Next; remove everything not yet
-	// returned after it, so some names of the batch have vanished.
-	first, err := it.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 300 {
-		name := fmt.Sprintf("gone-%03d", i)
-		if name != first.Name {
-			os.Remove(filepath.Join(dir, name))
-		}
-	}
-	got := map[string]storage.FileInfo{first.Name: first}
-	for {
-		fi, err := it.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("Next: %v (vanished entries must be skipped)", err)
-		}
-		got[fi.Name] = fi
-	}
-	for name := range got {
-		if len(name) > 5 && name[:5] == "gone-" && name != first.Name {
-			t.Errorf("removed entry %s listed", name)
-		}
-	}
-
 	for _, tt := range []struct {
 		name string
 		mode os.FileMode
@@ -128,6 +98,92 @@ func TestReadDirEntries(t *testing.T) {
 		if want := hostID(t, filepath.Join(dir, tt.name)); fi.ID != want {
 			t.Errorf("%s: ID %q, want %q", tt.name, fi.ID, want)
 		}
+	}
+}
+
+// listAll lists a directory to the end.
+func listAll(t *testing.T, s *tree, name string) map[string]storage.FileInfo {
+	t.Helper()
+	it, err := s.ReadDir(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	got := map[string]storage.FileInfo{}
+	for {
+		fi, err := it.Next()
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		got[fi.Name] = fi
+	}
+}
+
+// TestReadDirCloseEarly closes a listing of a large directory while the
+// read-ahead goroutine is still busy: Close must stop it and return.
+func TestReadDirCloseEarly(t *testing.T) {
+	s, dir := newTree(t)
+	for i := range 4 * batchSize {
+		os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), nil, 0o644)
+	}
+	for range 50 {
+		it, err := s.ReadDir(t.Context(), "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := it.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if err := it.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if _, err := it.Next(); err != io.EOF {
+			t.Fatalf("Next after Close: %v, want io.EOF", err)
+		}
+	}
+}
+
+// TestReadDirVanished: a name removed between reading the directory and
+// stat-ing it is skipped, not an error.
+func TestReadDirVanished(t *testing.T) {
+	_, dir := newTree(t)
+	for _, name := range []string{"a", "gone", "b"} {
+		os.WriteFile(filepath.Join(dir, name), nil, 0o644)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	st, err := newStatAt(root, ".", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &entryReader{f: f, statAt: st}
+	defer r.close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "gone"))
+	entries, err := r.statNames(names, nil)
+	if err != nil {
+		t.Fatalf("statNames: %v", err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("entries %v, want [a b]", got)
 	}
 }
 

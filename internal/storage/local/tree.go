@@ -129,16 +129,12 @@ func (t *tree) ReadDir(ctx context.Context, name string) (storage.DirIterator, e
 		}
 		return nil, &opError{op: "readdir", name: name, kind: storage.ErrNotDir, err: storage.ErrNotDir}
 	}
-	// A root on the directory lets each entry be Lstat-ed relative to the
-	// directory's descriptor: one fstatat per entry, and no host path that
-	// a concurrent rename could redirect. (If the directory is replaced
-	// between the two opens, names missing from dir are skipped.)
-	dir, err := t.root.OpenRoot(rel)
+	st, err := newStatAt(t.root, rel, f)
 	if err != nil {
 		f.Close()
 		return nil, mapErr("readdir", name, err)
 	}
-	return &dirIter{ctx: ctx, name: name, dir: dir, f: f}, nil
+	return newDirIter(ctx, name, &entryReader{f: f, statAt: st}), nil
 }
 
 // Mkdir creates one directory; its parent must exist.
