@@ -48,6 +48,11 @@
 // size: 80 MiB with the defaults for files up to 16 GiB, doubling with the
 // part size beyond.
 //
+// A part request cancelled in flight (an FTP client that vanished) may
+// still be stored by the server after the abort, which brings the upload
+// back; such uploads are aborted again a second and five seconds later, as
+// the S3 documentation advises.
+//
 // Exclusive uploads (STOU, users without the overwrite permission) are
 // checked with HeadObject when they start and written with the conditional
 // header If-None-Match: "*" on PutObject and CompleteMultipartUpload;
@@ -101,6 +106,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -177,6 +183,8 @@ type Backend struct {
 	pageSize    int32 // keys per ListObjectsV2 request
 	checksums   bool  // send CRC32 checksums with multipart uploads
 	log         *slog.Logger
+	// reabortAfter: see defaultReabortAfter.
+	reabortAfter []time.Duration
 
 	// bufs holds part buffers of partSize bytes, shared by all uploads.
 	bufs sync.Pool
@@ -227,6 +235,8 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		pageSize:    defaultPageSize,
 		checksums:   o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired,
 		log:         opts.Logger,
+
+		reabortAfter: defaultReabortAfter,
 	}
 	// A listing of the prefix rather than HeadBucket: it needs exactly the
 	// permission the server uses, which a policy may limit to the prefix

@@ -21,6 +21,16 @@ import (
 // runs even when the upload's context is cancelled.
 const abortTimeout = 30 * time.Second
 
+// defaultReabortAfter are the delays after which an upload whose part
+// requests were cancelled in flight is aborted again. The server may still
+// store such a part after AbortMultipartUpload, which brings the upload
+// back with that part (stored and billed): "if any part uploads are
+// currently in progress, those part uploads might or might not succeed. As
+// a result, it might be necessary to abort a given multipart upload
+// multiple times" (S3 API Reference, AbortMultipartUpload). versitygw does
+// exactly that when an FTP client vanishes mid-upload.
+var defaultReabortAfter = []time.Duration{time.Second, 5 * time.Second}
+
 // partSizeFor returns the size of part n (1-based) of an upload whose
 // first parts have base bytes: base doubles after every partsPerSize parts,
 // up to MaxPartSize, so that an upload of unknown size fits in S3's 10,000
@@ -71,6 +81,9 @@ type upload struct {
 	parts []types.CompletedPart // parts sent, in completion order
 	err   error                 // first failure of a part
 	free  [][]byte              // sent buffers, for the next parts
+	// cut is set when a part request was cancelled in flight: the
+	// server may still store that part after an abort.
+	cut bool
 
 	done bool // Commit or Abort ran
 }
@@ -224,6 +237,7 @@ func (u *upload) sendPart() error {
 		if err == nil {
 			u.parts = append(u.parts, part)
 		}
+		u.cut = u.cut || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 		u.mu.Unlock()
 	})
 	return nil
@@ -355,7 +369,28 @@ func (u *upload) discard() error {
 	}
 	id := u.id
 	u.id = ""
-	return u.t.abortUpload(u.ctx, u.key, id)
+	err := u.t.abortUpload(u.ctx, u.key, id)
+	if u.cut && err == nil {
+		go u.t.abortAgain(u.key, id)
+	}
+	return err
+}
+
+// abortAgain aborts the multipart upload id of key again after each of the
+// Backend's reabortAfter delays, for parts that the server stored after
+// the first abort (see defaultReabortAfter). NoSuchUpload is the expected
+// answer. Failures are not logged: the first abort's were, the server's
+// lifecycle rule remains the safety net, and this runs after the session
+// (and possibly the server) that started the upload has ended.
+func (t *tree) abortAgain(key, id string) {
+	for _, d := range t.b.reabortAfter {
+		time.Sleep(d)
+		ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
+		t.b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: &t.b.bucket, Key: &key, UploadId: &id,
+		})
+		cancel()
+	}
 }
 
 // abortUpload aborts the multipart upload id of key, even when ctx is

@@ -166,6 +166,71 @@ func TestAbortMultipart(t *testing.T) {
 	}
 }
 
+// TestAbortAgainAfterCancelledPart checks that an upload whose part
+// request was cancelled in flight is aborted again later: the server may
+// still store that part after the first abort and so revive the upload
+// (versitygw does). Uploads whose parts all finished are aborted once.
+func TestAbortAgainAfterCancelledPart(t *testing.T) {
+	isAbort := func(r request) bool { return r.method == "DELETE" && r.query.Has("uploadId") }
+	for _, tt := range []struct {
+		name       string
+		hang       bool // part 2 hangs until the client gives up on it
+		wantAborts int
+	}{
+		{"part in flight", true, 3},
+		{"parts done", false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			b := f.backend(t, Options{PartSize: 5 * mib, Concurrency: 2})
+			b.reabortAfter = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
+			s, _ := b.Home(t.Context(), "alice")
+			inFlight := make(chan struct{})
+			f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+				if !tt.hang || r.Method != "PUT" || r.URL.Query().Get("partNumber") != "2" {
+					return false
+				}
+				// Read the body first: only then does the server watch
+				// the connection and cancel r's context when the client
+				// closes it.
+				io.Copy(io.Discard, r.Body)
+				close(inFlight)
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+				return true
+			})
+			up, err := s.Create(t.Context(), "/f", storage.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := up.Write(randomData(11 * mib)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.hang {
+				<-inFlight
+			} else {
+				up.(*upload).wg.Wait() // both parts stored
+			}
+			if err := up.Abort(); err != nil {
+				t.Fatalf("Abort: %v", err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for f.count(isAbort) < tt.wantAborts && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // time for any abort too many
+			if n := f.count(isAbort); n != tt.wantAborts {
+				t.Errorf("%d AbortMultipartUpload requests, want %d", n, tt.wantAborts)
+			}
+			if p := f.pendingUploads(t); len(p) != 0 {
+				t.Errorf("multipart uploads left: %v", p)
+			}
+		})
+	}
+}
+
 // TestExclusiveMultipart checks the check before completion on a server
 // that ignores If-None-Match on CompleteMultipartUpload (gofakes3 does).
 func TestExclusiveMultipart(t *testing.T) {
