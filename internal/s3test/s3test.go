@@ -253,6 +253,10 @@ func (s *Server) Keys(t testing.TB, prefix string) []string {
 func (s *Server) PendingUploads(t testing.TB) []string {
 	t.Helper()
 	out, err := s.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &s.Bucket})
+	var ae smithy.APIError
+	if s.Name == "gofakes3" && errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+		return nil // gofakes3's answer when there are none
+	}
 	if err != nil {
 		t.Fatalf("%s: ListMultipartUploads: %v", s.Name, err)
 	}

@@ -435,7 +435,7 @@ users_file = %q
 		srv.Shutdown(ctx)
 	})
 	addrs := srv.Addrs()
-	ts = &testServer{t: t, srv: srv, Addr: addrs[0].String(), Root: root, logs: logs}
+	ts = &testServer{t: t, srv: srv, Addr: addrs[0].String(), Root: root, backend: localDisk, store: diskStore{root: root}, logs: logs}
 	return ts, addrs[0].String(), addrs[1].String()
 }
 

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,11 +24,13 @@ import (
 // testServer is a running in-process cloudftpd with one listener on
 // 127.0.0.1 and users created by the test.
 type testServer struct {
-	t    *testing.T
-	srv  *server.Server
-	Addr string // host:port of the control listener
-	Root string // storage root on disk
-	logs *clienttest.LogBuffer
+	t       *testing.T
+	srv     *server.Server
+	Addr    string // host:port of the control listener
+	Root    string // storage root on disk (local backend; unused with S3)
+	backend backend
+	store   store // the files the server stores, for the test to set up and check
+	logs    *clienttest.LogBuffer
 }
 
 // testUser is a user of every test server.
@@ -61,8 +61,16 @@ func hashFor(t *testing.T, pw string) string {
 	return h
 }
 
-// startServer starts a server; mutate may change the config first.
+// startServer starts a server on local storage; mutate may change the
+// config first.
 func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
+	t.Helper()
+	return startServerOn(t, localDisk, mutate)
+}
+
+// startServerOn starts a server storing its files in b (for S3, in a new
+// bucket on a server of its own); mutate may change the config first.
+func startServerOn(t *testing.T, b backend, mutate func(*config.Config)) *testServer {
 	t.Helper()
 	root := t.TempDir()
 	cfgText := fmt.Sprintf(`
@@ -84,11 +92,15 @@ root = %q
 	if err != nil {
 		t.Fatal(err)
 	}
+	var st store = diskStore{root: root}
+	if b.isS3() {
+		st = useS3(t, cfg, b.s3(t, s3Bucket))
+	}
 	if mutate != nil {
 		mutate(cfg)
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	uf := &auth.UsersFile{}
 	for _, u := range defaultUsers {
@@ -114,7 +126,7 @@ root = %q
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, srv: srv, Addr: srv.Addrs()[0].String(), Root: root, logs: logs}
+	ts := &testServer{t: t, srv: srv, Addr: srv.Addrs()[0].String(), Root: root, backend: b, store: st, logs: logs}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -129,24 +141,18 @@ func (ts *testServer) Port() string {
 	return p
 }
 
-// write puts a file into a home on disk.
+// write stores a file (rel is "home/path"), creating its directories.
 func (ts *testServer) write(rel string, data []byte) {
 	ts.t.Helper()
-	p := filepath.Join(ts.Root, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		ts.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		ts.t.Fatal(err)
-	}
+	ts.store.write(ts.t, rel, data)
 }
 
-// read returns a file from disk.
+// read returns a stored file, failing the test when there is none.
 func (ts *testServer) read(rel string) []byte {
 	ts.t.Helper()
-	b, err := os.ReadFile(filepath.Join(ts.Root, filepath.FromSlash(rel)))
-	if err != nil {
-		ts.t.Fatal(err)
+	b, ok := ts.store.read(ts.t, rel)
+	if !ok {
+		ts.t.Fatalf("%s does not exist", rel)
 	}
 	return b
 }

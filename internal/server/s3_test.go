@@ -1,82 +1,54 @@
 package server_test
 
+// End-to-end tests of what is particular to the S3 backend, against
+// gofakes3 and a real gateway (versitygw). The client tests in
+// clients_test.go and jlaffaye_test.go run against S3 too.
+
 import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"io"
-	"net/http/httptest"
+	"fmt"
 	"net/textproto"
-	"os"
-	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/jlaffaye/ftp"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
-	"github.com/cloudftpd/cloudftpd/internal/clienttest"
-	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
-// s3Server is a cloudftpd whose storage is an S3-compatible server (gofakes3)
-// on loopback, configured the way an operator would: backend = "s3" with an
-// endpoint, path-style addressing and credentials from the environment.
-type s3Server struct {
-	*testServer
-	mem *s3mem.Backend
-}
-
-const s3Bucket = "ftp-bucket"
-
-func startS3Server(t *testing.T) *s3Server {
-	t.Helper()
-	mem := s3mem.New()
-	if err := mem.CreateBucket(s3Bucket); err != nil {
-		t.Fatal(err)
-	}
-	fake := httptest.NewServer(gofakes3.New(mem).Server())
-	t.Cleanup(fake.Close)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "SECRETTEST")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	ts := startServer(t, func(c *config.Config) {
-		c.Storage = config.Storage{
-			Backend:     "s3",
-			Bucket:      s3Bucket,
-			Prefix:      "homes/",
-			Region:      "us-east-1",
-			Endpoint:    fake.URL,
-			PathStyle:   true,
-			PartSize:    5 << 20,
-			Concurrency: 2,
-		}
-	})
-	return &s3Server{testServer: ts, mem: mem}
-}
-
-// object returns the content of a key under the homes prefix.
-func (s *s3Server) object(t *testing.T, key string) []byte {
-	t.Helper()
-	obj, err := s.mem.GetObject(s3Bucket, "homes/"+key, nil)
-	if err != nil {
-		t.Fatalf("object %s: %v", key, err)
-	}
-	defer obj.Contents.Close()
-	b, err := io.ReadAll(obj.Contents)
-	if err != nil {
-		t.Fatal(err)
+// bucket returns ts's bucket, failing the test on local storage.
+func (ts *testServer) bucket() *bucketStore {
+	ts.t.Helper()
+	b, ok := ts.store.(*bucketStore)
+	if !ok {
+		ts.t.Fatalf("%s: not an S3 backend", ts.backend.name)
 	}
 	return b
 }
 
-func (s *s3Server) missing(t *testing.T, key string) {
+// headTime is an object's Last-Modified from HeadObject, as SIZE and MDTM
+// report it.
+func (b *bucketStore) headTime(t testing.TB, rel string) time.Time {
 	t.Helper()
-	if _, err := s.mem.HeadObject(s3Bucket, "homes/"+key); err == nil {
-		t.Errorf("object %s exists, want it gone", key)
+	out, err := b.srv.Head(t.Context(), b.prefix+rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToTime(out.LastModified).UTC()
+}
+
+// unsupportedOnS3 checks the replies to what S3 cannot do: the code and a
+// word of the reason the README documents.
+func unsupportedOnS3(t *testing.T, what string, err error, code int, text string) {
+	t.Helper()
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code != code || !strings.Contains(te.Msg, text) {
+		t.Errorf("%s on S3: got %v, want %d mentioning %q", what, err, code, text)
 	}
 }
 
@@ -84,202 +56,294 @@ func (s *s3Server) missing(t *testing.T, key string) {
 // login, list, upload large and small files, resume a download, rename,
 // delete, and clear answers for what S3 cannot do.
 func TestS3ClientDay(t *testing.T) {
-	s := startS3Server(t)
-	c, err := ftp.Dial(s.Addr, ftp.DialWithTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Quit()
-	if err := c.Login("alice", "alice-secret"); err != nil {
-		t.Fatal(err)
-	}
-	large := randomBytes(12<<20 + 3) // three multipart parts of 5 MiB
-	small := []byte("small report\n")
-	if err := c.MakeDir("reports"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Stor("reports/large.bin", bytes.NewReader(large)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Stor("reports/small.txt", bytes.NewReader(small)); err != nil {
-		t.Fatal(err)
-	}
-	if got := s.object(t, "alice/reports/large.bin"); sha256.Sum256(got) != sha256.Sum256(large) {
-		t.Fatalf("large object differs (%d bytes)", len(got))
-	}
-	entries, err := c.List("reports")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sizes := map[string]uint64{}
-	for _, e := range entries {
-		sizes[e.Name] = e.Size
-	}
-	if sizes["large.bin"] != uint64(len(large)) || sizes["small.txt"] != uint64(len(small)) {
-		t.Errorf("MLSD on S3: %v", sizes)
-	}
-	if n, err := c.FileSize("reports/large.bin"); err != nil || n != int64(len(large)) {
-		t.Errorf("SIZE: %d %v", n, err)
-	}
-	if _, err := c.GetTime("reports/small.txt"); err != nil {
-		t.Errorf("MDTM: %v", err)
-	}
-	// Resume a download: a ranged GET.
-	r, err := c.RetrFrom("reports/large.bin", 7<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tail, err := io.ReadAll(r)
-	r.Close()
-	if err != nil || !bytes.Equal(tail, large[7<<20:]) {
-		t.Fatalf("resumed download: %d bytes, %v", len(tail), err)
-	}
-	if err := c.ChangeDir("reports"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rename("small.txt", "renamed.txt"); err != nil {
-		t.Fatal(err)
-	}
-	if got := string(s.object(t, "alice/reports/renamed.txt")); got != string(small) {
-		t.Errorf("renamed object has %q", got)
-	}
-	s.missing(t, "alice/reports/small.txt")
-	if err := c.Delete("renamed.txt"); err != nil {
-		t.Fatal(err)
-	}
-	s.missing(t, "alice/reports/renamed.txt")
+	forBackends(t, s3Backends, func(t *testing.T, b backend) {
+		ts := startServerOn(t, b, nil)
+		c, _ := dialJlaffaye(t, ts, "alice", "alice-secret")
+		large := randomBytes(12<<20 + 3) // three multipart parts of 5 MiB
+		small := []byte("small report\n")
+		check(t, "MakeDir", c.MakeDir("reports"))
+		check(t, "Stor large", c.Stor("reports/large.bin", bytes.NewReader(large)))
+		check(t, "Stor small", c.Stor("reports/small.txt", bytes.NewReader(small)))
+		if got := ts.read("alice/reports/large.bin"); sha256.Sum256(got) != sha256.Sum256(large) {
+			t.Fatalf("large object differs (%d bytes)", len(got))
+		}
+		// S3 gives a multipart object an ETag ending in "-" and its
+		// number of parts (gofakes3 does not; the s3store tests count its
+		// part requests instead).
+		if b.name != s3Fake.name {
+			head, err := ts.bucket().srv.Head(t.Context(), s3Prefix+"alice/reports/large.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if etag := strings.Trim(aws.ToString(head.ETag), `"`); !strings.HasSuffix(etag, "-3") {
+				t.Errorf("large object's ETag %q: want a multipart upload of 3 parts", etag)
+			}
+		}
+		entries, err := c.List("reports")
+		check(t, "List", err)
+		sizes := map[string]uint64{}
+		for _, e := range entries {
+			sizes[e.Name] = e.Size
+		}
+		if len(sizes) != 2 || sizes["large.bin"] != uint64(len(large)) || sizes["small.txt"] != uint64(len(small)) {
+			t.Errorf("MLSD on S3: %v", sizes)
+		}
+		if n, err := c.FileSize("reports/large.bin"); err != nil || n != int64(len(large)) {
+			t.Errorf("SIZE: %d %v", n, err)
+		}
+		if mt, err := c.GetTime("reports/small.txt"); err != nil || !mt.Equal(ts.bucket().headTime(t, "alice/reports/small.txt").Truncate(time.Second)) {
+			t.Errorf("MDTM: %v %v, want the object's LastModified", mt, err)
+		}
+		// Resume a download: a ranged GET.
+		const off = 7<<20 + 1
+		if tail := retr(t, c, "reports/large.bin", off); !bytes.Equal(tail, large[off:]) {
+			t.Fatalf("resumed download: %d bytes, want %d", len(tail), len(large)-off)
+		}
+		check(t, "ChangeDir", c.ChangeDir("reports"))
+		check(t, "Rename", c.Rename("small.txt", "renamed.txt"))
+		if got := string(ts.read("alice/reports/renamed.txt")); got != string(small) {
+			t.Errorf("renamed object has %q", got)
+		}
+		ts.notExist("alice/reports/small.txt")
+		check(t, "Delete", c.Delete("renamed.txt"))
+		ts.notExist("alice/reports/renamed.txt")
 
-	// What S3 cannot do gets a reply that says so.
-	for _, tc := range []struct {
-		run  func() error
-		code int
-		text string
-	}{
-		{func() error { return c.Append("large.bin", strings.NewReader("x")) }, 502, "APPE"},
-		{func() error { return c.StorFrom("large.bin", strings.NewReader("x"), 10) }, 502, "REST"},
-		{func() error { return c.SetTime("large.bin", time.Now()) }, 502, "modification times"},
-		{func() error { return c.Rename("/reports", "/archive") }, 550, "directories"},
-	} {
-		err := tc.run()
+		// What S3 cannot do gets the reply the README documents.
+		for _, tc := range []struct {
+			what string
+			run  func() error
+			code int
+			text string
+		}{
+			{"APPE", func() error { return c.Append("large.bin", strings.NewReader("x")) }, 502, "APPE"},
+			{"REST+STOR", func() error { return c.StorFrom("large.bin", strings.NewReader("x"), 10) }, 502, "REST"},
+			{"MFMT", func() error { return c.SetTime("large.bin", time.Now()) }, 502, "modification times"},
+			{"directory rename", func() error { return c.Rename("/reports", "/archive") }, 550, "directories"},
+		} {
+			unsupportedOnS3(t, tc.what, tc.run(), tc.code, tc.text)
+		}
+		if got := ts.read("alice/reports/large.bin"); !bytes.Equal(got, large) {
+			t.Error("a refused APPE or REST+STOR changed the object")
+		}
+		ts.notExist("alice/archive")
+		rc := dialRaw(t, ts.Addr)
+		rc.login("alice", "alice-secret")
+		if msg := rc.must(502, "SITE CHMOD 600 reports/large.bin"); !strings.Contains(msg, "permissions") {
+			t.Errorf("SITE CHMOD on S3: %q", msg)
+		}
+		check(t, "ChangeDir /", c.ChangeDir("/"))
+		if err := c.RemoveDir("reports"); err == nil {
+			t.Error("RMD of a non-empty directory succeeded")
+		}
+		check(t, "Delete large", c.Delete("reports/large.bin"))
+		check(t, "RemoveDir emptied", c.RemoveDir("reports"))
+		ts.notExist("alice/reports")
+	})
+}
+
+// TestS3ListPagination lists a directory of more keys than one
+// ListObjectsV2 page holds (1,000) with MLSD, NLST and LIST.
+func TestS3ListPagination(t *testing.T) {
+	forBackends(t, s3Backends, func(t *testing.T, b backend) {
+		ts := startServerOn(t, b, nil)
+		srv := ts.bucket().srv
+		const n = 1050
+		want := make([]string, 0, n+1)
+		for i := range n {
+			want = append(want, fmt.Sprintf("f%04d", i))
+		}
+		// Straight into the bucket, in parallel: 1,050 FTP uploads would
+		// test nothing more and take far longer.
+		var wg sync.WaitGroup
+		next := make(chan string)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for name := range next {
+					srv.Put(t, s3Prefix+"alice/many/"+name, []byte(name))
+				}
+			}()
+		}
+		for _, name := range want {
+			next <- name
+		}
+		close(next)
+		wg.Wait()
+		ts.write("alice/many/zsub/inner", []byte("x")) // a directory after the last page's files
+		want = append(want, "zsub")
+
+		c, _ := dialJlaffaye(t, ts, "alice", "alice-secret")
+		entries, err := c.List("many")
+		check(t, "MLSD", err)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name)
+			isDir := e.Name == "zsub"
+			if (e.Type == ftp.EntryTypeFolder) != isDir || (!isDir && e.Size != 5) {
+				t.Errorf("MLSD entry %+v", e)
+			}
+		}
+		sort.Strings(names)
+		if !slices.Equal(names, want) {
+			t.Errorf("MLSD listed %d entries, want %d (first differences: %v)", len(names), len(want), firstDiff(names, want))
+		}
+		nlst, err := c.NameList("many")
+		check(t, "NLST", err)
+		sort.Strings(nlst)
+		if !slices.Equal(nlst, want) {
+			t.Errorf("NLST listed %d names, want %d (first differences: %v)", len(nlst), len(want), firstDiff(nlst, want))
+		}
+		rc := dialRaw(t, ts.Addr)
+		rc.login("alice", "alice-secret")
+		dc := rc.epsv()
+		rc.must(150, "LIST many")
+		ls := lines(string(readAll(t, dc)))
+		rc.expect(226)
+		if len(ls) != len(want) {
+			t.Errorf("LIST: %d lines, want %d", len(ls), len(want))
+		}
+	})
+}
+
+// firstDiff names the first few entries in only one of the sorted lists.
+func firstDiff(got, want []string) []string {
+	var d []string
+	for i, j := 0, 0; (i < len(got) || j < len(want)) && len(d) < 5; {
+		switch {
+		case j >= len(want) || (i < len(got) && got[i] < want[j]):
+			d, i = append(d, "extra "+got[i]), i+1
+		case i >= len(got) || got[i] > want[j]:
+			d, j = append(d, "missing "+want[j]), j+1
+		default:
+			i, j = i+1, j+1
+		}
+	}
+	return d
+}
+
+// TestS3Jail checks that a user sees and changes only the keys under the
+// home's prefix: not those of a home whose name starts the same, of
+// another user, or outside the server's prefix.
+func TestS3Jail(t *testing.T) {
+	forBackends(t, s3Backends, func(t *testing.T, b backend) {
+		ts := startServerOn(t, b, nil)
+		srv := ts.bucket().srv
+		outside := map[string]string{
+			"homes/alicex/secret":     "x's secret",
+			"homes/alice.txt":         "a sibling of the home",
+			"homes/bob/secret.txt":    "bob's",
+			"homes/bob/d/deeper":      "bob's deeper",
+			"private/passwd":          "root:x",
+			"top-level":               "outside every home",
+			"homes/alice-archive/old": "a prefix sharing the home's name",
+		}
+		for k, v := range outside {
+			srv.Put(t, k, []byte(v))
+		}
+		ts.write("alice/keep", []byte("mine"))
+		before := srv.Keys(t, "")
+
+		rc := dialRaw(t, ts.Addr)
+		rc.login("alice", "alice-secret")
+		list := func(verb, dir string) string {
+			dc := rc.epsv()
+			rc.must(150, "%s %s", verb, dir)
+			out := string(readAll(t, dc))
+			rc.expect(226)
+			return out
+		}
+		// ".." stops at the home: all of these are alice's "/".
+		for _, dir := range []string{"/", "..", "/..", "../.."} {
+			for _, verb := range []string{"LIST -a", "NLST", "MLSD"} {
+				if dir != "/" && verb == "MLSD" {
+					continue
+				}
+				out := list(verb, dir)
+				if ls := lines(out); len(ls) != 1 || !strings.HasSuffix(ls[0], "keep") {
+					t.Errorf("%s %s as alice: %q, want only keep", verb, dir, out)
+				}
+			}
+		}
+		// Paths that name other homes resolve inside alice's, where they
+		// do not exist.
+		for _, c := range []string{"LIST ../homes", "NLST ../../homes/bob", "MLSD ../alicex", "RETR ../alicex/secret", "RETR /../alicex/secret",
+			"RETR ../bob/secret.txt", "RETR ../../private/passwd", "RETR ../../top-level", "RETR ../alice.txt", "RETR /../../homes/bob/secret.txt"} {
+			dc := rc.epsv()
+			code, msg := rc.cmd("%s", c)
+			if code == 150 {
+				got := readAll(t, dc)
+				rc.read()
+				t.Errorf("%s escaped the jail: %q", c, got)
+				continue
+			}
+			dc.Close()
+			if code != 550 {
+				t.Errorf("%s: %d %q, want 550", c, code, msg)
+			}
+		}
+		for _, c := range []string{"DELE ../bob/secret.txt", "DELE ../../top-level", "RMD ../bob/d", "RNFR ../alicex/secret",
+			"SIZE ../bob/secret.txt", "MDTM ../../private/passwd", "CWD ../bob", "MKD ../bob/planted/"} {
+			if code, msg := rc.cmd("%s", c); code < 500 {
+				t.Errorf("%s: %d %q, want a refusal", c, code, msg)
+			}
+		}
+		// ".." stops at the home: this writes alice's /planted.
+		dc := rc.epsv()
+		rc.must(150, "STOR ../../planted")
+		dc.Write([]byte("p"))
+		dc.Close()
+		rc.expect(226)
+		if got := string(ts.read("alice/planted")); got != "p" {
+			t.Errorf("STOR ../../planted: alice/planted holds %q", got)
+		}
+
+		after := srv.Keys(t, "")
+		for k, v := range outside {
+			if got, err := srv.Get(t.Context(), k); err != nil || string(got) != v {
+				t.Errorf("%s: %q, %v; want it untouched", k, got, err)
+			}
+		}
+		var added []string
+		for _, k := range after {
+			if !slices.Contains(before, k) {
+				added = append(added, k)
+			}
+		}
+		if !slices.Equal(added, []string{s3Prefix + "alice/planted"}) {
+			t.Errorf("keys added: %v, want only alice's planted", added)
+		}
+	})
+}
+
+// TestS3ImplicitDirectories uses directories that exist only because keys
+// are under them, as other S3 tools leave them (no marker object).
+func TestS3ImplicitDirectories(t *testing.T) {
+	forBackends(t, s3Backends, func(t *testing.T, b backend) {
+		ts := startServerOn(t, b, nil)
+		srv := ts.bucket().srv
+		srv.Put(t, s3Prefix+"alice/imp/a.txt", []byte("a"))
+		srv.Put(t, s3Prefix+"alice/imp/deep/b.txt", []byte("bb"))
+		c, _ := dialJlaffaye(t, ts, "alice", "alice-secret")
+		entries, err := c.List("/")
+		check(t, "List /", err)
+		if len(entries) != 1 || entries[0].Name != "imp" || entries[0].Type != ftp.EntryTypeFolder {
+			t.Errorf("home lists %+v, want the directory imp", entries)
+		}
+		check(t, "ChangeDir imp/deep", c.ChangeDir("imp/deep"))
+		if got := retr(t, c, "b.txt", 0); string(got) != "bb" {
+			t.Errorf("RETR in an implicit directory: %q", got)
+		}
+		check(t, "Stor", c.Stor("c.txt", strings.NewReader("ccc")))
+		if got := string(ts.read("alice/imp/deep/c.txt")); got != "ccc" {
+			t.Errorf("STOR in an implicit directory stored %q", got)
+		}
 		var te *textproto.Error
-		if !errors.As(err, &te) || te.Code != tc.code || !strings.Contains(te.Msg, tc.text) {
-			t.Errorf("got %v, want %d mentioning %q", err, tc.code, tc.text)
+		if err := c.MakeDir("/imp"); !errors.As(err, &te) || te.Code != 550 {
+			t.Errorf("MKD of an implicit directory: %v, want 550", err)
 		}
-	}
-	if got := s.object(t, "alice/reports/large.bin"); !bytes.Equal(got, large) {
-		t.Error("a refused APPE or REST+STOR changed the object")
-	}
-	rc := dialRaw(t, s.Addr)
-	rc.login("alice", "alice-secret")
-	if msg := rc.must(502, "SITE CHMOD 600 reports/large.bin"); !strings.Contains(msg, "permissions") {
-		t.Errorf("SITE CHMOD on S3: %q", msg)
-	}
-	if err := c.ChangeDir("/"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.RemoveDir("reports"); err == nil {
-		t.Error("RMD of a non-empty directory succeeded")
-	}
-	if err := c.Delete("reports/large.bin"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.RemoveDir("reports"); err != nil {
-		t.Errorf("RMD of an emptied directory: %v", err)
-	}
-}
-
-// TestS3AbortKeepsObject checks that an aborted upload aborts the multipart
-// upload: the previous object stays as it was.
-func TestS3AbortKeepsObject(t *testing.T) {
-	s := startS3Server(t)
-	rc := dialRaw(t, s.Addr)
-	rc.login("alice", "alice-secret")
-	old := []byte("the old object")
-	dc := rc.pasv()
-	rc.must(150, "STOR keep.txt")
-	dc.Write(old)
-	dc.Close()
-	rc.expect(226)
-
-	dc = rc.pasv()
-	rc.must(150, "STOR keep.txt")
-	dc.Write(bytes.Repeat([]byte("new!"), 3<<20)) // beyond one part
-	rc.tp.PrintfLine("ABOR")
-	rc.expect(426)
-	rc.expect(226)
-	dc.Close()
-	if got := s.object(t, "alice/keep.txt"); !bytes.Equal(got, old) {
-		t.Fatalf("aborted upload replaced the object: %d bytes", len(got))
-	}
-}
-
-// TestS3RealClients runs curl, lftp and Python's ftplib against the S3
-// backend.
-func TestS3RealClients(t *testing.T) {
-	s := startS3Server(t)
-	work := t.TempDir()
-	payload := randomBytes(6<<20 + 5)
-	up := filepath.Join(work, "up.bin")
-	os.WriteFile(up, payload, 0o644)
-	base := "ftp://alice:alice-secret@127.0.0.1:" + s.Port() + "/"
-
-	t.Run("curl", func(t *testing.T) {
-		curl := clienttest.Need(t, "curl")
-		mustRun(t, work, "", curl, "-sS", "--max-time", "20", "--ftp-create-dirs", "-T", up, base+"curl/up.bin")
-		if got := s.object(t, "alice/curl/up.bin"); !bytes.Equal(got, payload) {
-			t.Fatal("curl upload differs")
-		}
-		got := mustRun(t, work, "", curl, "-sS", "--max-time", "20", base+"curl/up.bin")
-		if got.Stdout != string(payload) {
-			t.Fatal("curl download differs")
-		}
-		ls := mustRun(t, work, "", curl, "-sS", "--max-time", "20", base+"curl/")
-		if !strings.Contains(ls.Stdout, "up.bin") || !strings.Contains(ls.Stdout, "6291461") {
-			t.Errorf("curl listing: %q", ls.Stdout)
-		}
-		mustRun(t, work, "", curl, "-sS", "--max-time", "20", "-C", "-", "-o", filepath.Join(work, "partial"), base+"curl/up.bin")
-	})
-	t.Run("lftp", func(t *testing.T) {
-		dir := t.TempDir()
-		os.WriteFile(filepath.Join(dir, "l.bin"), payload[:1<<20], 0o644)
-		r := lftp(t, s.testServer, dir, "mkdir lftp; cd lftp; put l.bin; ls; get l.bin -o back.bin; mv l.bin moved.bin; cls")
-		if !strings.Contains(r.Stdout, "moved.bin") {
-			t.Errorf("lftp listing after mv: %q", r.Stdout)
-		}
-		if got, _ := os.ReadFile(filepath.Join(dir, "back.bin")); !bytes.Equal(got, payload[:1<<20]) {
-			t.Error("lftp round trip differs")
-		}
-		if !bytes.Equal(s.object(t, "alice/lftp/moved.bin"), payload[:1<<20]) {
-			t.Error("lftp upload differs in S3")
-		}
-	})
-	t.Run("ftplib", func(t *testing.T) {
-		python := clienttest.Need(t, "python3")
-		script := `
-import ftplib, hashlib, sys, io
-f = ftplib.FTP()
-f.connect("127.0.0.1", int(sys.argv[1]), timeout=20)
-f.login("alice", "alice-secret")
-data = open(sys.argv[2], "rb").read()
-f.storbinary("STOR py.bin", io.BytesIO(data))
-out = io.BytesIO()
-f.retrbinary("RETR py.bin", out.write)
-assert out.getvalue() == data, "retr differs"
-assert "py.bin" in f.nlst(), f.nlst()
-facts = dict(f.mlsd())
-assert facts["py.bin"]["size"] == str(len(data)), facts
-f.rename("py.bin", "py2.bin")
-assert f.size("py2.bin") == len(data)
-f.delete("py2.bin")
-assert "py2.bin" not in f.nlst()
-f.quit()
-print("ok")
-`
-		path := filepath.Join(work, "s3.py")
-		os.WriteFile(path, []byte(script), 0o644)
-		r := mustRun(t, work, "", python, path, s.Port(), up)
-		if strings.TrimSpace(r.Stdout) != "ok" {
-			t.Fatalf("ftplib: %s", r)
+		if err := c.RemoveDir("/imp"); !errors.As(err, &te) || te.Code != 550 || !strings.Contains(te.Msg, "not empty") {
+			t.Errorf("RMD of a non-empty implicit directory: %v, want 550 not empty", err)
 		}
 	})
 }
