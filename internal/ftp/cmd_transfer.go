@@ -101,21 +101,8 @@ func (s *Session) store(arg, verb string, appendMode bool) {
 		s.reply(502, "Resuming uploads (REST + STOR) is not supported by this server's storage; upload the whole file.")
 		return
 	}
-	exists := false
-	if fi, err := s.fs.Stat(s.ctx, p); err == nil {
-		if fi.IsDir() {
-			s.reply(550, "Is a directory.")
-			return
-		}
-		exists = true
-	} else if !errors.Is(err, storage.ErrNotExist) {
-		s.replyStorageErr("stat", p, err)
-		return
-	}
-	if exists && !s.user.Perms.Has(auth.PermOverwrite) {
-		s.reply(550, "Permission denied: the file exists and you may not overwrite files.")
-		return
-	}
+	// The backend refuses a directory (ErrIsDir) and, for a user who may
+	// not overwrite, an existing file (ErrExist): no Stat of our own.
 	opts := storage.CreateOptions{
 		Offset:    offset,
 		Append:    appendMode,
@@ -151,6 +138,10 @@ func (s *Session) cmdSTOU(arg string) {
 func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, done string) {
 	up, err := s.fs.Create(s.ctx, p, opts)
 	if err != nil {
+		if errors.Is(err, storage.ErrExist) && verb != "STOU" && !s.user.Perms.Has(auth.PermOverwrite) {
+			s.reply(550, "Permission denied: the file exists and you may not overwrite files.")
+			return
+		}
 		s.replyStorageErr("create", p, err)
 		return
 	}

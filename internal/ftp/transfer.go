@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -177,12 +178,14 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 			outcome = "aborted"
 		}
 	}
-	attrs := []any{"user", s.userLabel(), "command", x.verb, "path", x.path,
-		"bytes", x.bytes.Load(), "duration", time.Since(start).Round(time.Microsecond), "result", outcome, "code", r.code}
-	if r.err != nil {
-		attrs = append(attrs, "err", r.err.Error())
+	if s.log.Enabled(s.ctx, slog.LevelInfo) { // the attributes cost allocations
+		attrs := []any{"user", s.userLabel(), "command", x.verb, "path", x.path,
+			"bytes", x.bytes.Load(), "duration", time.Since(start).Round(time.Microsecond), "result", outcome, "code", r.code}
+		if r.err != nil {
+			attrs = append(attrs, "err", r.err.Error())
+		}
+		s.log.Info("transfer", attrs...)
 	}
-	s.log.Info("transfer", attrs...)
 
 	s.mu.Lock()
 	s.xfer = nil
@@ -206,7 +209,8 @@ func (s *Session) openData(ctx context.Context, res *netpolicy.Reservation, acti
 	if res != nil {
 		return res.Accept(ctx)
 	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.local.AsSlice()}}
+	// No keep-alive: the transfer has its own stall timeout.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.local.AsSlice()}, KeepAlive: -1}
 	return d.DialContext(ctx, "tcp", active.String())
 }
 

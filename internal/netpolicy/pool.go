@@ -26,7 +26,10 @@ var ErrReleased = errors.New("passive reservation released")
 // of the address it comes from, and connections from any other address are
 // closed. That lets a small range (AWS Transfer Family uses nine ports)
 // carry many concurrent transfers. A port's socket is opened on first use
-// and closed when nobody waits on it any more.
+// and closed when nobody has waited on it for a short linger: a session
+// that moves many small files asks for a passive port before every one,
+// and reusing the socket spares a socket/bind/listen/close round and a new
+// accept goroutine each time.
 //
 // Without a range (lo == 0) every reservation gets its own kernel-chosen
 // port; that is only sensible without a firewall in front.
@@ -39,11 +42,20 @@ type PortPool struct {
 	// wrap, when set, wraps each passive socket (PROXY protocol).
 	wrap func(net.Listener) net.Listener
 
+	// linger is how long a socket stays open without reservations.
+	linger time.Duration
+
 	mu     sync.Mutex
 	ports  map[uint16]*sharedPort
-	cursor uint16 // next port to try, so reservations spread over the range
+	idle   []*sharedPort // open, nobody waiting, most recently idle last
+	cursor uint16        // next port to try, so reservations spread over the range
 	closed bool
 }
+
+// defaultLinger keeps an unused passive socket open long enough for the
+// next EPSV of a busy session, short enough that a port nobody uses does
+// not stay open.
+const defaultLinger = 2 * time.Second
 
 // sharedPort is one listening socket and the reservations waiting on it,
 // keyed by client address.
@@ -52,6 +64,10 @@ type sharedPort struct {
 	ln      net.Listener
 	wrapped bool // ln reads PROXY headers: dispatch off the accept loop
 	waiting map[netip.Addr]*Reservation
+	// idleSince is when the last reservation left; expire closes the
+	// socket once that is linger ago.
+	idleSince time.Time
+	expire    *time.Timer
 }
 
 // Reservation is one session's pending passive port. It accepts exactly one
@@ -83,7 +99,8 @@ func NewPortPool(bind netip.Addr, lo, hi uint16, logger *slog.Logger) (*PortPool
 		lo:     lo,
 		hi:     hi,
 		logger: logger,
-		listen: net.Listen,
+		listen: listenData,
+		linger: defaultLinger,
 		ports:  make(map[uint16]*sharedPort),
 		cursor: lo,
 	}, nil
@@ -110,6 +127,9 @@ func (p *PortPool) Reserve(client netip.Addr) (*Reservation, error) {
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, net.ErrClosed
+	}
+	if r := p.reserveIdleLocked(client); r != nil {
+		return r, nil
 	}
 	size := int(p.hi) - int(p.lo) + 1
 	var lastErr error
@@ -156,11 +176,30 @@ func (p *PortPool) newReservation(sp *sharedPort, client netip.Addr, port uint16
 	}
 }
 
+// reserveIdleLocked reserves the most recently idle socket, if any is
+// open. p.mu must be held.
+func (p *PortPool) reserveIdleLocked(client netip.Addr) *Reservation {
+	for len(p.idle) > 0 {
+		sp := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if p.ports[sp.port] != sp || len(sp.waiting) > 0 {
+			continue // closed, or taken by the range scan meanwhile
+		}
+		r := p.newReservation(sp, client, sp.port)
+		sp.waiting[client] = r
+		return r
+	}
+	return nil
+}
+
 func (p *PortPool) reserveEphemeral(client netip.Addr) (*Reservation, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, net.ErrClosed
+	}
+	if r := p.reserveIdleLocked(client); r != nil {
+		return r, nil
 	}
 	ln, err := p.open(0)
 	if err != nil {
@@ -194,6 +233,15 @@ func (p *PortPool) open(port uint16) (net.Listener, error) {
 		ln = p.wrap(ln)
 	}
 	return ln, nil
+}
+
+// listenData opens a passive socket. Its connections get no TCP
+// keep-alive: a data connection lives for one transfer, which has its own
+// stall timeout, and the four setsockopt calls per connection are a
+// measurable share of a small file's cost.
+func listenData(network, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), network, addr)
 }
 
 func (p *PortPool) network() string {
@@ -268,7 +316,7 @@ func (p *PortPool) dispatch(sp *sharedPort, c net.Conn) {
 }
 
 // detachLocked removes r from its port so the port may serve r's client
-// again, and closes the socket when nobody waits on it. p.mu must be held.
+// again; a socket nobody waits on lingers, then closes. p.mu must be held.
 func (p *PortPool) detachLocked(r *Reservation) {
 	sp := r.sp
 	if sp == nil || sp.waiting[r.client] != r {
@@ -276,10 +324,49 @@ func (p *PortPool) detachLocked(r *Reservation) {
 	}
 	delete(sp.waiting, r.client)
 	r.sp = nil
-	if len(sp.waiting) == 0 {
-		sp.ln.Close()
-		if p.ports[sp.port] == sp {
-			delete(p.ports, sp.port)
+	if len(sp.waiting) > 0 {
+		return
+	}
+	if p.linger <= 0 || p.closed {
+		p.closePortLocked(sp)
+		return
+	}
+	sp.idleSince = time.Now()
+	p.idle = append(p.idle, sp)
+	if sp.expire == nil {
+		sp.expire = time.AfterFunc(p.linger, func() { p.expireIdle(sp) })
+	} else {
+		sp.expire.Reset(p.linger)
+	}
+}
+
+// expireIdle closes sp if it has had no reservation for the whole linger.
+func (p *PortPool) expireIdle(sp *sharedPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ports[sp.port] != sp || len(sp.waiting) > 0 {
+		return
+	}
+	if wait := p.linger - time.Since(sp.idleSince); wait > 0 {
+		sp.expire.Reset(wait) // used and released again since the timer was set
+		return
+	}
+	p.closePortLocked(sp)
+}
+
+// closePortLocked closes sp's socket and forgets it. p.mu must be held.
+func (p *PortPool) closePortLocked(sp *sharedPort) {
+	sp.ln.Close()
+	if sp.expire != nil {
+		sp.expire.Stop()
+	}
+	if p.ports[sp.port] == sp {
+		delete(p.ports, sp.port)
+	}
+	for i, idle := range p.idle {
+		if idle == sp {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
 		}
 	}
 }
@@ -291,6 +378,10 @@ func (p *PortPool) Close() error {
 	p.closed = true
 	var waiting []*Reservation
 	for _, sp := range p.ports {
+		if len(sp.waiting) == 0 {
+			p.closePortLocked(sp) // lingering
+			continue
+		}
 		for _, r := range sp.waiting {
 			waiting = append(waiting, r)
 		}
@@ -302,8 +393,8 @@ func (p *PortPool) Close() error {
 	return nil
 }
 
-// OpenPorts reports how many passive sockets are open (for tests and
-// metrics).
+// OpenPorts reports how many passive sockets are open, lingering ones
+// included (for tests and metrics).
 func (p *PortPool) OpenPorts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -73,6 +73,9 @@ func newTestPool(t testing.TB, lo, hi uint16) (*PortPool, *clienttest.LogBuffer)
 	if err != nil {
 		t.Fatalf("NewPortPool(%d, %d): %v", lo, hi, err)
 	}
+	// Sockets close with their last reservation, so that tests can count
+	// them; TestPortLinger covers the linger.
+	p.linger = 0
 	t.Cleanup(func() { p.Close() })
 	return p, logs
 }
@@ -1007,4 +1010,76 @@ func TestSetListenerWrapperWhileServing(t *testing.T) {
 		t.Fatalf("Accept: %v", res.err)
 	}
 	res.c.Close()
+}
+
+// TestPortLinger: a socket whose last reservation is released stays open
+// for the linger and serves the next reservation, from any client, without
+// a new listen; unused, it closes after the linger; Close closes it at once.
+func TestPortLinger(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ranged bool
+	}{{"range", true}, {"kernel-chosen", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lo, hi uint16
+			if tc.ranged {
+				lo, hi = freeRange(t, 3)
+			}
+			p, _ := newTestPool(t, lo, hi)
+			p.linger = 300 * time.Millisecond
+			var listens int
+			listen := p.listen
+			p.listen = func(network, addr string) (net.Listener, error) {
+				listens++ // under p.mu
+				return listen(network, addr)
+			}
+
+			transfer := func(client netip.Addr) uint16 {
+				t.Helper()
+				r := reserveT(t, p, client)
+				ch := acceptAsync(t, r, t.Context())
+				c := dialFrom(t, client, r.Port())
+				res := waitAccept(t, ch)
+				if res.err != nil {
+					t.Fatalf("Accept: %v", res.err)
+				}
+				io.WriteString(res.c, "x")
+				buf := make([]byte, 1)
+				if _, err := io.ReadFull(c, buf); err != nil {
+					t.Fatalf("read from the data connection: %v", err)
+				}
+				r.Release()
+				return r.Port()
+			}
+			first := transfer(loClient1)
+			if n := p.OpenPorts(); n != 1 {
+				t.Fatalf("OpenPorts() = %d right after the release, want 1 lingering", n)
+			}
+			if again := transfer(loClient2); again != first {
+				t.Errorf("next reservation got port %d, want the lingering %d", again, first)
+			}
+			if listens != 1 {
+				t.Errorf("%d listens for two back-to-back transfers, want 1", listens)
+			}
+			deadline := time.Now().Add(poolIOTimeout)
+			for p.OpenPorts() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("lingering socket still open %v after its release", poolIOTimeout)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			// Nobody listens any more.
+			d := net.Dialer{Timeout: poolIOTimeout}
+			if c, err := d.Dial("tcp4", "127.0.0.1:"+strconv.Itoa(int(first))); err == nil {
+				c.Close()
+				t.Errorf("port %d still accepts connections after the linger", first)
+			}
+
+			transfer(loClient1)
+			p.Close()
+			if n := p.OpenPorts(); n != 0 {
+				t.Errorf("OpenPorts() = %d after Close, want 0", n)
+			}
+		})
+	}
 }
