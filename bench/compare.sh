@@ -12,10 +12,13 @@
 #                                    listings and small files run 3 times a
 #                                    round (quick: once), sessions/s and idle
 #                                    memory once
-#   --only "download upload ..."     run only these workloads (for iteration)
+#   --only "download upload ..."     run only these workloads (for iteration);
+#                                    names: idle download upload ftps-download
+#                                    ftps-upload list smallfiles sessions s3
 #
 # Needs root (a tmpfs mount, a system account for vsftpd, ulimit -n 65536).
-# Installs vsftpd with apt-get if missing, without starting its service.
+# Installs vsftpd with apt-get if missing, without starting its service, and
+# versitygw (the S3 gateway of the s3 workload) with .ci/install-versitygw.
 # Everything listens on 127.0.0.1 only; everything started here (servers,
 # tmpfs, system account, raised kernel.pid_max) is undone on exit.
 set -euo pipefail
@@ -44,6 +47,7 @@ if [ "$QUICK" = 1 ]; then
 	SMALL_FILES=400; SMALL_LABEL="400"
 	SESS_DUR=3s
 	TMPFS_SIZE=2g
+	S3_TMPFS_SIZE=1g
 	ROUNDS=${ROUNDS:-1}
 	REPS=1
 else
@@ -53,12 +57,14 @@ else
 	SMALL_FILES=2000; SMALL_LABEL="2,000"
 	SESS_DUR=10s
 	TMPFS_SIZE=6g
+	S3_TMPFS_SIZE=5g # parts and the assembled object: twice the file
 	ROUNDS=${ROUNDS:-3}
 	REPS=3
 fi
 WORKERS=8
 SRC=127.0.0.2-127.0.0.250
 C_PORT=12121 C_TLS_PORT=12123 V_PORT=12122 V_TLS_PORT=12124
+C_S3_PORT=12125 GW_PORT=12170 # cloudftpd with backend = "s3", and its versitygw
 STEP_TIMEOUT=600 # seconds, for any single measurement
 
 want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
@@ -78,6 +84,9 @@ if ! command -v vsftpd >/dev/null && [ ! -x /usr/sbin/vsftpd ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vsftpd >/dev/null
 fi
 VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
+if want s3; then
+	VERSITYGW=$("$REPO/.ci/install-versitygw")
+fi
 # 10,000 sessions need 10,000+ descriptors in the server and in the
 # generator. Without CAP_SYS_RESOURCE (some containers) the hard limit
 # cannot be raised: use it if it is still enough.
@@ -104,6 +113,7 @@ mkdir -p "$RUN"
 WORK=$(mktemp -d /tmp/ftpbench.XXXXXX)
 chmod 755 "$WORK" # vsftpd's user must reach its home below it
 MNT="$WORK/mnt"
+S3MNT="$WORK/s3mnt" # versitygw's POSIX root, on a tmpfs of its own
 BENCH_USER=ftpbench
 # A second account with the same home whose password is hashed with SHA-512
 # crypt instead of Debian's default yescrypt: for vsftpd's idle sessions
@@ -150,9 +160,11 @@ cleanup() {
 	set +e
 	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null
 	stop_servers
-	for _ in 1 2 3 4 5; do
-		mountpoint -q "$MNT" || break
-		umount "$MNT" 2>/dev/null || sleep 1
+	for m in "$MNT" "$S3MNT"; do
+		for _ in 1 2 3 4 5; do
+			mountpoint -q "$m" || break
+			umount "$m" 2>/dev/null || sleep 1
+		done
 	done
 	rm -rf "$WORK"
 	[ "$CREATED_USER" = 1 ] && userdel "$BENCH_USER" 2>/dev/null
@@ -169,6 +181,11 @@ fi
 
 mkdir -p "$MNT"
 mount -t tmpfs -o size=$TMPFS_SIZE,mode=755 tmpfs "$MNT"
+if want s3; then
+	mkdir -p "$S3MNT"
+	mount -t tmpfs -o size=$S3_TMPFS_SIZE,mode=755 tmpfs "$S3MNT"
+	mkdir -p "$S3MNT/data" "$S3MNT/meta"
+fi
 HOMES="$MNT/homes"
 HOME_DIR="$HOMES/$BENCH_USER"
 mkdir -p "$HOME_DIR"
@@ -209,6 +226,35 @@ chown -R "$BENCH_USER:" "$HOME_DIR"
 "$WORK/cloudftpd" cert self-signed --host localhost --host 127.0.0.1 \
 	--cert "$WORK/cert.pem" --key "$WORK/key.pem" >/dev/null
 chmod 644 "$WORK/cert.pem"
+
+# The s3 workload's gateway: credentials of its root account, which
+# cloudftpd and ftpbench mkbucket find in the environment like any AWS
+# credentials.
+export AWS_ACCESS_KEY_ID=ftpbench AWS_SECRET_ACCESS_KEY="$PASS" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+cat >"$WORK/cloudftpd-s3.toml" <<EOF
+[server]
+idle_timeout = "15m"
+login_timeout = "15m"
+data_timeout = "30s"
+stall_timeout = "5m"
+
+[[listener]]
+address = "127.0.0.1:$C_S3_PORT"
+passive_ports = "24000-24999"
+
+[storage]
+backend = "s3"                  # part_size and concurrency: the defaults
+bucket = "ftpbench"
+prefix = "homes/"
+endpoint = "http://127.0.0.1:$GW_PORT"
+path_style = true
+
+[auth]
+users_file = "users.toml"
+
+[log]
+level = "warn"
+EOF
 
 cat >"$WORK/cloudftpd.toml" <<EOF
 [server]
@@ -284,7 +330,7 @@ EOF
 mkdir -p /var/run/vsftpd/empty
 vsftpd_conf $V_PORT 21000 21999 NO >"$WORK/vsftpd.conf"
 vsftpd_conf $V_TLS_PORT 23000 23999 YES >"$WORK/vsftpd-tls.conf"
-cp "$WORK/cloudftpd.toml" "$WORK/vsftpd.conf" "$WORK/vsftpd-tls.conf" "$RUN/"
+cp "$WORK/cloudftpd.toml" "$WORK/cloudftpd-s3.toml" "$WORK/vsftpd.conf" "$WORK/vsftpd-tls.conf" "$RUN/"
 
 # --- servers ---------------------------------------------------------------
 wait_port() {
@@ -304,6 +350,44 @@ start_servers() {
 	V_TLS_PID=$!
 	PIDS=("$C_PID" "$V_PID" "$V_TLS_PID")
 	wait_port $C_PORT; wait_port $C_TLS_PORT; wait_port $V_PORT; wait_port $V_TLS_PORT
+	if want s3; then
+		start_s3
+	fi
+}
+
+# versitygw's POSIX backend keeps object metadata in user.* extended
+# attributes and refuses a file system without them (tmpfs before Linux
+# 6.6): then it runs with --sidecar, which keeps them in files of another
+# directory. GW_META says which, for the report.
+GW_META=xattr
+start_gateway() {
+	local meta=()
+	[ "$GW_META" = sidecar ] && meta=(--sidecar "$S3MNT/meta")
+	"$VERSITYGW" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" \
+		--port "127.0.0.1:$GW_PORT" --quiet posix "${meta[@]}" "$S3MNT/data" >>"$RUN/versitygw.log" 2>&1 &
+	GW_PID=$!
+	PIDS+=("$GW_PID")
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; then return 0; fi
+		kill -0 "$GW_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ "$GW_META" = xattr ] && grep -q xattr "$RUN/versitygw.log"; then
+		log "versitygw: no extended attributes on the tmpfs; metadata in a sidecar directory"
+		GW_META=sidecar
+		start_gateway
+		return
+	fi
+	die "versitygw did not start; see $RUN/versitygw.log"
+}
+
+start_s3() {
+	start_gateway
+	"$FB" mkbucket --endpoint "http://127.0.0.1:$GW_PORT" --bucket ftpbench
+	(cd "$WORK" && exec ./cloudftpd serve --config cloudftpd-s3.toml) >>"$RUN/cloudftpd-s3.log" 2>&1 &
+	C_S3_PID=$!
+	PIDS+=("$C_S3_PID")
+	wait_port $C_S3_PORT
 }
 
 restart_servers() {
@@ -345,9 +429,23 @@ both() { # round workload [flags...]: cloudftpd then vsftpd
 # that the server going first does not always pay for fresh pages. (It
 # narrows the gap; where the VM returns free pages to its host quickly,
 # upload numbers stay noisy.)
-warm() {
-	"$FB" mkfile --path "$MNT/warm.bin" --size "$BIG"
-	rm -f "$MNT/warm.bin"
+warm() { # [tmpfs: default $MNT]
+	local dir=${1:-$MNT}
+	"$FB" mkfile --path "$dir/warm.bin" --size "$BIG"
+	rm -f "$dir/warm.bin"
+}
+
+# The s3 workload: upload (from the tmpfs file, with sendfile, like the
+# local upload), download and delete through the S3 cloudftpd, whose peak
+# RSS during the upload is measured too.
+measure_s3() { # round
+	warm "$S3MNT"
+	if ! timeout "$STEP_TIMEOUT" "$FB" run s3 --server cloudftpd --round "$1" \
+		--addr "127.0.0.1:$C_S3_PORT" --user "$BENCH_USER" --pass "$PASS" --out "$RESULTS" \
+		--pid "$C_S3_PID" --size "$BIG" --src-file "$HOME_DIR/big.bin"; then
+		log "FAILED: s3 (round $1); see $RUN"
+		echo "{\"failed\":\"s3 cloudftpd round $1\"}" >>"$RUN/failures.jsonl"
+	fi
 }
 
 both_upload() { # round [flags...]
@@ -364,7 +462,7 @@ both_upload() { # round [flags...]
 	while sleep 4; do
 		top -b -n 2 -d 1 -w 512 2>/dev/null | awk -v t="$(date +%s)" '
 			/^top -/ { snap++ }
-			snap == 2 && $1 ~ /^[0-9]+$/ && $12 !~ /^(vsftpd|cloudftpd|ftpbench|top|timeout|bash|sleep|awk|compare.sh)$/ { s += $9; if ($9 > 5) names[$12] = 1 }
+			snap == 2 && $1 ~ /^[0-9]+$/ && $12 !~ /^(vsftpd|cloudftpd|ftpbench|versitygw|top|timeout|bash|sleep|awk|compare.sh)$/ { s += $9; if ($9 > 5) names[$12] = 1 }
 			END { n = ""; for (k in names) n = n k ","; printf "%s %.0f %s\n", t, s, n }'
 	done
 ) >"$RUN/load.log" 2>/dev/null &
@@ -391,6 +489,7 @@ for round in $(seq "$ROUNDS"); do
 			both "$round" download --file big.bin --size "$BIG"
 		fi
 		want upload && both_upload "$round" --size "$BIG" --src-file "$HOME_DIR/big.bin"
+		want s3 && measure_s3 "$round"
 		want ftps-download && both "$round" download --file big.bin --size "$BIG" --tls
 		want ftps-upload && both_upload "$round" --size "$BIG" --tls
 		if want list; then
@@ -422,7 +521,8 @@ CMD="sudo bench/compare.sh"
 	--set "rounds=$ROUNDS" --set "reps=$REPS" --set "duration_s=$((T1 - T0))" \
 	--set "big=$BIG_LABEL" --set "list_files=$LIST_LABEL" --set "small_files=$SMALL_LABEL" \
 	--set "idle_small=$IDLE_SMALL" --set "idle_large=$IDLE_LARGE" --set "workers=$WORKERS" \
-	--set "command=$CMD" --set "load=$LOAD" --set "idle_note=$IDLE_NOTE" >"$RUN/meta.json"
+	--set "command=$CMD" --set "load=$LOAD" --set "idle_note=$IDLE_NOTE" \
+	--set "s3_gateway=versitygw $(go version -m "${VERSITYGW:-/dev/null}" 2>/dev/null | awk '$1 == "mod" { print $3 }') (POSIX backend, metadata in $GW_META)" >"$RUN/meta.json"
 
 MD="$RUN/BENCHMARKS.md" SVG="$RUN/benchmarks.svg"
 if [ "$QUICK" = 0 ] && [ -z "$ONLY" ]; then

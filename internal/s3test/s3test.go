@@ -7,7 +7,7 @@
 //     end-to-end tests against a server that checks signatures, stores
 //     multipart parts on disk and paginates like S3. When the program is
 //     missing the test is skipped, or failed under CI=true (see
-//     clienttest.Need); .ci/run installs it.
+//     clienttest.Need); .ci/install-versitygw installs it.
 //   - Fake serves github.com/johannesboyne/gofakes3 in process: fast, no
 //     program needed, but lenient (no signature checks, parts in memory).
 //
@@ -46,7 +46,7 @@ import (
 )
 
 // VersitygwVersion is the gateway release the tests are written against
-// and .ci/run installs.
+// and .ci/install-versitygw installs.
 const VersitygwVersion = "v1.8.0"
 
 // Region is what every Server answers for.

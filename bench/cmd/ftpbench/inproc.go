@@ -27,8 +27,13 @@ type inprocServer struct {
 }
 
 // startInproc serves root with one user "bench" (all permissions, home
-// root/bench) on a plain and an FTPS listener on 127.0.0.1.
-func startInproc(root string) (*inprocServer, error) {
+// root/bench) on a plain and an FTPS listener on 127.0.0.1. storage, when
+// not empty, replaces the body of the [storage] section (local storage in
+// root/homes).
+func startInproc(root, storage string) (*inprocServer, error) {
+	if storage == "" {
+		storage = fmt.Sprintf("backend = \"local\"\nroot = %q", filepath.Join(root, "homes"))
+	}
 	certFile := filepath.Join(root, "cert.pem")
 	keyFile := filepath.Join(root, "key.pem")
 	if err := certs.SelfSigned([]string{"localhost", "127.0.0.1"}, 24*time.Hour, certFile, keyFile); err != nil {
@@ -51,12 +56,11 @@ tls_cert = %q
 tls_key = %q
 
 [storage]
-backend = "local"
-root = %q
+%s
 
 [log]
 level = "warn"
-`, certFile, keyFile, filepath.Join(root, "homes"))
+`, certFile, keyFile, storage)
 	cfg, err := config.Parse([]byte(text))
 	if err != nil {
 		return nil, err

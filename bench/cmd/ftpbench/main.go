@@ -7,12 +7,13 @@
 //	ftpbench run WORKLOAD [flags]   measure one workload against one server
 //	ftpbench ceiling --file F       raw loopback sendfile throughput
 //	ftpbench mkfile --path P --size N / mkfiles --dir D --count N
+//	ftpbench mkbucket --endpoint URL --bucket B   create an S3 bucket
 //	ftpbench machine                describe this machine (JSON)
 //	ftpbench render                 results -> docs/BENCHMARKS.md + SVG chart
 //	ftpbench profile WORKLOAD       run a workload against an in-process
 //	                                cloudftpd with CPU and heap profiles
 //
-// Workloads: download, upload, sessions, idle, list, smallfiles. Results
+// Workloads: download, upload, sessions, idle, list, smallfiles, s3. Results
 // are JSON lines (one per measurement) appended to --out. bench/compare.sh
 // drives it against cloudftpd and vsftpd in alternation.
 package main
@@ -31,7 +32,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: ftpbench run|ceiling|mkfile|mkfiles|machine|render|profile ... (see bench/README.md)")
+		fmt.Fprintln(stderr, "usage: ftpbench run|ceiling|mkfile|mkfiles|mkbucket|machine|render|profile ... (see bench/README.md)")
 		return 2
 	}
 	switch args[0] {
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "mkfile", "mkfiles":
 		return runMake(args[0], args[1:], stderr)
+	case "mkbucket":
+		return runMkbucket(args[1:], stderr)
 	case "machine":
 		return runMachine(args[1:], stdout, stderr)
 	case "render":
@@ -100,8 +103,8 @@ func newWorkloadFlags(name string, stderr io.Writer) *workloadFlags {
 	fs.IntVar(&w.round, "round", 1, "round number for the results")
 	fs.DurationVar(&w.timeout, "timeout", 60*time.Second, "limit on every single wait for the server")
 	fs.StringVar(&w.file, "file", "big.bin", "download: remote file")
-	fs.Int64Var(&w.size, "size", 0, "download: expected size; upload: bytes to send")
-	fs.StringVar(&w.srcFile, "src-file", "", "upload: local file to send with sendfile (plain FTP); default: a pattern from memory")
+	fs.Int64Var(&w.size, "size", 0, "download: expected size; upload, s3: bytes to send")
+	fs.StringVar(&w.srcFile, "src-file", "", "upload, s3: local file to send with sendfile (plain FTP); default: a pattern from memory")
 	fs.BoolVar(&w.keep, "keep", false, "upload: keep the uploaded file")
 	fs.StringVar(&w.dir, "dir", "", "sessions/list: directory to list; smallfiles: directory to create")
 	fs.IntVar(&w.workers, "workers", 8, "sessions: parallel workers")
@@ -109,7 +112,7 @@ func newWorkloadFlags(name string, stderr io.Writer) *workloadFlags {
 	fs.IntVar(&w.sessions, "sessions", 1000, "idle: sessions to hold")
 	fs.IntVar(&w.concurrency, "concurrency", 16, "idle: logins in flight")
 	fs.DurationVar(&w.settle, "settle", 2*time.Second, "idle: wait after the last login before measuring")
-	fs.IntVar(&w.pid, "pid", 0, "idle: server process whose tree's PSS is measured")
+	fs.IntVar(&w.pid, "pid", 0, "idle: server process whose tree's PSS is measured; s3: server process whose peak RSS is measured")
 	fs.StringVar(&w.src, "src", "", "sessions/idle: source addresses, e.g. 127.0.0.2-127.0.0.200")
 	fs.StringVar(&w.verb, "verb", "LIST", "list: LIST or MLSD")
 	fs.IntVar(&w.lines, "lines", 1, "list: minimum lines expected")
@@ -179,8 +182,16 @@ func (w *workloadFlags) measure(workload string, held func()) ([]result, error) 
 		}
 		up.Workload, down.Workload = prefix+"smallfiles-up", prefix+"smallfiles-down"
 		rs = append(rs, up, down)
+	case "s3":
+		if w.size <= 0 {
+			return nil, fmt.Errorf("s3 needs --size")
+		}
+		name := fmt.Sprintf("s3-%s-%d-%d.bin", w.server, w.round, time.Now().UnixNano())
+		if rs, err = s3Transfer(t, name, w.size, w.srcFile, w.pid); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("unknown workload %q (want download, upload, sessions, idle, list, smallfiles)", workload)
+		return nil, fmt.Errorf("unknown workload %q (want download, upload, sessions, idle, list, smallfiles, s3)", workload)
 	}
 	if err != nil {
 		return nil, err

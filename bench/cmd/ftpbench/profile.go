@@ -37,7 +37,7 @@ func runProfile(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	srv, err := startInproc(dir)
+	srv, err := startInproc(dir, "")
 	if err != nil {
 		fmt.Fprintln(stderr, "ftpbench profile:", err)
 		return 1

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cloudftpd/cloudftpd/internal/s3test"
 )
 
 // TestMain lets the test binary stand in for ftpbench when the ceiling
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 // works end to end and reports sane numbers, not how fast anything is.
 func TestSmoke(t *testing.T) {
 	root := t.TempDir()
-	srv, err := startInproc(root)
+	srv, err := startInproc(root, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +84,26 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("ceiling: exit %d: %s", code, se.String())
 	}
 
+	// The S3 workload against a second in-process cloudftpd whose bucket
+	// is on gofakes3, also in process: two 5 MiB parts and a bit. The
+	// server process is this one.
+	gw := s3test.Fake(t, "bench")
+	gw.Env(t)
+	s3srv, err := startInproc(t.TempDir(), fmt.Sprintf(
+		"backend = \"s3\"\nbucket = %q\nprefix = \"homes/\"\nendpoint = %q\npath_style = true\npart_size = \"5MiB\"", gw.Bucket, gw.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3srv.close()
+	s3args := []string{"run", "s3", "--size", fmt.Sprint(11 << 20), "--pid", fmt.Sprint(os.Getpid()),
+		"--addr", s3srv.Plain, "--user", s3srv.User, "--pass", s3srv.Password, "--server", "cloudftpd", "--out", out, "--timeout", "20s"}
+	if code := run(s3args, io.Discard, &se); code != 0 {
+		t.Fatalf("ftpbench run s3: exit %d: %s", code, se.String())
+	}
+	if keys := gw.Keys(t, ""); len(keys) != 0 {
+		t.Errorf("the S3 workload left objects behind: %v", keys)
+	}
+
 	rs, err := readResults(out)
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +119,9 @@ func TestSmoke(t *testing.T) {
 		case r.Value <= 0 || r.Value != r.Value:
 			t.Errorf("%s/%s: value %v %s", r.Workload, r.Server, r.Value, r.Metric)
 		}
+		if r.Workload == "s3-upload-rss" && (r.Value < 1 || !strings.Contains(fmt.Sprint(r.Detail["source"]), "VmHWM")) {
+			t.Errorf("s3-upload-rss: %v MiB, %v; want VmHWM of this process", r.Value, r.Detail)
+		}
 		if r.Workload == "ftps-download" || r.Workload == "ftps-upload" {
 			if r.Detail["tls_resumed"].(float64) != 1 {
 				t.Errorf("%s: data connection did not resume the TLS session: %v", r.Workload, r.Detail)
@@ -110,6 +135,11 @@ func TestSmoke(t *testing.T) {
 	}
 	if !seen["download/ceiling"] {
 		t.Error("no ceiling result")
+	}
+	for _, w := range []string{"s3-upload", "s3-download", "s3-upload-rss"} {
+		if !seen[w+"/cloudftpd"] {
+			t.Errorf("no result for %s", w)
+		}
 	}
 
 	// Render the report from these results.
@@ -126,9 +156,16 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| Download 2 GiB (FTP, tmpfs) |", "b.svg", "not measured: S3 backend not wired yet", "x |"} {
+	for _, want := range []string{"| Download 2 GiB (FTP, tmpfs) |", "b.svg", "x |",
+		"| S3 backend: upload 2 GiB (versitygw on tmpfs) | MiB/s |", "cloudftpd, local disk: ",
+		"| S3 backend: peak RSS uploading 2 GiB | peak RSS (MiB), lower is better |"} {
 		if !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("report lacks %q:\n%s", want, doc)
+		}
+	}
+	for line := range strings.Lines(string(doc)) {
+		if strings.HasPrefix(line, "| S3 backend") && strings.Contains(line, "not measured") {
+			t.Errorf("S3 row not measured: %s", line)
 		}
 	}
 	sb, err := os.ReadFile(svg)
