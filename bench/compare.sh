@@ -231,12 +231,18 @@ chmod 644 "$WORK/cert.pem"
 # cloudftpd and ftpbench mkbucket find in the environment like any AWS
 # credentials.
 export AWS_ACCESS_KEY_ID=ftpbench AWS_SECRET_ACCESS_KEY="$PASS" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-cat >"$WORK/cloudftpd-s3.toml" <<EOF
+# The [server] section of both cloudftpd configs.
+server_toml() {
+	cat <<EOF
 [server]
 idle_timeout = "15m"
 login_timeout = "15m"
 data_timeout = "30s"
 stall_timeout = "5m"
+EOF
+}
+
+{ server_toml; cat <<EOF; } >"$WORK/cloudftpd-s3.toml"
 
 [[listener]]
 address = "127.0.0.1:$C_S3_PORT"
@@ -256,12 +262,7 @@ users_file = "users.toml"
 level = "warn"
 EOF
 
-cat >"$WORK/cloudftpd.toml" <<EOF
-[server]
-idle_timeout = "15m"
-login_timeout = "15m"
-data_timeout = "30s"
-stall_timeout = "5m"
+{ server_toml; cat <<EOF; } >"$WORK/cloudftpd.toml"
 
 [[listener]]
 address = "127.0.0.1:$C_PORT"

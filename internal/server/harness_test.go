@@ -234,6 +234,36 @@ func (rc *rawClient) login(user, pass string) {
 	rc.must(230, "PASS %s", pass)
 }
 
+// stor uploads data as name over the data connection dc, which it closes,
+// and expects the transfer to succeed.
+func (rc *rawClient) stor(dc net.Conn, name string, data []byte) {
+	rc.t.Helper()
+	rc.must(150, "STOR %s", name)
+	if _, err := dc.Write(data); err != nil {
+		rc.t.Fatalf("STOR %s: %v", name, err)
+	}
+	dc.Close()
+	rc.expect(226)
+}
+
+// jailRefuses sends command, for which the data connection dc is open,
+// and fails the test unless the server refuses it with 550; when it does
+// not, what it sent is in the message.
+func (rc *rawClient) jailRefuses(dc net.Conn, command string) {
+	rc.t.Helper()
+	code, msg := rc.cmd("%s", command)
+	if code == 150 {
+		got := readAll(rc.t, dc)
+		rc.read()
+		rc.t.Errorf("%s escaped the jail: %q", command, got)
+		return
+	}
+	dc.Close()
+	if code != 550 {
+		rc.t.Errorf("%s: %d %q, want 550", command, code, msg)
+	}
+}
+
 // pasv sends PASV and dials the advertised data address.
 func (rc *rawClient) pasv() net.Conn {
 	rc.t.Helper()

@@ -284,11 +284,7 @@ func TestASCIIMode(t *testing.T) {
 		}
 		rc.expect(226)
 	}
-	dc := rc.pasv()
-	rc.must(150, "STOR up.txt")
-	dc.Write([]byte("x\r\ny\r\nbare\rcr\r\n"))
-	dc.Close()
-	rc.expect(226)
+	rc.stor(rc.pasv(), "up.txt", []byte("x\r\ny\r\nbare\rcr\r\n"))
 	if got := string(ts.read("alice/up.txt")); got != "x\ny\nbare\rcr\n" {
 		t.Errorf("ASCII STOR stored %q", got)
 	}
@@ -394,18 +390,7 @@ func TestJail(t *testing.T) {
 	rc := dialRaw(t, ts.Addr)
 	rc.login("alice", "alice-secret")
 	for _, p := range []string{"../bob/secret.txt", "/../bob/secret.txt", "../../../../../../etc/passwd", "link", "dirlink/passwd", "/dirlink/passwd"} {
-		dc := rc.pasv()
-		code, msg := rc.cmd("RETR %s", p)
-		if code == 150 {
-			got := readAll(t, dc)
-			rc.read()
-			t.Errorf("RETR %s escaped the jail: %q", p, got)
-			continue
-		}
-		dc.Close()
-		if code != 550 {
-			t.Errorf("RETR %s: %d %q, want 550", p, code, msg)
-		}
+		rc.jailRefuses(rc.pasv(), "RETR "+p)
 	}
 	for _, c := range []string{"CWD ../bob", "CWD dirlink", "SIZE link", "DELE ../bob/secret.txt", "MKD dirlink/x", "RNFR ../bob/secret.txt"} {
 		code, msg := rc.cmd("%s", c)

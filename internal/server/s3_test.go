@@ -269,18 +269,7 @@ func TestS3Jail(t *testing.T) {
 		// do not exist.
 		for _, c := range []string{"LIST ../homes", "NLST ../../homes/bob", "MLSD ../alicex", "RETR ../alicex/secret", "RETR /../alicex/secret",
 			"RETR ../bob/secret.txt", "RETR ../../private/passwd", "RETR ../../top-level", "RETR ../alice.txt", "RETR /../../homes/bob/secret.txt"} {
-			dc := rc.epsv()
-			code, msg := rc.cmd("%s", c)
-			if code == 150 {
-				got := readAll(t, dc)
-				rc.read()
-				t.Errorf("%s escaped the jail: %q", c, got)
-				continue
-			}
-			dc.Close()
-			if code != 550 {
-				t.Errorf("%s: %d %q, want 550", c, code, msg)
-			}
+			rc.jailRefuses(rc.epsv(), c)
 		}
 		for _, c := range []string{"DELE ../bob/secret.txt", "DELE ../../top-level", "RMD ../bob/d", "RNFR ../alicex/secret",
 			"SIZE ../bob/secret.txt", "MDTM ../../private/passwd", "CWD ../bob", "MKD ../bob/planted/"} {
@@ -289,11 +278,7 @@ func TestS3Jail(t *testing.T) {
 			}
 		}
 		// ".." stops at the home: this writes alice's /planted.
-		dc := rc.epsv()
-		rc.must(150, "STOR ../../planted")
-		dc.Write([]byte("p"))
-		dc.Close()
-		rc.expect(226)
+		rc.stor(rc.epsv(), "../../planted", []byte("p"))
 		if got := string(ts.read("alice/planted")); got != "p" {
 			t.Errorf("STOR ../../planted: alice/planted holds %q", got)
 		}
