@@ -31,8 +31,8 @@ func (ts *testServer) bucket() *bucketStore {
 	return b
 }
 
-// headTime is an object's Last-Modified from HeadObject, as SIZE and MDTM
-// report it.
+// headTime is an object's Last-Modified from HeadObject, which MDTM
+// reports (the backend's Stat is a HeadObject).
 func (b *bucketStore) headTime(t testing.TB, rel string) time.Time {
 	t.Helper()
 	out, err := b.srv.Head(t.Context(), b.prefix+rel)
