@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -231,19 +232,28 @@ func dataErrText(err error) string {
 const copyChunk = 1 << 20
 
 // copyData copies src to dst, failing when no chunk completes within the
-// stall timeout. dst and src are passed through unwrapped (apart from an
-// io.LimitedReader, which sendfile and splice understand) so a plain local
-// transfer stays zero-copy.
+// stall timeout. A plain local transfer goes zero-copy (sendfile for
+// downloads, splice for uploads), so dst and src are passed through
+// unwrapped apart from an io.LimitedReader, which both understand. Any
+// other transfer (TLS, TYPE A, S3) goes through a pooled buffer that is
+// filled before each write.
 func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Reader) error {
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
+	zeroCopy := canZeroCopy(dst, src)
 	lr := &io.LimitedReader{R: src}
 	for {
 		if s.cfg.StallTimeout > 0 {
 			data.SetDeadline(time.Now().Add(s.cfg.StallTimeout))
 		}
 		lr.N = copyChunk
-		n, err := io.CopyBuffer(dst, lr, *bp)
+		var n int64
+		var err error
+		if zeroCopy {
+			n, err = io.CopyBuffer(dst, lr, *bp)
+		} else {
+			n, err = copyFilled(dst, lr, *bp)
+		}
 		x.bytes.Add(n)
 		if err != nil {
 			return err
@@ -254,9 +264,54 @@ func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Rea
 	}
 }
 
-// copyBuffers serves transfers that cannot go zero-copy (TYPE A, TLS):
-// io.CopyBuffer still prefers ReaderFrom/WriterTo when they exist.
+// canZeroCopy reports whether io.Copy(dst, src) lets the kernel move the
+// data: a file to a TCP socket (sendfile), or a TCP socket into a writer
+// that takes it by ReadFrom (a local file: splice).
+func canZeroCopy(dst io.Writer, src io.Reader) bool {
+	if _, ok := dst.(*net.TCPConn); ok {
+		_, ok := src.(*os.File)
+		return ok
+	}
+	if _, ok := src.(*net.TCPConn); ok {
+		_, ok := dst.(io.ReaderFrom)
+		return ok
+	}
+	return false
+}
+
+// copyFilled copies src to dst through buf, writing only when buf is full
+// or src has ended. A TLS connection returns one record (at most 16 KiB)
+// per Read, and writing each on its own would cost a write(2) per record.
+// io.EOF from src ends the copy without error; any other error from src is
+// returned after what was read before it has been written.
+func copyFilled(dst io.Writer, src io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		n := 0
+		var rerr error
+		for n < len(buf) && rerr == nil {
+			var m int
+			m, rerr = src.Read(buf[n:])
+			n += m
+		}
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// copyBuffers serve the transfers that cannot go zero-copy.
 var copyBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 64<<10)
+	b := make([]byte, 256<<10)
 	return &b
 }}

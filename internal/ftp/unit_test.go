@@ -2,7 +2,11 @@ package ftp
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
+	"io"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +136,67 @@ func TestFacts(t *testing.T) {
 	}
 	if got := fs.featMarked(); got != "type*;size*;modify;perm;unique;" {
 		t.Errorf("featMarked = %q", got)
+	}
+}
+
+// chunkReader returns data in pieces of at most size bytes, then err.
+type chunkReader struct {
+	data []byte
+	size int
+	err  error
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p[:min(len(p), r.size)], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// countingWriter records the size of every Write.
+type countingWriter struct {
+	bytes.Buffer
+	writes []int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestCopyFilled: records of 16 KiB are written in full buffers, the rest
+// at the end; a read error is returned after the data before it is
+// written.
+func TestCopyFilled(t *testing.T) {
+	errCut := errors.New("connection reset")
+	data := make([]byte, 100_000)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	for _, tc := range []struct {
+		name       string
+		err        error
+		wantErr    error
+		wantWrites []int
+	}{
+		{"eof", io.EOF, nil, []int{65536, 34464}},
+		{"reset", errCut, errCut, []int{65536, 34464}},
+		{"truncated TLS", io.ErrUnexpectedEOF, io.ErrUnexpectedEOF, []int{65536, 34464}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w countingWriter
+			n, err := copyFilled(&w, &chunkReader{data: data, size: 16 << 10, err: tc.err}, make([]byte, 64<<10))
+			if !errors.Is(err, tc.wantErr) && err != tc.wantErr {
+				t.Errorf("err %v, want %v", err, tc.wantErr)
+			}
+			if n != int64(len(data)) || !bytes.Equal(w.Bytes(), data) {
+				t.Errorf("copied %d bytes (%d written), want all %d", n, w.Len(), len(data))
+			}
+			if !slices.Equal(w.writes, tc.wantWrites) {
+				t.Errorf("writes %v, want %v", w.writes, tc.wantWrites)
+			}
+		})
 	}
 }
