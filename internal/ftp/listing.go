@@ -188,10 +188,17 @@ func appendLS(b []byte, fi storage.FileInfo, now time.Time, dates *dateCache) []
 	}
 	b = append(b, size...)
 	b = append(b, ' ')
-	if age := now.Sub(fi.ModTime); age < 0 || age > 182*24*time.Hour {
-		b = dates.append(b, fi.ModTime, "Jan 02  2006")
+	mod := fi.ModTime
+	if mod.IsZero() {
+		// No time known (S3 directories): "now" reads better than
+		// "Jan 01 0001" and parses in every client; MLSx leaves the
+		// fact out instead.
+		mod = now
+	}
+	if age := now.Sub(mod); age < 0 || age > 182*24*time.Hour {
+		b = dates.append(b, mod, "Jan 02  2006")
 	} else {
-		b = dates.append(b, fi.ModTime, "Jan 02 15:04")
+		b = dates.append(b, mod, "Jan 02 15:04")
 	}
 	b = append(b, ' ')
 	return append(b, fi.Name...)

@@ -85,6 +85,10 @@ func TestListingLines(t *testing.T) {
 	if got := string(appendLS(nil, old, now, new(dateCache))); got != "drwxr-xr-x    1 ftp      ftp             0 Jan 02  2019 old" {
 		t.Errorf("LS dir: %q", got)
 	}
+	noTime := storage.FileInfo{Name: "s3dir", Mode: fs.ModeDir | 0o755}
+	if got := string(appendLS(nil, noTime, now, new(dateCache))); got != "drwxr-xr-x    1 ftp      ftp             0 Jun 01 12:00 s3dir" {
+		t.Errorf("LS without a time: %q", got)
+	}
 	all := auth.PermList | auth.PermDownload | auth.PermUpload | auth.PermOverwrite | auth.PermDelete | auth.PermRename | auth.PermMkdir
 	if got := string(appendMLSx(nil, file, file.Name, allFacts, all, new(dateCache))); got != "type=file;size=1234;modify=20260502030405;perm=adfrw;unique=1.2; report.csv" {
 		t.Errorf("MLSx file: %q", got)
