@@ -411,12 +411,26 @@ measure() { # server round workload [flags...]
 		port=$C_TLS_PORT
 		[ "$server" != cloudftpd ] && port=$V_TLS_PORT
 	fi
+	settle
 	if ! timeout "$STEP_TIMEOUT" "$FB" run "$workload" --server "$server" --round "$round" \
 		--addr "127.0.0.1:$port" --user "$user" --pass "$PASS" --out "$RESULTS" \
 		--pid "$pid" "$@"; then
 		log "FAILED: $workload against $server (round $round); see $RUN"
 		echo "{\"failed\":\"$workload $server round $round\"}" >>"$RUN/failures.jsonl"
 	fi
+}
+
+# Every data connection leaves a socket in TIME_WAIT for 60 s, thousands
+# per small-file run, tens of thousands per sessions run. With ~50,000 of
+# them connecting gets several times slower (the kernel searches for a free
+# 4-tuple), so whoever ran second would pay for the first one's sockets:
+# wait until fewer than 10,000 are left (at most 70 s).
+settle() {
+	local i
+	for i in $(seq 70); do
+		[ "$(ss -tan state time-wait | wc -l)" -lt 10000 ] && return
+		sleep 1
+	done
 }
 
 both() { # round workload [flags...]: cloudftpd then vsftpd
