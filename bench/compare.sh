@@ -94,13 +94,14 @@ if ! ulimit -n 65536 2>/dev/null; then
 	ulimit -n "$(ulimit -Hn)"
 	log "note: open-files limit stays at $(ulimit -n) (hard limit; no CAP_SYS_RESOURCE)"
 fi
-# cloudftpd holds two descriptors per logged-in session (the control
-# connection and its home directory's os.Root): hold fewer sessions when
-# the limit cannot fit 10,000, and say so in the report.
+# cloudftpd holds one descriptor per logged-in session (the control
+# connection; sessions in one home share its os.Root), and so does the
+# generator: hold fewer sessions when the limit cannot fit 10,000, and say
+# so in the report.
 IDLE_NOTE=
-FD_FIT=$(( ($(ulimit -n) - 300) / 2 / 500 * 500 ))
+FD_FIT=$(( ($(ulimit -n) - 300) / 500 * 500 ))
 if [ "$FD_FIT" -lt "$IDLE_LARGE" ]; then
-	IDLE_NOTE="the open-files hard limit here is $(ulimit -Hn) and cannot be raised (no CAP_SYS_RESOURCE); cloudftpd holds 2 descriptors per idle session, so the large idle test holds $FD_FIT sessions instead of $IDLE_LARGE"
+	IDLE_NOTE="the open-files hard limit here is $(ulimit -Hn) and cannot be raised (no CAP_SYS_RESOURCE); cloudftpd and the generator each hold 1 descriptor per idle session, so the large idle test holds $FD_FIT sessions instead of $IDLE_LARGE"
 	log "note: $IDLE_NOTE"
 	IDLE_LARGE=$FD_FIT
 fi

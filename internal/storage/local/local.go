@@ -35,6 +35,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
@@ -53,6 +54,18 @@ type Options struct {
 type Backend struct {
 	root *os.Root
 	opts Options
+
+	mu sync.Mutex
+	// homes holds one open os.Root per home directory in use, shared by
+	// all the sessions in it: an idle session then costs one descriptor
+	// (its control connection), not two.
+	homes map[string]*sharedHome
+}
+
+// sharedHome is a home's os.Root and how many trees use it.
+type sharedHome struct {
+	root *os.Root
+	refs int
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -76,7 +89,7 @@ func New(root string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: open storage root: %w", err)
 	}
-	return &Backend{root: r, opts: opts}, nil
+	return &Backend{root: r, opts: opts, homes: make(map[string]*sharedHome)}, nil
 }
 
 // Home returns the tree rooted at home, a slash-separated path relative to
@@ -98,11 +111,53 @@ func (b *Backend) Home(ctx context.Context, home string) (storage.Storage, error
 			return nil, mapErr("home", home, err)
 		}
 	}
-	r, err := b.root.OpenRoot(rel)
+	sh, err := b.acquire(rel)
 	if err != nil {
 		return nil, mapErr("home", home, err)
 	}
-	return &tree{root: r, opts: b.opts}, nil
+	t := &tree{root: sh.root, opts: b.opts}
+	t.release = func() error { return b.release(rel, sh) }
+	return t, nil
+}
+
+// acquire returns the shared root of the home at rel, opening it if no
+// session uses it or if the directory at rel is no longer the one the
+// shared root was opened on (replaced or renamed since): a new session
+// always gets the directory that is there now.
+func (b *Backend) acquire(rel string) (*sharedHome, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sh := b.homes[rel]; sh != nil {
+		now, err1 := b.root.Stat(rel)
+		open, err2 := sh.root.Stat(".")
+		if err1 == nil && err2 == nil && os.SameFile(now, open) {
+			sh.refs++
+			return sh, nil
+		}
+		// Its sessions keep the old directory; new ones get the new.
+		delete(b.homes, rel)
+	}
+	r, err := b.root.OpenRoot(rel)
+	if err != nil {
+		return nil, err
+	}
+	sh := &sharedHome{root: r, refs: 1}
+	b.homes[rel] = sh
+	return sh, nil
+}
+
+// release drops one use of sh and closes it after the last.
+func (b *Backend) release(rel string, sh *sharedHome) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sh.refs--
+	if sh.refs > 0 {
+		return nil
+	}
+	if b.homes[rel] == sh {
+		delete(b.homes, rel)
+	}
+	return sh.root.Close()
 }
 
 // Close releases the backend's root. Homes already handed out stay usable

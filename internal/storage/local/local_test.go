@@ -126,6 +126,102 @@ func TestHome(t *testing.T) {
 	}
 }
 
+// openFDs counts this process's open descriptors (Linux).
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(ents)
+}
+
+// TestHomeShared: sessions in one home share one descriptor; closing one
+// leaves the others working and the closed one refusing work; a home
+// directory replaced on disk is what the next session gets; the last
+// Close releases the descriptor.
+func TestHomeShared(t *testing.T) {
+	rootDir := filepath.Join(t.TempDir(), "root")
+	b, err := New(rootDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := t.Context()
+	home := func() storage.Storage {
+		t.Helper()
+		s, err := b.Home(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	write := func(s storage.Storage, name string) error {
+		up, err := s.Create(ctx, name, storage.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		return up.Commit(ctx)
+	}
+
+	base := openFDs(t)
+	s1 := home()
+	afterFirst := openFDs(t)
+	var more []storage.Storage
+	for range 10 {
+		more = append(more, home())
+	}
+	if n := openFDs(t); n != afterFirst {
+		t.Errorf("10 more sessions in the same home opened %d descriptors, want 0", n-afterFirst)
+	}
+
+	// An upload started before Close cannot be committed after it.
+	up, err := s1.Create(ctx, "/late", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	if err := up.Commit(ctx); err == nil {
+		t.Error("Commit after the session's Close succeeded")
+	}
+	if _, err := s1.Stat(ctx, "/"); err == nil {
+		t.Error("Stat on a closed session succeeded")
+	}
+	if err := write(more[0], "/still"); err != nil {
+		t.Errorf("another session after the first one's Close: %v", err)
+	}
+
+	// The home directory is replaced: old sessions keep the old one, new
+	// sessions get the new one.
+	if err := os.Rename(filepath.Join(rootDir, "alice"), filepath.Join(rootDir, "alice.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(rootDir, "alice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fresh := home()
+	if err := write(fresh, "/new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(more[1], "/old"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"alice/new", "alice.old/old", "alice.old/still"} {
+		if _, err := os.Stat(filepath.Join(rootDir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+
+	fresh.Close()
+	for _, s := range more {
+		s.Close()
+		s.Close() // idempotent: must not release twice
+	}
+	if n := openFDs(t); n != base {
+		t.Errorf("%d descriptors open after every session closed, want %d", n, base)
+	}
+}
+
 func TestHomeSymlinkOutside(t *testing.T) {
 	base := t.TempDir()
 	outside := filepath.Join(base, "outside")

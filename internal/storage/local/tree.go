@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,8 +18,13 @@ import (
 
 // tree is one home: every method reaches the disk through root.
 type tree struct {
-	root *os.Root
+	root *os.Root // shared with the other sessions in the same home
 	opts Options
+
+	release   func() error // gives root back to the backend
+	closed    atomic.Bool  // refuse work once closed: root may live on
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ storage.Storage = (*tree)(nil)
@@ -27,6 +34,9 @@ var _ storage.Storage = (*tree)(nil)
 func (t *tree) resolve(ctx context.Context, op, name string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", &opError{op: op, name: name, err: err}
+	}
+	if t.closed.Load() {
+		return "", &opError{op: op, name: name, err: fs.ErrClosed}
 	}
 	rel, err := relPath(name)
 	if err != nil {
@@ -246,11 +256,20 @@ func (t *tree) Capabilities() storage.Capabilities {
 	return storage.Capabilities{Append: true, WriteOffset: true, SetModTime: true, Chmod: true, RenameDir: true}
 }
 
-// Close releases the home's root. Open files stay readable, but uploads can
-// no longer be committed or cleaned up: finish them first, or their
-// temporary files stay behind (hidden).
+// Close gives the home's root back; the last session in a home closes
+// it. Open files stay readable, but uploads must be finished first: once
+// the root is closed they can no longer be committed or cleaned up, and
+// their temporary files stay behind (hidden). Close is idempotent.
 func (t *tree) Close() error {
-	return t.root.Close()
+	t.closeOnce.Do(func() {
+		t.closed.Store(true)
+		if t.release != nil {
+			t.closeErr = t.release()
+		} else {
+			t.closeErr = t.root.Close()
+		}
+	})
+	return t.closeErr
 }
 
 // fileInfo converts an os FileInfo.

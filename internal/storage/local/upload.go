@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -78,7 +79,7 @@ func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, e
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, name: name}, nil
+	return &upload{f: f, root: t.root, closed: &t.closed, name: name}, nil
 }
 
 // createAt opens the existing file rel for writing from offset on.
@@ -96,7 +97,7 @@ func (t *tree) createAt(name, rel string, offset int64) (storage.Upload, error) 
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, name: name, truncate: true}, nil
+	return &upload{f: f, root: t.root, closed: &t.closed, name: name, truncate: true}, nil
 }
 
 // createAtomic starts an upload into a new temporary file in rel's
@@ -131,7 +132,7 @@ func (t *tree) createAtomic(name, rel string, exclusive bool) (storage.Upload, e
 				return nil, mapErr("create", name, err)
 			}
 		}
-		return &upload{f: f, root: t.root, name: name, target: rel, temp: temp, exclusive: exclusive}, nil
+		return &upload{f: f, root: t.root, closed: &t.closed, name: name, target: rel, temp: temp, exclusive: exclusive}, nil
 	}
 }
 
@@ -146,9 +147,10 @@ func randomHex() string {
 // *os.File is not embedded, to keep its other methods (Name, with the host
 // path; Close, bypassing Commit) out of reach.
 type upload struct {
-	f    *os.File
-	root *os.Root
-	name string // virtual path, for errors
+	f      *os.File
+	root   *os.Root
+	closed *atomic.Bool // the tree's: a closed tree commits nothing
+	name   string       // virtual path, for errors
 
 	// For atomic uploads, both root-relative; temp is "" for in-place ones.
 	target, temp string
@@ -181,6 +183,10 @@ func (u *upload) Commit(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		u.Abort()
 		return &opError{op: "commit", name: u.name, err: err}
+	}
+	if u.closed.Load() {
+		u.Abort()
+		return &opError{op: "commit", name: u.name, err: fs.ErrClosed}
 	}
 	u.done = true
 	if u.temp == "" {
