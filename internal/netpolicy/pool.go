@@ -302,7 +302,7 @@ func (p *PortPool) dispatch(sp *sharedPort, c net.Conn) {
 	p.mu.Lock()
 	r := sp.waiting[from]
 	if r != nil {
-		p.detachLocked(r)
+		p.detachLocked(r, true)
 		// Delivered under the lock, so Release (which drains under the
 		// lock) cannot miss a connection and leak it.
 		r.conns <- c // capacity 1 and detached: never blocks
@@ -316,8 +316,13 @@ func (p *PortPool) dispatch(sp *sharedPort, c net.Conn) {
 }
 
 // detachLocked removes r from its port so the port may serve r's client
-// again; a socket nobody waits on lingers, then closes. p.mu must be held.
-func (p *PortPool) detachLocked(r *Reservation) {
+// again. A socket nobody waits on any more lingers, then closes; but only
+// if r got its connection (delivered): a reservation released without one
+// may leave its client's connection on the way or in the accept queue, and
+// a lingering socket would hand that stale connection to the client's next
+// transfer. Such a socket closes at once, resetting what is queued.
+// p.mu must be held.
+func (p *PortPool) detachLocked(r *Reservation, delivered bool) {
 	sp := r.sp
 	if sp == nil || sp.waiting[r.client] != r {
 		return
@@ -327,7 +332,7 @@ func (p *PortPool) detachLocked(r *Reservation) {
 	if len(sp.waiting) > 0 {
 		return
 	}
-	if p.linger <= 0 || p.closed {
+	if !delivered || p.linger <= 0 || p.closed {
 		p.closePortLocked(sp)
 		return
 	}
@@ -425,7 +430,7 @@ func (r *Reservation) Release() {
 		p := r.pool
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.detachLocked(r)
+		p.detachLocked(r, false) // no-op if the connection was delivered
 		close(r.done)
 		// A connection delivered but not taken is not wanted any more.
 		select {

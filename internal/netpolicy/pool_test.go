@@ -1083,3 +1083,55 @@ func TestPortLinger(t *testing.T) {
 		})
 	}
 }
+
+// gatedListener holds Accept until open is closed, so a test can keep a
+// connection in the kernel's accept queue.
+type gatedListener struct {
+	net.Listener
+	open chan struct{}
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	<-l.open
+	return l.Listener.Accept()
+}
+
+// TestPortLingerStaleConnection: a reservation released before its
+// connection was accepted must not leave that connection queued on a
+// lingering socket for the client's next transfer.
+func TestPortLingerStaleConnection(t *testing.T) {
+	lo, hi := freeRange(t, 1)
+	p, _ := newTestPool(t, lo, hi)
+	p.linger = time.Minute
+	gate := make(chan struct{})
+	first := true
+	listen := p.listen
+	p.listen = func(network, addr string) (net.Listener, error) {
+		ln, err := listen(network, addr)
+		if err != nil || !first {
+			return ln, err
+		}
+		first = false
+		return &gatedListener{Listener: ln, open: gate}, nil
+	}
+
+	r1 := reserveT(t, p, loClient1)
+	stale := dialFrom(t, loClient1, r1.Port()) // queued: Accept is held
+	r1.Release()                               // e.g. RETR of a missing file
+	close(gate)
+
+	r2 := reserveT(t, p, loClient1)
+	ch := acceptAsync(t, r2, t.Context())
+	fresh := dialFrom(t, loClient1, r2.Port())
+	res := waitAccept(t, ch)
+	if res.err != nil {
+		t.Fatalf("Accept: %v", res.err)
+	}
+	switch res.c.RemoteAddr().String() {
+	case stale.LocalAddr().String():
+		t.Fatal("the next transfer got the stale connection of a released reservation")
+	case fresh.LocalAddr().String():
+	default:
+		t.Fatalf("accepted %v, want %v", res.c.RemoteAddr(), fresh.LocalAddr())
+	}
+}
