@@ -4,7 +4,7 @@
 #
 #   sudo bench/compare.sh            full run: 2 GiB transfers, 10,000 idle
 #                                    sessions, 100,000-file listings, 3 rounds
-#                                    (about 10-15 minutes); writes
+#                                    (about 25 minutes); writes
 #                                    docs/BENCHMARKS.md and docs/benchmarks.svg
 #   sudo bench/compare.sh --quick    small sizes, 1 round (about 2 minutes);
 #                                    the report goes to bench/results/<run>/ only
