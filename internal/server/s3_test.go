@@ -330,5 +330,17 @@ func TestS3ImplicitDirectories(t *testing.T) {
 		if err := c.RemoveDir("/imp"); !errors.As(err, &te) || te.Code != 550 || !strings.Contains(te.Msg, "not empty") {
 			t.Errorf("RMD of a non-empty implicit directory: %v, want 550 not empty", err)
 		}
+		// Removing the tree the way clients do (lftp rm -r): files first,
+		// then each directory, deepest first. Emptied directories must
+		// still be there for their RMD.
+		check(t, "Rename a.txt out", c.Rename("/imp/a.txt", "/a.txt"))
+		for _, f := range []string{"/imp/deep/b.txt", "/imp/deep/c.txt", "/a.txt"} {
+			check(t, "Delete "+f, c.Delete(f))
+		}
+		check(t, "RMD /imp/deep", c.RemoveDir("/imp/deep"))
+		check(t, "RMD /imp", c.RemoveDir("/imp"))
+		if entries, err := c.List("/"); err != nil || len(entries) != 0 {
+			t.Errorf("home after removing the tree: %+v, %v; want empty", entries, err)
+		}
 	})
 }

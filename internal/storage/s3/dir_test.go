@@ -161,14 +161,24 @@ func TestImplicitDirectories(t *testing.T) {
 	if err := up.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Once the last file goes, so does the implicit directory.
+	// Emptied, an implicit directory stays (it gets a marker), so a tree
+	// is removed the usual way: files, then directories, deepest first.
 	for _, name := range []string{"/a/b/c.txt", "/a/b/new"} {
 		if err := s.Remove(ctx, name); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if fi, err := s.Stat(ctx, "/a/b"); err != nil || !fi.IsDir() {
+		t.Fatalf("Stat of an emptied implicit directory: %+v, %v; want a directory", fi, err)
+	}
+	if err := s.RemoveDir(ctx, "/a/b"); err != nil {
+		t.Fatalf("RemoveDir(/a/b) once empty: %v", err)
+	}
+	if err := s.RemoveDir(ctx, "/a"); err != nil {
+		t.Fatalf("RemoveDir(/a) once empty: %v", err)
+	}
 	_, err = s.Stat(ctx, "/a")
-	wantErr(t, "Stat of an emptied implicit directory", err, storage.ErrNotExist)
+	wantErr(t, "Stat of a removed directory", err, storage.ErrNotExist)
 }
 
 // TestDirectoryMarkers checks the objects Mkdir and RemoveDir handle.

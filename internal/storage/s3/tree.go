@@ -313,8 +313,33 @@ func (t *tree) Remove(ctx context.Context, name string) error {
 		}
 		return err
 	}
+	if err := t.keepParent(ctx, "delete", key); err != nil {
+		return err
+	}
 	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &key})
 	return t.mapErr("delete", key, err)
+}
+
+// keepParent writes a marker for the directory holding key if it has
+// none, before key is deleted or moved away. A directory that exists only
+// because keys are under it (written by another S3 tool) would otherwise
+// vanish with its last entry, and a client removing a tree the usual way
+// (delete the files, then RMD the directory) would get 550 for the RMD.
+// The home needs no marker.
+func (t *tree) keepParent(ctx context.Context, op, key string) error {
+	dir := key[:strings.LastIndexByte(key, '/')+1]
+	if len(dir) <= len(t.prefix) {
+		return nil
+	}
+	if _, err := t.head(ctx, dir); err == nil {
+		return nil
+	} else if err = t.mapErr(op, dir, err); !errors.Is(err, storage.ErrNotExist) {
+		return err
+	}
+	_, err := t.b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &t.b.bucket, Key: &dir, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
+	})
+	return t.mapErr(op, dir, err)
 }
 
 // RemoveDir deletes the marker of an empty directory. Any other key under
@@ -350,6 +375,9 @@ func (t *tree) RemoveDir(ctx context.Context, name string) error {
 		return newErr("rmdir", marker, storage.ErrNotExist, "")
 	case len(keys) != 1 || keys[0] != marker || len(out.CommonPrefixes) > 0:
 		return newErr("rmdir", marker, storage.ErrNotEmpty, "")
+	}
+	if err := t.keepParent(ctx, "rmdir", key); err != nil {
+		return err
 	}
 	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &marker})
 	return t.mapErr("rmdir", marker, err)
@@ -399,6 +427,9 @@ func (t *tree) Rename(ctx context.Context, from, to string) error {
 		return err
 	}
 	if err := t.copy(ctx, fromKey, toKey, aws.ToInt64(src.ContentLength)); err != nil {
+		return err
+	}
+	if err := t.keepParent(ctx, "rename", fromKey); err != nil {
 		return err
 	}
 	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &fromKey})
