@@ -1012,6 +1012,19 @@ func TestSetListenerWrapperWhileServing(t *testing.T) {
 	res.c.Close()
 }
 
+// connectT connects from client to r's port and returns both ends: the
+// connection r accepted and the client's.
+func connectT(t *testing.T, r *Reservation, client netip.Addr) (accepted, dialed net.Conn) {
+	t.Helper()
+	ch := acceptAsync(t, r, t.Context())
+	dialed = dialFrom(t, client, r.Port())
+	res := waitAccept(t, ch)
+	if res.err != nil {
+		t.Fatalf("Accept: %v", res.err)
+	}
+	return res.c, dialed
+}
+
 // TestPortLinger: a socket whose last reservation is released stays open
 // for the linger and serves the next reservation, from any client, without
 // a new listen; unused, it closes after the linger; Close closes it at once.
@@ -1037,13 +1050,8 @@ func TestPortLinger(t *testing.T) {
 			transfer := func(client netip.Addr) uint16 {
 				t.Helper()
 				r := reserveT(t, p, client)
-				ch := acceptAsync(t, r, t.Context())
-				c := dialFrom(t, client, r.Port())
-				res := waitAccept(t, ch)
-				if res.err != nil {
-					t.Fatalf("Accept: %v", res.err)
-				}
-				io.WriteString(res.c, "x")
+				accepted, c := connectT(t, r, client)
+				io.WriteString(accepted, "x")
 				buf := make([]byte, 1)
 				if _, err := io.ReadFull(c, buf); err != nil {
 					t.Fatalf("read from the data connection: %v", err)
@@ -1120,18 +1128,12 @@ func TestPortLingerStaleConnection(t *testing.T) {
 	r1.Release()                               // e.g. RETR of a missing file
 	close(gate)
 
-	r2 := reserveT(t, p, loClient1)
-	ch := acceptAsync(t, r2, t.Context())
-	fresh := dialFrom(t, loClient1, r2.Port())
-	res := waitAccept(t, ch)
-	if res.err != nil {
-		t.Fatalf("Accept: %v", res.err)
-	}
-	switch res.c.RemoteAddr().String() {
+	accepted, fresh := connectT(t, reserveT(t, p, loClient1), loClient1)
+	switch accepted.RemoteAddr().String() {
 	case stale.LocalAddr().String():
 		t.Fatal("the next transfer got the stale connection of a released reservation")
 	case fresh.LocalAddr().String():
 	default:
-		t.Fatalf("accepted %v, want %v", res.c.RemoteAddr(), fresh.LocalAddr())
+		t.Fatalf("accepted %v, want %v", accepted.RemoteAddr(), fresh.LocalAddr())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
+	"github.com/cloudftpd/cloudftpd/internal/storage/storagetest"
 )
 
 // TestReadDirLarge streams a directory bigger than many batches and checks
@@ -74,7 +75,7 @@ func TestReadDirEntries(t *testing.T) {
 	for i := range 300 {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("more-%03d", i)), nil, 0o644)
 	}
-	got := listAll(t, s, "/")
+	got := storagetest.List(t, s, "/")
 	if len(got) != 303 {
 		t.Errorf("%d entries listed, want 303", len(got))
 	}
@@ -98,27 +99,6 @@ func TestReadDirEntries(t *testing.T) {
 		if want := hostID(t, filepath.Join(dir, tt.name)); fi.ID != want {
 			t.Errorf("%s: ID %q, want %q", tt.name, fi.ID, want)
 		}
-	}
-}
-
-// listAll lists a directory to the end.
-func listAll(t *testing.T, s *tree, name string) map[string]storage.FileInfo {
-	t.Helper()
-	it, err := s.ReadDir(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	got := map[string]storage.FileInfo{}
-	for {
-		fi, err := it.Next()
-		if err == io.EOF {
-			return got
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		got[fi.Name] = fi
 	}
 }
 

@@ -7,27 +7,8 @@ import (
 	"testing"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
+	"github.com/cloudftpd/cloudftpd/internal/storage/storagetest"
 )
-
-// readAllEntries drains it, failing on errors and duplicate names.
-func readAllEntries(t *testing.T, it storage.DirIterator) map[string]storage.FileInfo {
-	t.Helper()
-	defer it.Close()
-	got := map[string]storage.FileInfo{}
-	for {
-		fi, err := it.Next()
-		if err == io.EOF {
-			return got
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		if _, dup := got[fi.Name]; dup {
-			t.Errorf("%q listed twice", fi.Name)
-		}
-		got[fi.Name] = fi
-	}
-}
 
 // TestListPagination lists 95 entries, files and implicit directories
 // whose keys straddle page ends, ten at a time.
@@ -60,7 +41,7 @@ func TestListPagination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := readAllEntries(t, it)
+	got := storagetest.Drain(t, it)
 	if len(got) != len(want) {
 		t.Errorf("listed %d entries, want %d", len(got), len(want))
 	}
@@ -220,7 +201,7 @@ func readDir(t *testing.T, s storage.Storage, name string) map[string]storage.Fi
 	if err != nil {
 		t.Fatalf("ReadDir(%s): %v", name, err)
 	}
-	return readAllEntries(t, it)
+	return storagetest.Drain(t, it)
 }
 
 func wantErr(t *testing.T, what string, err, want error) {

@@ -108,29 +108,36 @@ func wantErr(t *testing.T, what string, err, want error) {
 	}
 }
 
-// list returns a directory's entries by name, failing on duplicates.
-func list(t *testing.T, s storage.Storage, dir string) map[string]storage.FileInfo {
+// List returns a directory's entries by name, failing the test on errors
+// and on names listed twice.
+func List(t *testing.T, s storage.Storage, dir string) map[string]storage.FileInfo {
 	t.Helper()
 	it, err := s.ReadDir(t.Context(), dir)
 	if err != nil {
 		t.Fatalf("ReadDir(%q): %v", dir, err)
 	}
+	return Drain(t, it)
+}
+
+// Drain reads it to the end and closes it, returning the entries by name;
+// it fails the test on errors and on names listed twice.
+func Drain(t *testing.T, it storage.DirIterator) map[string]storage.FileInfo {
+	t.Helper()
 	defer it.Close()
 	got := map[string]storage.FileInfo{}
 	for {
 		fi, err := it.Next()
 		if err == io.EOF {
-			break
+			return got
 		}
 		if err != nil {
-			t.Fatalf("ReadDir(%q).Next: %v", dir, err)
+			t.Fatalf("Next: %v", err)
 		}
 		if _, dup := got[fi.Name]; dup {
-			t.Errorf("ReadDir(%q): %q listed twice", dir, fi.Name)
+			t.Errorf("%q listed twice", fi.Name)
 		}
 		got[fi.Name] = fi
 	}
-	return got
 }
 
 func testStatRoot(t *testing.T, s storage.Storage) {
@@ -141,7 +148,7 @@ func testStatRoot(t *testing.T, s storage.Storage) {
 	if !fi.IsDir() {
 		t.Errorf("Stat(/) mode %v, want a directory", fi.Mode)
 	}
-	if got := list(t, s, "/"); len(got) != 0 {
+	if got := List(t, s, "/"); len(got) != 0 {
 		t.Errorf("new tree lists %d entries, want none", len(got))
 	}
 }
@@ -265,7 +272,7 @@ func testAbortKeepsOld(t *testing.T, s storage.Storage) {
 	up.Abort()
 	_, err = s.Stat(t.Context(), "/new")
 	wantErr(t, "Stat after aborted upload", err, storage.ErrNotExist)
-	if got := list(t, s, "/"); len(got) != 1 {
+	if got := List(t, s, "/"); len(got) != 1 {
 		t.Errorf("after aborted uploads the home lists %v, want only f", keys(got))
 	}
 
@@ -306,7 +313,7 @@ func testUploadInvisible(t *testing.T, s storage.Storage) {
 	}
 	_, err = s.Stat(t.Context(), "/g")
 	wantErr(t, "Stat of an uncommitted new file", err, storage.ErrNotExist)
-	if got := list(t, s, "/"); len(got) != 1 || got["f"].Size != 3 {
+	if got := List(t, s, "/"); len(got) != 1 || got["f"].Size != 3 {
 		t.Errorf("during uploads the home lists %v, want only f (3 bytes)", got)
 	}
 
@@ -379,7 +386,7 @@ func testListMany(t *testing.T, s storage.Storage) {
 		put(t, s, fmt.Sprintf("/many/f%04d", i), strings.Repeat("x", i%7))
 	}
 	mkdir(t, s, "/many/sub")
-	got := list(t, s, "/many")
+	got := List(t, s, "/many")
 	if len(got) != n+1 {
 		t.Errorf("listed %d entries, want %d", len(got), n+1)
 	}
@@ -396,7 +403,7 @@ func testListMany(t *testing.T, s storage.Storage) {
 	if fi := got["sub"]; !fi.IsDir() {
 		t.Errorf("sub listed as %+v, want a directory", fi)
 	}
-	if got := list(t, s, "/"); len(got) != 1 || !got["many"].IsDir() {
+	if got := List(t, s, "/"); len(got) != 1 || !got["many"].IsDir() {
 		t.Errorf("home lists %v, want only the directory many", keys(got))
 	}
 }
