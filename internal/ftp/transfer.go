@@ -265,16 +265,15 @@ func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Rea
 }
 
 // canZeroCopy reports whether io.Copy(dst, src) lets the kernel move the
-// data: a file to a TCP socket (sendfile), or a TCP socket into a writer
-// that takes it by ReadFrom (a local file: splice).
+// data: a file into a connection that takes it by ReadFrom (a TCP socket,
+// also behind the PROXY protocol wrapper, which passes ReadFrom on:
+// sendfile), or a TCP socket into a writer that takes it by ReadFrom (a
+// local file: splice).
 func canZeroCopy(dst io.Writer, src io.Reader) bool {
-	if _, ok := dst.(*net.TCPConn); ok {
-		_, ok := src.(*os.File)
-		return ok
-	}
-	if _, ok := src.(*net.TCPConn); ok {
-		_, ok := dst.(io.ReaderFrom)
-		return ok
+	_, readerFrom := dst.(io.ReaderFrom)
+	switch src.(type) {
+	case *os.File, *net.TCPConn:
+		return readerFrom
 	}
 	return false
 }

@@ -3,13 +3,18 @@ package ftp
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"io/fs"
+	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -202,5 +207,47 @@ func TestCopyFilled(t *testing.T) {
 				t.Errorf("writes %v, want %v", w.writes, tc.wantWrites)
 			}
 		})
+	}
+}
+
+// TestCanZeroCopy: files go out by sendfile to TCP connections, also
+// behind the PROXY protocol wrapper, and TCP connections are spliced into
+// writers that read from them; TLS and in-memory pipes are not.
+func TestCanZeroCopy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	tcp := client.(*net.TCPConn)
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pipe, _ := net.Pipe()
+	defer pipe.Close()
+	for _, tc := range []struct {
+		name string
+		dst  io.Writer
+		src  io.Reader
+		want bool
+	}{
+		{"file to TCP", tcp, f, true},
+		{"file to PROXY-wrapped TCP", proxyproto.NewConn(tcp), f, true},
+		{"file to TLS", tls.Server(tcp, &tls.Config{}), f, false},
+		{"TCP into a writer without ReadFrom", struct{ io.Writer }{io.Discard}, tcp, false},
+		{"TCP into a file", f, tcp, true},
+		{"pipe into a file", f, pipe, false},
+		{"TYPE A reader to TCP", tcp, newASCIIReader(pipe), false},
+	} {
+		if got := canZeroCopy(tc.dst, tc.src); got != tc.want {
+			t.Errorf("%s: canZeroCopy = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -29,11 +29,11 @@ type dirBatch struct {
 }
 
 // dirIter streams a directory. The first batch is read by the caller; if
-// the directory has more, a reader goroutine reads and stats the following
-// batches one ahead, so that on a multi-core host the system calls for the
-// next batch overlap the formatting and sending of the current one (a
-// listing of 100,000 files is mostly fstatat calls). Small directories never
-// start the goroutine.
+// the directory has more, readAhead goroutines read and stat the following
+// batches, so that on a multi-core host the system calls for the next
+// batches overlap each other and the formatting and sending of the current
+// one (a listing of 100,000 files is mostly fstatat calls). Small
+// directories never start them.
 type dirIter struct {
 	ctx  context.Context
 	name string // virtual path, for errors
@@ -42,10 +42,10 @@ type dirIter struct {
 	batch []storage.FileInfo // the current batch, for reuse
 	cur   []storage.FileInfo // what is left of it
 	err   error              // sticky: io.EOF or the failure
-	ahead chan dirBatch      // from the reader goroutine; nil until started
+	ahead chan dirBatch      // from the reader goroutines; nil until started
 	free  chan []storage.FileInfo
 	stop  context.CancelFunc
-	done  chan struct{} // closed when the reader goroutine has returned
+	done  chan struct{} // closed when the reader goroutines have returned
 }
 
 func newDirIter(ctx context.Context, name string, r *entryReader) *dirIter {
@@ -154,7 +154,7 @@ func (it *dirIter) startReader() {
 	}()
 }
 
-// Close stops the reader goroutine, if any, and releases the directory.
+// Close stops the reader goroutines, if any, and releases the directory.
 func (it *dirIter) Close() error {
 	if it.stop != nil {
 		it.stop()
