@@ -61,12 +61,7 @@ func TestIPv6Listener(t *testing.T) {
 	rc.expect(226)
 	rc.must(229, "EPSV 2")
 	dc = rc.epsv()
-	rc.must(150, "STOR up.bin")
-	if _, err := dc.Write(payload); err != nil {
-		t.Fatal(err)
-	}
-	dc.Close()
-	rc.expect(226)
+	rc.stor(dc, "up.bin", payload)
 	if !bytes.Equal(ts.read("alice/up.bin"), payload) {
 		t.Fatal("EPSV upload differs")
 	}

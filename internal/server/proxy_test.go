@@ -210,12 +210,7 @@ func TestProxyProtocolControl(t *testing.T) {
 			// EPSV upload from the client's address.
 			port := epsvPort(rc)
 			dc = dialFrom(t, tc.client, net.JoinHostPort("127.0.0.1", port))
-			rc.must(150, "STOR up.bin")
-			if _, err := dc.Write(payload); err != nil {
-				t.Fatal(err)
-			}
-			dc.Close()
-			rc.expect(226)
+			rc.stor(dc, "up.bin", payload)
 			if !bytes.Equal(ts.read("alice/up.bin"), payload) {
 				t.Fatal("uploaded file differs")
 			}

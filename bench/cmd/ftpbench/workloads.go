@@ -275,36 +275,22 @@ func idleSessions(t *target, src *sources, n, concurrency int, pid int, settle t
 	var firstErr atomic.Value
 	var failed atomic.Int64
 	open := func(from, to int) {
-		var next atomic.Int64
-		next.Store(int64(from))
-		var wg sync.WaitGroup
-		for range concurrency {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= to {
-						return
-					}
-					var c *client
-					var err error
-					for try := 0; try < 3; try++ {
-						if c, err = login(t, src.pick()); err == nil {
-							break
-						}
-						time.Sleep(time.Duration(50*(try+1)) * time.Millisecond)
-					}
-					if err != nil {
-						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-						continue
-					}
-					conns[i] = c
+		forEachIndex(from, to, concurrency, func(i int) {
+			var c *client
+			var err error
+			for try := 0; try < 3; try++ {
+				if c, err = login(t, src.pick()); err == nil {
+					break
 				}
-			}()
-		}
-		wg.Wait()
+				time.Sleep(time.Duration(50*(try+1)) * time.Millisecond)
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			conns[i] = c
+		})
 	}
 	start := time.Now()
 	// Half the sessions first: the memory added by the second half is the
@@ -356,23 +342,30 @@ func idleSessions(t *target, src *sources, n, concurrency int, pid int, settle t
 }
 
 func closeAll(conns []*client, concurrency int) {
+	forEachIndex(0, len(conns), concurrency, func(i int) {
+		if c := conns[i]; c != nil {
+			c.t = &target{Timeout: 5 * time.Second}
+			c.quit()
+		}
+	})
+}
+
+// forEachIndex calls fn(i) for every i in [from, to) on workers goroutines,
+// each taking the next index, and returns when all are done.
+func forEachIndex(from, to, workers int, fn func(i int)) {
 	var next atomic.Int64
+	next.Store(int64(from))
 	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range workers {
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(conns) {
+				if i >= to {
 					return
 				}
-				if c := conns[i]; c != nil {
-					c.t = &target{Timeout: 5 * time.Second}
-					c.quit()
-				}
+				fn(i)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
