@@ -200,8 +200,10 @@ func countFDs(t testing.TB) int {
 // listener from Release only drops the last reference to its fd once the
 // accept goroutine blocked on it has woken up, so the count settles a moment
 // after the loop ends; waitFDs polls for that. The slack covers descriptors
-// the runtime or a finishing goroutine of an earlier test may still open or
-// close meanwhile; a leak per cycle would exceed it by thousands.
+// the runtime or a finishing goroutine of an earlier test may still open
+// meanwhile; a leak per cycle would exceed it by thousands. Fewer files
+// after than before is no leak: connections of earlier tests (an HTTP
+// client's idle connections to a closed test server) close when they will.
 const fdSlack = 2
 
 func waitFDs(t testing.TB, before int) {
@@ -210,16 +212,16 @@ func waitFDs(t testing.TB, before int) {
 	var now int
 	for {
 		now = countFDs(t)
-		if now == before || (time.Now().After(deadline) && now-before <= fdSlack && before-now <= fdSlack) {
+		if now <= before || (time.Now().After(deadline) && now-before <= fdSlack) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("open files: %d before, %d after (more than ±%d)", before, now, fdSlack)
+			t.Fatalf("open files: %d before, %d after (more than %d more)", before, now, fdSlack)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if now != before {
-		t.Logf("open files: %d before, %d after (within ±%d)", before, now, fdSlack)
+		t.Logf("open files: %d before, %d after (at most %d more)", before, now, fdSlack)
 	}
 }
 
