@@ -16,6 +16,8 @@ Usage:
   cloudftpd user add|passwd|del|list   manage users (see "cloudftpd user help")
   cloudftpd cert self-signed --host NAME [--host NAME2] [--cert FILE] [--key FILE] [--days N]
   cloudftpd check-config [--config FILE]
+  cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
+                                       diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd version
 `
 
@@ -42,6 +44,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
+	case "probe":
+		ctx, stop := signalContext()
+		defer stop()
+		return runProbe(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "cloudftpd", version())
 		return 0

@@ -327,14 +327,19 @@ func (c *userCtx) newPasswordHash() (string, error) {
 	return auth.HashPassword(pw)
 }
 
-// readPassword takes the first line of stdin with --password-stdin (for
-// scripts: `echo "$PW" | cloudftpd user add bob --password-stdin`), or
-// prompts twice without echo on a terminal. It never falls back to reading
-// a non-terminal stdin without the flag, which would hang or silently take
-// whatever a pipe holds.
+// readPassword reads a new password for a user: see readSecret.
 func (c *userCtx) readPassword() (string, error) {
-	if c.flags.passwordStdin {
-		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+	return readSecret(c.stdin, c.stderr, c.flags.passwordStdin, true)
+}
+
+// readSecret takes the first line of stdin when fromStdin is set (for
+// scripts: `echo "$PW" | cloudftpd user add bob --password-stdin`), or
+// prompts without echo on a terminal, twice when confirm is set. It never
+// falls back to reading a non-terminal stdin without the flag, which would
+// hang or silently take whatever a pipe holds.
+func readSecret(stdin io.Reader, stderr io.Writer, fromStdin, confirm bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
 			if errors.Is(err, io.EOF) {
 				return "", errors.New("--password-stdin: standard input is empty")
@@ -344,20 +349,23 @@ func (c *userCtx) readPassword() (string, error) {
 		line = strings.TrimSuffix(line, "\n")
 		return strings.TrimSuffix(line, "\r"), nil
 	}
-	f, ok := c.stdin.(*os.File)
+	f, ok := stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return "", errors.New("standard input is not a terminal: use --password-stdin to read the password from it")
 	}
 	fd := int(f.Fd())
-	fmt.Fprint(c.stderr, "Password: ")
+	fmt.Fprint(stderr, "Password: ")
 	pw, err := term.ReadPassword(fd)
-	fmt.Fprintln(c.stderr)
+	fmt.Fprintln(stderr)
 	if err != nil {
 		return "", fmt.Errorf("reading password: %w", err)
 	}
-	fmt.Fprint(c.stderr, "Repeat password: ")
+	if !confirm {
+		return string(pw), nil
+	}
+	fmt.Fprint(stderr, "Repeat password: ")
 	again, err := term.ReadPassword(fd)
-	fmt.Fprintln(c.stderr)
+	fmt.Fprintln(stderr)
 	if err != nil {
 		return "", fmt.Errorf("reading password: %w", err)
 	}

@@ -1,0 +1,170 @@
+package server_test
+
+// The probe (cloudftpd probe) against a real server: a healthy one, one
+// whose PASV replies name an address the client cannot reach, and the
+// FTPS and login failures it has to explain. The NAT case proper, with a
+// private address sent to a client on a public one, runs in nattest.
+
+import (
+	"context"
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/probe"
+)
+
+func runProbe(t *testing.T, opts probe.Options) *probe.Report {
+	t.Helper()
+	if opts.StepTimeout == 0 {
+		opts.StepTimeout = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := probe.Run(ctx, opts)
+	var b strings.Builder
+	r.WriteTo(&b)
+	t.Logf("probe report:\n%s", b.String())
+	return r
+}
+
+// wantChecks compares each step's status, and that its detail contains
+// the given strings.
+func wantChecks(t *testing.T, r *probe.Report, want map[string]probe.Status, details map[string][]string) {
+	t.Helper()
+	for step, st := range want {
+		c, ok := r.Check(step)
+		if !ok {
+			t.Errorf("%s: not in the report", step)
+			continue
+		}
+		if c.Status != st {
+			t.Errorf("%s: status %s, want %s (%s)", step, c.Status, st, c.Detail)
+		}
+	}
+	for step, subs := range details {
+		c, _ := r.Check(step)
+		for _, s := range subs {
+			if !strings.Contains(c.Detail+"\n"+c.Fix, s) {
+				t.Errorf("%s: %q lacks %q", step, c.Detail+"\nfix: "+c.Fix, s)
+			}
+		}
+	}
+}
+
+func TestProbeHealthyServer(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.write("alice/a.txt", []byte("a"))
+	ts.write("alice/b.txt", []byte("b"))
+	r := runProbe(t, probe.Options{Addr: ts.Addr, User: "alice", Password: "alice-secret"})
+	wantChecks(t, r,
+		map[string]probe.Status{"connect": probe.OK, "greeting": probe.OK, "login": probe.OK, "PASV": probe.OK, "EPSV": probe.OK},
+		map[string][]string{"PASV": {"reply names 127.0.0.1:", "2 lines"}, "EPSV": {"2 lines"}, "greeting": {"220 "}})
+	if r.Failed() || len(r.PassivePorts) == 0 {
+		t.Errorf("Failed() = %v, passive ports %v; want a passing report naming ports", r.Failed(), r.PassivePorts)
+	}
+	if _, ok := r.Check("TLS"); ok {
+		t.Error("a plain probe reported a TLS step")
+	}
+	if n := strings.Count(ts.logs.String(), "command=LIST"); n != 2 {
+		t.Errorf("the server logged %d listings, want 2 (PASV and EPSV)", n)
+	}
+}
+
+// A PASV address the client cannot reach: what the probe must explain.
+// On loopback, 127.0.0.2 refuses at once (the passive sockets listen on
+// 127.0.0.1 only), while the same port on the control address works, as
+// for clients that ignore the PASV address.
+func TestProbeUnreachablePASVAddress(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) {
+		c.Listeners[0].Passive = []config.PassiveRule{{Clients: []string{"0.0.0.0/0"}, Address: "127.0.0.2"}}
+	})
+	r := runProbe(t, probe.Options{Addr: ts.Addr, User: "alice", Password: "alice-secret"})
+	wantChecks(t, r,
+		map[string]probe.Status{"login": probe.OK, "PASV": probe.Fail, "EPSV": probe.OK},
+		map[string][]string{"PASV": {
+			"reply names 127.0.0.2, but the control connection reached 127.0.0.1",
+			"connection refused",
+			"as curl, lftp and FileZilla do by default: LIST 0 lines",
+			`address = "control"`,
+		}})
+	if !r.Failed() {
+		t.Error("Failed() = false with a PASV address the client cannot reach")
+	}
+}
+
+func TestProbeLoginFailures(t *testing.T) {
+	cert := newFTPSCert(t)
+	tests := []struct {
+		name    string
+		mutate  func(*config.Config)
+		user    string
+		pass    string
+		wantFix string
+	}{
+		{"wrong password", nil, "alice", "wrong", "check the user name and password"},
+		{"anonymous refused", nil, "", "", "for anonymous"},
+		{"TLS required", ftpsMode(cert, config.TLSRequired, nil), "alice", "alice-secret", "--tls explicit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, tt.mutate)
+			r := runProbe(t, probe.Options{Addr: ts.Addr, User: tt.user, Password: tt.pass})
+			wantChecks(t, r,
+				map[string]probe.Status{"greeting": probe.OK, "login": probe.Fail, "PASV": probe.Skipped, "EPSV": probe.Skipped},
+				map[string][]string{"login": {"530 ", tt.wantFix}})
+		})
+	}
+}
+
+// FTPS: the certificate is checked as a partner's client would, and the
+// data connections are protected and resume the control session (the
+// listener requires it). The test certificate is valid for a day, so the
+// probe warns that it expires soon.
+func TestProbeFTPS(t *testing.T) {
+	cert := newFTPSCert(t)
+	trusted := cert.client()
+	tests := []struct {
+		name    string
+		mode    config.TLSMode
+		probeAs probe.TLSMode
+		conf    *tls.Config
+		want    map[string]probe.Status
+		details map[string][]string
+	}{
+		{"explicit, trusted", config.TLSExplicit, probe.TLSExplicit, trusted,
+			map[string]probe.Status{"TLS": probe.Warn, "login": probe.OK, "PASV": probe.OK, "EPSV": probe.OK},
+			map[string][]string{"TLS": {"TLS 1.3", "certificate for localhost, 127.0.0.1", "expires in 23 hours", "renew"}}},
+		{"implicit, trusted", config.TLSImplicit, probe.TLSImplicit, trusted,
+			map[string]probe.Status{"TLS": probe.Warn, "login": probe.OK, "PASV": probe.OK, "EPSV": probe.OK}, nil},
+		{"explicit, self-signed", config.TLSExplicit, probe.TLSExplicit, nil,
+			map[string]probe.Status{"TLS": probe.Fail, "login": probe.Skipped},
+			map[string][]string{"TLS": {"does not trust", "--insecure"}}},
+		{"explicit, --insecure", config.TLSExplicit, probe.TLSExplicit, &tls.Config{InsecureSkipVerify: true},
+			map[string]probe.Status{"TLS": probe.Warn, "PASV": probe.OK, "EPSV": probe.OK},
+			map[string][]string{"TLS": {"not verified"}}},
+		{"explicit on a plain listener", config.TLSOff, probe.TLSExplicit, trusted,
+			map[string]probe.Status{"TLS": probe.Fail, "login": probe.Skipped},
+			map[string][]string{"TLS": {"AUTH TLS: 534"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mutate := ftpsMode(cert, tt.mode, nil)
+			if tt.mode == config.TLSOff {
+				mutate = nil
+			}
+			ts := startServer(t, mutate)
+			addr := ts.Addr
+			if tt.conf == trusted {
+				addr = "localhost:" + ts.Port()
+			}
+			r := runProbe(t, probe.Options{Addr: addr, User: "alice", Password: "alice-secret", TLS: tt.probeAs, TLSConfig: tt.conf})
+			wantChecks(t, r, tt.want, tt.details)
+			if tt.want["EPSV"] == probe.OK && !strings.Contains(ts.logs.String(), "command=LIST") {
+				t.Error("the server logged no listing")
+			}
+		})
+	}
+}
