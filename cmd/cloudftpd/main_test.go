@@ -12,10 +12,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/probe"
 )
 
 // TestServeDemo runs the README's first command in-process: serve with no
-// config, read the printed password, log in, list.
+// config, read the printed password, log in, list; then probes it.
 func TestServeDemo(t *testing.T) {
 	if l, err := net.Listen("tcp", ":2121"); err != nil {
 		t.Skipf("port 2121 busy: %v", err)
@@ -62,6 +64,7 @@ func TestServeDemo(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join("cloudftpd-data", "demo")); err != nil || !fi.IsDir() {
 		t.Errorf("demo home not created: %v", err)
 	}
+	checkProbeCommand(t, "127.0.0.1:2121", password)
 	cancel()
 	select {
 	case code := <-exit:
@@ -110,5 +113,71 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 	if code := run(nil, nil, &out, &errb); code != 2 {
 		t.Errorf("no command exit %d", code)
+	}
+}
+
+func TestProbeTarget(t *testing.T) {
+	tests := []struct {
+		arg      string
+		addr     string
+		tls      probe.TLSMode
+		user     string
+		password string // "-" for none given
+		err      bool
+	}{
+		{"ftp.example.com", "ftp.example.com", probe.TLSOff, "", "-", false},
+		{"10.0.0.1:2121", "10.0.0.1:2121", probe.TLSOff, "", "-", false},
+		{"ftp://alice@ftp.example.com:2121/", "ftp.example.com:2121", probe.TLSOff, "alice", "-", false},
+		{"ftp://alice:s3cret@[2001:db8::1]:21", "[2001:db8::1]:21", probe.TLSOff, "alice", "s3cret", false},
+		{"ftp://alice:@h", "h", probe.TLSOff, "alice", "", false},
+		{"ftpes://h", "h", probe.TLSExplicit, "", "-", false},
+		{"ftps://h:990", "h:990", probe.TLSImplicit, "", "-", false},
+		{"sftp://h", "", probe.TLSOff, "", "-", true},
+		{"ftp://", "", probe.TLSOff, "", "-", true},
+	}
+	for _, tt := range tests {
+		opts, pw, err := probeTarget(tt.arg)
+		if (err != nil) != tt.err {
+			t.Errorf("probeTarget(%q): error %v, want error %v", tt.arg, err, tt.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		gotPW := "-"
+		if pw != nil {
+			gotPW = *pw
+		}
+		if opts.Addr != tt.addr || opts.TLS != tt.tls || opts.User != tt.user || gotPW != tt.password {
+			t.Errorf("probeTarget(%q) = %+v, password %q; want addr %q tls %v user %q password %q",
+				tt.arg, opts, gotPW, tt.addr, tt.tls, tt.user, tt.password)
+		}
+	}
+}
+
+// checkProbeCommand runs the probe command against the demo server: exit 0
+// when everything passed, 1 with a wrong password, 2 for bad usage.
+func checkProbeCommand(t *testing.T, addr, pw string) {
+	t.Helper()
+	var out, errOut strings.Builder
+	if code := run([]string{"probe", "--user", "demo", "--password-stdin", addr}, strings.NewReader(pw+"\n"), &out, &errOut); code != 0 {
+		t.Errorf("probe of the demo server: exit %d, want 0\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, w := range []string{"ok    login", "ok    PASV", "ok    EPSV", "result: ok"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("probe output lacks %q:\n%s", w, out.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"probe", "ftp://demo:wrong@" + addr}, strings.NewReader(""), &out, &errOut); code != 1 {
+		t.Errorf("probe with a wrong password: exit %d, want 1\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "FAIL  login") {
+		t.Errorf("probe with a wrong password:\n%s", out.String())
+	}
+	for _, args := range [][]string{{"probe"}, {"probe", "--tls", "maybe", addr}, {"probe", "a", "b"}} {
+		if code := run(args, strings.NewReader(""), &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
 	}
 }

@@ -2,12 +2,15 @@ package nattest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // natWarning is the start of the server's warning when a PASV reply is
@@ -58,6 +61,21 @@ func TestNAT(t *testing.T) {
 					want = srvAddr
 				}
 				transferClients(t, tp, s, sd, want)
+			})
+			t.Run(sd.name+"/probe", func(t *testing.T) {
+				want := elasticIP
+				if sd == vpn {
+					want = srvAddr
+				}
+				r := probeFrom(t, tp, bin, sd)
+				if r.Code != 0 {
+					t.Errorf("probe exit %d, want 0:\n%s", r.Code, r)
+				}
+				for _, w := range []string{"ok    PASV      reply names " + want + ":", "ok    EPSV", "result: ok"} {
+					if !strings.Contains(r.Stdout, w) {
+						t.Errorf("probe output lacks %q:\n%s", w, r)
+					}
+				}
 			})
 		}
 		t.Run("log", func(t *testing.T) {
@@ -148,6 +166,30 @@ func TestNAT(t *testing.T) {
 				t.Errorf("inetutils-ftp did not report the mismatch:\n%s", r)
 			}
 			checkPASVLines(t, r.Stdout, srvAddr, 1)
+		})
+		t.Run("internet/probe-explains", func(t *testing.T) {
+			// The probe, run where the partner is, names the failure and
+			// the fix: the private address, the timeout, the address to
+			// advertise; and that EPSV and address-ignoring clients work.
+			r := probeFrom(t, tp, bin, inet)
+			if r.Code != 1 {
+				t.Errorf("probe exit %d, want 1:\n%s", r.Code, r)
+			}
+			for _, w := range []string{
+				"ok    login",
+				"FAIL  PASV      reply names " + srvAddr + ", but the control connection reached " + elasticIP,
+				"data connection to " + srvAddr + ":",
+				"no answer (timed out)",
+				"to " + elasticIP + ":", "as curl, lftp and FileZilla do by default: LIST",
+				"behind NAT and advertises its private address " + srvAddr,
+				`address = "aws"`, `address = "` + elasticIP + `"`,
+				"ok    EPSV",
+				"result: FAILED",
+			} {
+				if !strings.Contains(r.Stdout, w) {
+					t.Errorf("probe output lacks %q:\n%s", w, r)
+				}
+			}
 		})
 		t.Run("vpn/works", func(t *testing.T) {
 			r := ftplib(t, tp, vpn.ns, t.TempDir(), vpn.host, true, 10*time.Second, ftplibStep{Op: "pasv"}, ftplibStep{Op: "list"})
@@ -449,4 +491,13 @@ func writeLocal(t *testing.T, dir, name string, data []byte) {
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// probeFrom runs "cloudftpd probe" as the FTP user from sd's namespace.
+func probeFrom(t *testing.T, tp *topology, bin string, sd side) clienttest.Result {
+	t.Helper()
+	r := tp.run(sd.ns, t.TempDir(), password+"\n", bin, "probe", "--user", user, "--password-stdin",
+		"--timeout", "2s", net.JoinHostPort(sd.host, ftpPort))
+	t.Logf("probe from %s:\n%s", sd.name, r.Stdout)
+	return r
 }

@@ -174,6 +174,9 @@ func (p *prober) listOver(ctx context.Context, addr netip.AddrPort) (listing str
 	if code != 226 && code != 250 {
 		return fail("connected to %s; LIST ended with %d %s", addr, code, msg)
 	}
+	if lines == 1 {
+		return fmt.Sprintf("1 line, %d bytes", n), nil, nil
+	}
 	return fmt.Sprintf("%d lines, %d bytes", lines, n), nil, nil
 }
 
