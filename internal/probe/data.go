@@ -80,7 +80,7 @@ func (p *prober) unreachablePASVFix(adv netip.Addr) string {
 	}
 	return fmt.Sprintf("the server advertises %s, which this client cannot reach. In cloudftpd, make the passive rule "+
 		"that matches this client's network give an address it reaches (address = \"control\" when clients reach the "+
-		"server directly)", adv)
+		"server directly); in vsftpd, pasv_address", adv)
 }
 
 // epsv checks extended passive mode (RFC 2428): the reply names only a
