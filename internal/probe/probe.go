@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/diag"
 )
 
 // TLSMode says whether and how the probe speaks TLS.
@@ -52,23 +54,19 @@ type Options struct {
 	StepTimeout time.Duration
 }
 
-// Status is a check's outcome.
-type Status string
-
-const (
-	OK      Status = "ok"
-	Warn    Status = "warn" // works, with something worth knowing
-	Fail    Status = "FAIL"
-	Skipped Status = "skip" // not tried, because an earlier step failed
+// Status and Check are the diagnosis' vocabulary, shared with the
+// server-side doctor.
+type (
+	Status = diag.Status
+	Check  = diag.Check
 )
 
-// Check is the outcome of one step.
-type Check struct {
-	Step   string // "connect", "greeting", "TLS", "login", "PASV", "EPSV"
-	Status Status
-	Detail string // what the probe saw
-	Fix    string // what to change, for a warning or failure
-}
+const (
+	OK      = diag.OK
+	Warn    = diag.Warn
+	Fail    = diag.Fail
+	Skipped = diag.Skipped
+)
 
 // Report is the outcome of a probe, step by step.
 type Report struct {
@@ -81,54 +79,23 @@ type Report struct {
 }
 
 // Failed reports whether any check failed.
-func (r *Report) Failed() bool {
-	for _, c := range r.Checks {
-		if c.Status == Fail {
-			return true
-		}
-	}
-	return false
-}
+func (r *Report) Failed() bool { return diag.Failed(r.Checks) }
 
 // Check returns the check of a step and whether it ran.
-func (r *Report) Check(step string) (Check, bool) {
-	for _, c := range r.Checks {
-		if c.Step == step {
-			return c, true
-		}
-	}
-	return Check{}, false
-}
+func (r *Report) Check(step string) (Check, bool) { return diag.Find(r.Checks, step) }
 
 // WriteTo prints the report for a person: one line a check, its detail
 // and fix indented below.
 func (r *Report) WriteTo(w io.Writer) (int64, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "probe %s as %s\n", r.Target, r.User)
-	for _, c := range r.Checks {
-		fmt.Fprintf(&b, "%-4s  %-9s %s\n", c.Status, c.Step, indent(c.Detail, 16))
-		if c.Fix != "" {
-			fmt.Fprintf(&b, "%16s%s\n", "", indent("fix: "+c.Fix, 16))
-		}
-	}
+	var extra []string
 	if len(r.PassivePorts) > 0 {
 		ports := make([]string, len(r.PassivePorts))
 		for i, p := range r.PassivePorts {
 			ports[i] = strconv.Itoa(int(p))
 		}
-		fmt.Fprintf(&b, "passive ports seen: %s\n", strings.Join(ports, ", "))
+		extra = append(extra, "passive ports seen: "+strings.Join(ports, ", "))
 	}
-	if r.Failed() {
-		b.WriteString("result: FAILED\n")
-	} else {
-		b.WriteString("result: ok\n")
-	}
-	n, err := io.WriteString(w, b.String())
-	return int64(n), err
-}
-
-func indent(s string, n int) string {
-	return strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
+	return diag.Write(w, fmt.Sprintf("probe %s as %s", r.Target, r.User), r.Checks, extra...)
 }
 
 // Run probes the server and reports every step it got to. It stops at the
