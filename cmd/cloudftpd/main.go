@@ -16,6 +16,7 @@ Usage:
   cloudftpd user add|passwd|del|list   manage users (see "cloudftpd user help")
   cloudftpd cert self-signed --host NAME [--host NAME2] [--cert FILE] [--key FILE] [--days N]
   cloudftpd check-config [--config FILE]
+  cloudftpd doctor [--config FILE]     check the config against this machine (storage, ports, certificates, PASV addresses)
   cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd version
@@ -44,6 +45,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
+	case "doctor":
+		ctx, stop := signalContext()
+		defer stop()
+		return runDoctor(ctx, args[1:], stdout, stderr)
 	case "probe":
 		ctx, stop := signalContext()
 		defer stop()

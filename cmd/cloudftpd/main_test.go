@@ -76,7 +76,7 @@ func TestServeDemo(t *testing.T) {
 	}
 }
 
-func TestInitAndCheckConfig(t *testing.T) {
+func TestInitCheckConfigDoctor(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb strings.Builder
 	if code := run([]string{"init", "--dir", dir}, nil, &out, &errb); code != 0 {
@@ -94,12 +94,25 @@ func TestInitAndCheckConfig(t *testing.T) {
 	if code := run([]string{"check-config", "--config", cfg}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "1 user") {
 		t.Fatalf("check-config: %d %q %s", code, out.String(), errb.String())
 	}
+	// doctor: the same config checked against this machine. Nothing in it
+	// can fail here (a high port, a writable root); warnings depend on
+	// the machine's addresses.
+	out.Reset()
+	if code := run([]string{"doctor", "--config", cfg}, nil, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "1 in "+filepath.Join(dir, "users.toml")) ||
+		!strings.Contains(out.String(), "listener[0] PASV") || !strings.Contains(out.String(), "result: ok") {
+		t.Fatalf("doctor: %d\n%s%s", code, out.String(), errb.String())
+	}
 	// A bad key is reported by name.
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[[listener]]\naddress = \":21\"\npassive_ports = \"900-800\"\n[storage]\nroot = \"x\"\n"), 0o644)
 	errb.Reset()
 	if code := run([]string{"check-config", "--config", bad}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "listener[0].passive_ports") {
 		t.Fatalf("bad config: %d %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"doctor", "--config", bad}, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "listener[0].passive_ports") {
+		t.Fatalf("doctor, bad config: %d %s", code, errb.String())
 	}
 }
 

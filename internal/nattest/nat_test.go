@@ -78,6 +78,24 @@ func TestNAT(t *testing.T) {
 				}
 			})
 		}
+		t.Run("doctor", func(t *testing.T) {
+			// On the server's machine, with its real interfaces: each
+			// client network's PASV address, and no warning.
+			r := tp.run(tp.srv, t.TempDir(), "", bin, "doctor", "--config", s.config)
+			t.Logf("doctor:\n%s", r.Stdout)
+			if r.Code != 0 {
+				t.Errorf("doctor exit %d, want 0:\n%s", r.Code, r)
+			}
+			for _, w := range []string{
+				"ok    listener[0] PASV",
+				"connecting to " + srvAddr + ": PASV names " + srvAddr,
+				"connecting to " + srvAddr + ": PASV names " + elasticIP,
+			} {
+				if !strings.Contains(r.Stdout, w) {
+					t.Errorf("doctor output lacks %q:\n%s", w, r)
+				}
+			}
+		})
 		t.Run("log", func(t *testing.T) {
 			// Through the DNAT the server still sees the real client.
 			for _, sd := range []side{inet, vpn} {
@@ -166,6 +184,21 @@ func TestNAT(t *testing.T) {
 				t.Errorf("inetutils-ftp did not report the mismatch:\n%s", r)
 			}
 			checkPASVLines(t, r.Stdout, srvAddr, 1)
+		})
+		t.Run("doctor-warns", func(t *testing.T) {
+			// Before any client tries: the server's only address is
+			// private, and no rule gives internet clients another.
+			r := tp.run(tp.srv, t.TempDir(), "", bin, "doctor", "--config", s.config)
+			t.Logf("doctor:\n%s", r.Stdout)
+			for _, w := range []string{
+				"warn  listener[0] PASV",
+				"other clients (no rule matches), connecting to " + srvAddr + ": PASV names " + srvAddr,
+				"private address " + srvAddr, `address = "aws"`,
+			} {
+				if !strings.Contains(r.Stdout, w) {
+					t.Errorf("doctor output lacks %q:\n%s", w, r)
+				}
+			}
 		})
 		t.Run("internet/probe-explains", func(t *testing.T) {
 			// The probe, run where the partner is, names the failure and

@@ -53,8 +53,9 @@ func buildServer(t *testing.T, dir string) string {
 
 // ftpServer is one cloudftpd process running in the srv namespace.
 type ftpServer struct {
-	home string                // alice's home on the server's disk
-	log  *clienttest.LogBuffer // stdout and stderr
+	home   string                // alice's home on the server's disk
+	log    *clienttest.LogBuffer // stdout and stderr
+	config string                // the config file
 }
 
 // logLines returns the log lines containing every one of subs.
@@ -117,6 +118,7 @@ level = "debug"
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	s.config = cfgFile
 
 	ctx, cancel := context.WithCancel(context.Background())
 	// "ip netns exec" execs the program in place, so the signal reaches

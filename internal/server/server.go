@@ -252,18 +252,7 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 		trusted := lc.TrustedProxies()
 		pool.SetListenerWrapper(func(l net.Listener) net.Listener { return netpolicy.WrapProxyProtocol(l, trusted) })
 	}
-	for j := range lc.Passive {
-		r := &lc.Passive[j]
-		rule := netpolicy.Rule{Clients: r.ClientPrefixes()}
-		switch r.Kind() {
-		case config.AddressControl:
-		case config.AddressLiteral:
-			rule.Source = netpolicy.StaticAddress(netip.MustParseAddr(r.Address))
-		default:
-			rule.Source = s.sources[strings.ToLower(r.Address)]
-		}
-		policy.Rules = append(policy.Rules, rule)
-	}
+	policy.Rules = s.passiveRules(lc)
 	var tp ftp.TLSPolicy
 	if st := s.certs[i]; st != nil {
 		tp = ftp.TLSPolicy{
@@ -290,6 +279,25 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 		Network:           policy,
 		Logger:            s.logger,
 	}, nil
+}
+
+// passiveRules turns a listener's passive rules into the policy's, with
+// the address sources discoverAddresses made.
+func (s *Server) passiveRules(lc *config.Listener) []netpolicy.Rule {
+	var rules []netpolicy.Rule
+	for j := range lc.Passive {
+		r := &lc.Passive[j]
+		rule := netpolicy.Rule{Clients: r.ClientPrefixes()}
+		switch r.Kind() {
+		case config.AddressControl:
+		case config.AddressLiteral:
+			rule.Source = netpolicy.StaticAddress(netip.MustParseAddr(r.Address))
+		default:
+			rule.Source = s.sources[strings.ToLower(r.Address)]
+		}
+		rules = append(rules, rule)
+	}
+	return rules
 }
 
 // serve is the accept loop of one listener.

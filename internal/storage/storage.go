@@ -134,3 +134,11 @@ type Backend interface {
 	// home directory if it does not exist.
 	Home(ctx context.Context, home string) (Storage, error)
 }
+
+// WriteChecker is a backend that can check, leaving nothing behind, that
+// the server may create files in it (for "cloudftpd doctor": a storage
+// root owned by another user, or a bucket policy without s3:PutObject,
+// otherwise shows only at the first upload).
+type WriteChecker interface {
+	CheckWrite(ctx context.Context) error
+}

@@ -1,0 +1,314 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
+	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/storage"
+)
+
+// DoctorOptions adjusts Diagnose.
+type DoctorOptions struct {
+	// LocalAddrs lists this machine's addresses, for listeners on a
+	// wildcard address; nil reads the network interfaces.
+	LocalAddrs func() ([]netip.Addr, error)
+	Logger     *slog.Logger
+}
+
+// internetClient stands for a client on the internet when Diagnose works
+// out what PASV replies say (TEST-NET-3, RFC 5737: public in form, never
+// a real client).
+var internetClient = netip.MustParseAddr("203.0.113.7")
+
+// certExpiryWarning is how close to its end a certificate draws a warning.
+const certExpiryWarning = 14 * 24 * time.Hour
+
+// Diagnose checks cfg against this machine without serving it: the users
+// file, the storage (and that the server may write to it), each listener's
+// address, certificate and passive port range, and the address each kind
+// of client would find in PASV replies. It finds what makes a server that
+// starts fine fail its clients: above all a private address sent to
+// internet clients behind NAT.
+func Diagnose(ctx context.Context, cfg *config.Config, opts DoctorOptions) []diag.Check {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	localAddrs := opts.LocalAddrs
+	if localAddrs == nil {
+		localAddrs = interfaceAddrs
+	}
+	var checks []diag.Check
+	checks = append(checks, checkUsers(cfg), checkStorage(ctx, cfg, logger))
+
+	s := &Server{cfg: cfg, logger: logger}
+	discovery := s.discoverAddresses()
+	if discovery != nil {
+		checks = append(checks, diag.Check{Step: "passive addresses", Status: diag.Fail, Detail: discovery.Error(),
+			Fix: "serve refuses to start until this address can be discovered"})
+	}
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		name := fmt.Sprintf("listener[%d]", i)
+		checks = append(checks, checkBind(name, lc))
+		if lc.TLS != config.TLSOff {
+			checks = append(checks, checkCert(name, cfg, lc))
+		}
+		checks = append(checks, checkPassivePorts(name, lc))
+		if discovery == nil {
+			checks = append(checks, s.checkPassiveReplies(ctx, name, lc, localAddrs))
+		}
+	}
+	return checks
+}
+
+func checkUsers(cfg *config.Config) diag.Check {
+	c := diag.Check{Step: "users", Status: diag.OK}
+	if cfg.Auth.UsersFile != "" {
+		uf, err := auth.LoadUsersFile(cfg.Path(cfg.Auth.UsersFile))
+		if err != nil {
+			c.Status, c.Detail = diag.Fail, err.Error()
+			return c
+		}
+		c.Detail = fmt.Sprintf("%d in %s", len(uf.Users()), cfg.Path(cfg.Auth.UsersFile))
+		if len(uf.Users()) == 0 && !cfg.Auth.Anonymous {
+			c.Status = diag.Warn
+			c.Fix = "nobody can log in: add a user with \"cloudftpd user add NAME\""
+		}
+	}
+	if cfg.Auth.Anonymous {
+		c.Detail = strings.TrimPrefix(c.Detail+"; anonymous logins allowed", "; ")
+	}
+	return c
+}
+
+func checkStorage(ctx context.Context, cfg *config.Config, logger *slog.Logger) diag.Check {
+	c := diag.Check{Step: "storage"}
+	where := cfg.Path(cfg.Storage.Root)
+	if cfg.Storage.Backend == "s3" {
+		where = "s3://" + cfg.Storage.Bucket + "/" + cfg.Storage.Prefix
+	}
+	b, err := newBackend(cfg, logger)
+	if err != nil {
+		c.Status, c.Detail = diag.Fail, err.Error()
+		return c
+	}
+	if cl, ok := b.(io.Closer); ok {
+		defer cl.Close()
+	}
+	if wc, ok := b.(storage.WriteChecker); ok {
+		if err := wc.CheckWrite(ctx); err != nil {
+			c.Status, c.Detail = diag.Fail, err.Error()
+			c.Fix = "uploads will fail: give the account the server runs as write access " +
+				"(local: the root's owner and mode; S3: s3:PutObject and s3:AbortMultipartUpload on the prefix)"
+			return c
+		}
+		c.Status, c.Detail = diag.OK, where+": readable and writable"
+		return c
+	}
+	c.Status, c.Detail = diag.OK, where+": reachable"
+	return c
+}
+
+// checkBind opens the control address the way serve will.
+func checkBind(name string, lc *config.Listener) diag.Check {
+	c := diag.Check{Step: name, Detail: lc.Address}
+	ln, err := net.Listen("tcp", lc.AddrPort().String())
+	switch {
+	case err == nil:
+		ln.Close()
+		c.Status, c.Detail = diag.OK, lc.Address+": free to listen on"
+	case errors.Is(err, syscall.EADDRINUSE):
+		c.Status, c.Detail = diag.Warn, lc.Address+": in use"
+		c.Fix = "fine if that is this cloudftpd running; otherwise another server holds the port (ss -ltnp shows which)"
+	case errors.Is(err, syscall.EACCES):
+		c.Status, c.Detail = diag.Fail, lc.Address+": "+err.Error()
+		c.Fix = "ports below 1024 need root or CAP_NET_BIND_SERVICE: setcap cap_net_bind_service=+ep on the binary, " +
+			"or AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		c.Status, c.Detail = diag.Fail, lc.Address+": this machine has no such address"
+		c.Fix = "listen on 0.0.0.0 or on one of this machine's own addresses; behind 1:1 NAT (an EC2 Elastic IP) the " +
+			"public address is never on an interface: it belongs in a passive rule"
+	default:
+		c.Status, c.Detail = diag.Fail, lc.Address+": "+err.Error()
+	}
+	return c
+}
+
+func checkCert(name string, cfg *config.Config, lc *config.Listener) diag.Check {
+	c := diag.Check{Step: name + " TLS"}
+	st, err := certs.Load(cfg.Path(lc.TLSCert), cfg.Path(lc.TLSKey))
+	if err != nil {
+		c.Status, c.Detail = diag.Fail, err.Error()
+		return c
+	}
+	leaf := st.Leaf()
+	names := append([]string(nil), leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	c.Status = diag.OK
+	c.Detail = fmt.Sprintf("certificate for %s, valid until %s", strings.Join(names, ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
+	if leaf.Issuer.String() == leaf.Subject.String() {
+		c.Detail += " (self-signed: partners' clients must be told to trust it)"
+	}
+	switch left := time.Until(leaf.NotAfter); {
+	case left <= 0:
+		c.Status, c.Fix = diag.Fail, "the certificate has expired: renew it, then send SIGHUP"
+	case left < certExpiryWarning:
+		c.Status, c.Fix = diag.Warn, fmt.Sprintf("the certificate expires within %d days: renew it, then send SIGHUP", certExpiryWarning/(24*time.Hour))
+	}
+	return c
+}
+
+// checkPassivePorts binds every port of the range on the listener's
+// address, as the server will when it needs them.
+func checkPassivePorts(name string, lc *config.Listener) diag.Check {
+	c := diag.Check{Step: name + " passive ports"}
+	lo, hi, ok := lc.PortRange()
+	if !ok {
+		c.Status = diag.Warn
+		c.Detail = "passive_ports is not set: the kernel picks any free port for each transfer"
+		c.Fix = "a firewall or security group in front must then open every high port; set a range " +
+			"(passive_ports = \"50000-50100\") and open only it"
+		return c
+	}
+	host := lc.AddrPort().Addr()
+	var busy []uint16
+	for p := uint32(lo); p <= uint32(hi); p++ {
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(host, uint16(p)).String())
+		if err != nil {
+			if !errors.Is(err, syscall.EADDRINUSE) {
+				// Not this port's fault (no such address, no permission):
+				// every port would fail alike.
+				c.Status, c.Detail = diag.Fail, fmt.Sprintf("%d-%d: %v", lo, hi, err)
+				return c
+			}
+			busy = append(busy, uint16(p))
+			continue
+		}
+		ln.Close()
+	}
+	n := int(hi) - int(lo) + 1
+	c.Status = diag.OK
+	c.Detail = fmt.Sprintf("%d-%d: %d ports, all free; open them, with the control port, in the firewall", lo, hi, n)
+	if len(busy) > 0 {
+		c.Status = diag.Warn
+		c.Detail = fmt.Sprintf("%d-%d: %d of %d ports in use (first %d)", lo, hi, len(busy), n, busy[0])
+		c.Fix = "fine if that is this cloudftpd running (its passive sockets); otherwise another program " +
+			"holds them and passive transfers have fewer ports: choose a range nothing else uses"
+	}
+	return c
+}
+
+// clientClass is a kind of client Diagnose works out PASV replies for.
+type clientClass struct {
+	label  string
+	client netip.Addr
+}
+
+// checkPassiveReplies works out, for each kind of client and each address
+// of this machine it may connect to, the address PASV replies would carry,
+// with the real policy and discovered addresses.
+func (s *Server) checkPassiveReplies(ctx context.Context, name string, lc *config.Listener, localAddrs func() ([]netip.Addr, error)) diag.Check {
+	c := diag.Check{Step: name + " PASV"}
+	var locals []netip.Addr
+	if a := lc.AddrPort().Addr(); !a.IsUnspecified() {
+		locals = []netip.Addr{a.Unmap()}
+	} else {
+		all, err := localAddrs()
+		if err != nil {
+			c.Status, c.Detail = diag.Fail, "listing this machine's addresses: "+err.Error()
+			return c
+		}
+		for _, a := range all {
+			a = a.Unmap()
+			if a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
+				locals = append(locals, a)
+			}
+		}
+	}
+	if len(locals) == 0 || (len(locals) == 1 && locals[0].IsLoopback()) {
+		c.Status, c.Detail = diag.OK, "listens on loopback only: reachable from this machine alone"
+		return c
+	}
+
+	policy := &netpolicy.Policy{Rules: s.passiveRules(lc)}
+	var classes []clientClass
+	coveredInternet := false
+	for j, r := range lc.Passive {
+		prefixes := r.ClientPrefixes()
+		sample := prefixes[0].Masked().Addr().Next()
+		for _, p := range prefixes {
+			if p.Contains(internetClient) {
+				sample, coveredInternet = internetClient, true
+				break
+			}
+		}
+		strs := make([]string, len(prefixes))
+		for k, p := range prefixes {
+			strs[k] = p.String()
+		}
+		classes = append(classes, clientClass{fmt.Sprintf("clients in %s (rule %d, address = %q)", strings.Join(strs, ", "), j, r.Address), sample})
+	}
+	if !coveredInternet {
+		classes = append(classes, clientClass{"other clients (no rule matches)", internetClient})
+	}
+
+	c.Status = diag.OK
+	var lines []string
+	var private []string
+	for _, cl := range classes {
+		for _, local := range locals {
+			addr, err := policy.PassiveAddr(ctx, cl.client, local)
+			if err != nil {
+				c.Status = diag.Fail
+				lines = append(lines, fmt.Sprintf("%s connecting to %s: %v", cl.label, local, err))
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("%s, connecting to %s: PASV names %s", cl.label, local, addr))
+			if netpolicy.NeedsWarning(cl.client, addr) && !slices.Contains(private, addr.String()) {
+				private = append(private, addr.String())
+			}
+		}
+	}
+	c.Detail = strings.Join(lines, "\n")
+	if len(private) > 0 && c.Status == diag.OK {
+		c.Status = diag.Warn
+		c.Fix = fmt.Sprintf("internet clients would be sent the private address %s in PASV replies. "+
+			"If they reach this machine through NAT (an EC2 Elastic IP, a router's port forward), they log in and "+
+			"then every listing and transfer hangs: add a passive rule for them with address = \"aws\" on EC2 or "+
+			"the public address (see README, \"Passive mode and NAT\"). If only private networks reach this server, "+
+			"nothing is wrong.", strings.Join(private, ", "))
+	}
+	return c
+}
+
+// interfaceAddrs lists the addresses on this machine's interfaces.
+func interfaceAddrs() ([]netip.Addr, error) {
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range ifAddrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,271 @@
+package server_test
+
+// cloudftpd doctor's checks (server.Diagnose) against configs that are
+// valid but fail their clients, on this machine or on a pretended one
+// (LocalAddrs) with the addresses of an EC2 instance.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
+	"github.com/cloudftpd/cloudftpd/internal/netpolicy/imdstest"
+	"github.com/cloudftpd/cloudftpd/internal/server"
+)
+
+// ec2Addrs is an EC2 instance's view of itself: a private address only.
+func ec2Addrs() ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.0.1.5")}, nil
+}
+
+// doctorConfig is a valid config with one listener on a free loopback port
+// (or on listen), a users file with one user, and local storage; extra is
+// appended inside the listener.
+func doctorConfig(t *testing.T, listen, extra string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	uf := &auth.UsersFile{}
+	if err := uf.Add("alice", hashFor(t, "alice-secret"), "alice", mustPerms(t, "all")); err != nil {
+		t.Fatal(err)
+	}
+	if err := uf.Save(filepath.Join(dir, "users.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if listen == "" {
+		listen = freeAddr(t)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+[[listener]]
+address = %q
+%s
+[storage]
+root = %q
+[auth]
+users_file = %q
+`, listen, extra, filepath.Join(dir, "data"), filepath.Join(dir, "users.toml"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func diagnose(t *testing.T, cfg *config.Config, localAddrs func() ([]netip.Addr, error)) []diag.Check {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	checks := server.Diagnose(ctx, cfg, server.DoctorOptions{LocalAddrs: localAddrs})
+	var b strings.Builder
+	diag.Write(&b, "doctor", checks)
+	t.Logf("\n%s", b.String())
+	return checks
+}
+
+// wantCheck asserts a step's status and that its detail or fix contains
+// each of subs.
+func wantCheck(t *testing.T, checks []diag.Check, step string, st diag.Status, subs ...string) {
+	t.Helper()
+	c, ok := diag.Find(checks, step)
+	if !ok {
+		t.Fatalf("no %q check", step)
+	}
+	if c.Status != st {
+		t.Errorf("%s: status %s, want %s", step, c.Status, st)
+	}
+	for _, s := range subs {
+		if !strings.Contains(c.Detail+"\n"+c.Fix, s) {
+			t.Errorf("%s: %q lacks %q", step, c.Detail+"\nfix: "+c.Fix, s)
+		}
+	}
+}
+
+func TestDoctorHealthy(t *testing.T) {
+	cfg := doctorConfig(t, "", "")
+	checks := diagnose(t, cfg, nil)
+	wantCheck(t, checks, "users", diag.OK, "1 in ")
+	wantCheck(t, checks, "storage", diag.OK, "readable and writable")
+	wantCheck(t, checks, "listener[0]", diag.OK, "free to listen on")
+	wantCheck(t, checks, "listener[0] passive ports", diag.Warn, "passive_ports is not set")
+	wantCheck(t, checks, "listener[0] PASV", diag.OK, "loopback only")
+	if diag.Failed(checks) {
+		t.Error("a healthy config failed")
+	}
+	if ents, _ := os.ReadDir(cfg.Path(cfg.Storage.Root)); len(ents) != 0 {
+		t.Errorf("the storage check left %d entries behind", len(ents))
+	}
+}
+
+// The mission's failure, found before any client: an instance with only a
+// private address, listening on all addresses, without passive rules.
+func TestDoctorPASVBehindNAT(t *testing.T) {
+	imds := imdstest.NewServer(t, imdstest.Meta("", imdstest.ENI{
+		MAC:          "0a:00:00:00:00:01",
+		Associations: map[string]string{"198.51.100.10": "10.0.1.5"},
+	}))
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	const vpnControl = `
+  [[listener.passive]]
+  clients = ["10.0.0.0/8"]
+  address = "control"
+`
+	port := func(t *testing.T) string { _, p, _ := net.SplitHostPort(freeAddr(t)); return "0.0.0.0:" + p }
+	tests := []struct {
+		name  string
+		rules string
+		want  diag.Status
+		subs  []string
+	}{
+		{"no rules", "", diag.Warn, []string{
+			"other clients (no rule matches), connecting to 10.0.1.5: PASV names 10.0.1.5",
+			"private address 10.0.1.5", `address = "aws"`}},
+		{"literal", vpnControl + `
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "198.51.100.10"
+`, diag.OK, []string{
+			`clients in 10.0.0.0/8 (rule 0, address = "control"), connecting to 10.0.1.5: PASV names 10.0.1.5`,
+			`clients in 0.0.0.0/0 (rule 1, address = "198.51.100.10"), connecting to 10.0.1.5: PASV names 198.51.100.10`}},
+		{"aws", vpnControl + `
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "aws"
+`, diag.OK, []string{`(rule 1, address = "aws"), connecting to 10.0.1.5: PASV names 198.51.100.10`}},
+		{"a rule sending a private address to everyone", `
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "192.168.7.7"
+`, diag.Warn, []string{"private address 192.168.7.7"}},
+		{"partner network only", `
+  [[listener.passive]]
+  clients = ["203.0.113.0/24"]
+  address = "198.51.100.10"
+`, diag.OK, []string{"clients in 203.0.113.0/24 (rule 0", "PASV names 198.51.100.10"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := doctorConfig(t, port(t), tt.rules)
+			checks := diagnose(t, cfg, ec2Addrs)
+			wantCheck(t, checks, "listener[0] PASV", tt.want, tt.subs...)
+		})
+	}
+}
+
+func TestDoctorFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(t *testing.T, cfg *config.Config)
+		step   string
+		want   diag.Status
+		subs   []string
+	}{
+		{"control port in use", func(t *testing.T, cfg *config.Config) {
+			ln, err := net.Listen("tcp", cfg.Listeners[0].Address)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+		}, "listener[0]", diag.Warn, []string{": in use", "ss -ltnp"}},
+		{"passive port in use", func(t *testing.T, cfg *config.Config) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			p := ln.Addr().(*net.TCPAddr).Port
+			cfg.Listeners[0].PassivePorts = fmt.Sprintf("%d-%d", p, p+1)
+			mustValidate(t, cfg)
+		}, "listener[0] passive ports", diag.Warn, []string{"1 of 2 ports in use"}},
+		{"address not on this machine", func(t *testing.T, cfg *config.Config) {
+			cfg.Listeners[0].Address = "198.51.100.77:2121"
+			cfg.Listeners[0].PassivePorts = "50000-50001"
+			mustValidate(t, cfg)
+		}, "listener[0]", diag.Fail, []string{"no such address", "belongs in a passive rule"}},
+		{"users file missing", func(t *testing.T, cfg *config.Config) {
+			cfg.Auth.UsersFile = filepath.Join(t.TempDir(), "nope.toml")
+		}, "users", diag.Fail, []string{"nope.toml"}},
+		{"storage root not a directory", func(t *testing.T, cfg *config.Config) {
+			f := filepath.Join(t.TempDir(), "file")
+			os.WriteFile(f, nil, 0o644)
+			cfg.Storage.Root = filepath.Join(f, "data")
+		}, "storage", diag.Fail, []string{"create storage root"}},
+		{"certificate expiring", func(t *testing.T, cfg *config.Config) {
+			dir := t.TempDir()
+			cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+			if err := certs.SelfSigned([]string{"ftp.example.com"}, 5*24*time.Hour, cert, key); err != nil {
+				t.Fatal(err)
+			}
+			l := &cfg.Listeners[0]
+			l.TLS, l.TLSCert, l.TLSKey = config.TLSExplicit, cert, key
+		}, "listener[0] TLS", diag.Warn, []string{"certificate for ftp.example.com", "self-signed", "expires within 14 days"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := doctorConfig(t, "", "")
+			tt.mutate(t, cfg)
+			checks := diagnose(t, cfg, nil)
+			wantCheck(t, checks, tt.step, tt.want, tt.subs...)
+			if diag.Failed(checks) != (tt.want == diag.Fail) {
+				t.Errorf("Failed() = %v with a %s check", diag.Failed(checks), tt.want)
+			}
+		})
+	}
+}
+
+// S3 storage: a reachable bucket is checked for writing without an
+// object or upload left behind, and a missing one fails.
+func TestDoctorS3(t *testing.T) {
+	forBackends(t, s3Backends, func(t *testing.T, b backend) {
+		srv := b.s3(t, s3Bucket)
+		cfg := doctorConfig(t, "", "")
+		useS3(t, cfg, srv)
+		checks := diagnose(t, cfg, nil)
+		wantCheck(t, checks, "storage", diag.OK, "s3://"+s3Bucket+"/"+s3Prefix, "readable and writable")
+		if keys := srv.Keys(t, ""); len(keys) != 0 {
+			t.Errorf("the storage check left keys behind: %v", keys)
+		}
+		ups, err := srv.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &srv.Bucket})
+		if err == nil && len(ups.Uploads) != 0 {
+			t.Errorf("the storage check left %d multipart uploads behind", len(ups.Uploads))
+		}
+		cfg.Storage.Bucket = "no-such-bucket"
+		checks = diagnose(t, cfg, nil)
+		wantCheck(t, checks, "storage", diag.Fail, "no-such-bucket")
+	})
+}
+
+func mustValidate(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustPerms(t *testing.T, perms ...string) auth.Permissions {
+	t.Helper()
+	p, err := auth.ParsePermissions(perms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
