@@ -135,3 +135,20 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// RenewWithin is how close to its end a certificate is reported as due for
+// renewal (by doctor and probe): two weeks, time enough for a manual renewal.
+const RenewWithin = 14 * 24 * time.Hour
+
+// Names lists the DNS names and IP addresses a certificate is valid for, or
+// its subject's common name when it has neither.
+func Names(c *x509.Certificate) []string {
+	names := append([]string(nil), c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 && c.Subject.CommonName != "" {
+		names = []string{c.Subject.CommonName}
+	}
+	return names
+}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 )
 
@@ -247,23 +248,13 @@ func tlsFailure(err error, host string) Check {
 	return ch
 }
 
-// certExpiryWarning is how close to its end a certificate draws a warning.
-const certExpiryWarning = 14 * 24 * time.Hour
-
 func tlsSuccess(st tls.ConnectionState) Check {
 	ch := Check{Status: OK, Detail: tls.VersionName(st.Version) + ", " + tls.CipherSuiteName(st.CipherSuite)}
 	if len(st.PeerCertificates) == 0 {
 		return ch
 	}
 	leaf := st.PeerCertificates[0]
-	names := append([]string(nil), leaf.DNSNames...)
-	for _, ip := range leaf.IPAddresses {
-		names = append(names, ip.String())
-	}
-	if len(names) == 0 {
-		names = []string{leaf.Subject.CommonName}
-	}
-	ch.Detail += fmt.Sprintf("; certificate for %s, valid until %s", strings.Join(names, ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
+	ch.Detail += fmt.Sprintf("; certificate for %s, valid until %s", strings.Join(certs.Names(leaf), ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
 	if len(st.VerifiedChains) == 0 {
 		ch.Detail += " (not verified: --insecure)"
 	}
@@ -271,7 +262,7 @@ func tlsSuccess(st tls.ConnectionState) Check {
 	case left <= 0:
 		ch.Status = Fail
 		ch.Fix = "the certificate has expired: renew it (cloudftpd reloads certificates on SIGHUP)"
-	case left < certExpiryWarning:
+	case left < certs.RenewWithin:
 		ch.Status = Warn
 		ch.Fix = "the certificate expires in " + roughly(left) + ": renew it (cloudftpd reloads certificates on SIGHUP)"
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/diag/diagtest"
 )
 
 func TestParse227(t *testing.T) {
@@ -115,28 +117,12 @@ func probeT(t *testing.T, opts Options) *Report {
 	return r
 }
 
-func wantStatus(t *testing.T, r *Report, step string, st Status, detail ...string) {
-	t.Helper()
-	c, ok := r.Check(step)
-	if !ok {
-		t.Fatalf("%s: not in the report", step)
-	}
-	if c.Status != st {
-		t.Errorf("%s: status %s, want %s", step, c.Status, st)
-	}
-	for _, d := range detail {
-		if !strings.Contains(c.Detail+"\n"+c.Fix, d) {
-			t.Errorf("%s: %q lacks %q", step, c.Detail+"\nfix: "+c.Fix, d)
-		}
-	}
-}
-
 func TestConnectionRefused(t *testing.T) {
 	port := closedLoopbackPort(t)
 	r := probeT(t, Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	wantStatus(t, r, "connect", Fail, "connection refused", "nothing listens there")
-	wantStatus(t, r, "greeting", Skipped)
-	wantStatus(t, r, "EPSV", Skipped)
+	diagtest.Want(t, r.Checks, "connect", Fail, "connection refused", "nothing listens there")
+	diagtest.Want(t, r.Checks, "greeting", Skipped)
+	diagtest.Want(t, r.Checks, "EPSV", Skipped)
 	if !r.Failed() {
 		t.Error("Failed() = false")
 	}
@@ -148,8 +134,8 @@ func TestSilentServer(t *testing.T) {
 	addr := fakeServer(t, "", nil)
 	start := time.Now()
 	r := probeT(t, Options{Addr: addr, StepTimeout: 300 * time.Millisecond})
-	wantStatus(t, r, "greeting", Fail, "no greeting within 300ms", "PROXY protocol")
-	wantStatus(t, r, "login", Skipped)
+	diagtest.Want(t, r.Checks, "greeting", Fail, "no greeting within 300ms", "PROXY protocol")
+	diagtest.Want(t, r.Checks, "login", Skipped)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the probe took %s with a 300ms step timeout", d)
 	}
@@ -158,7 +144,7 @@ func TestSilentServer(t *testing.T) {
 func TestRefusedGreeting(t *testing.T) {
 	addr := fakeServer(t, "421 Too many connections from your address.", nil)
 	r := probeT(t, Options{Addr: addr})
-	wantStatus(t, r, "greeting", Fail, "421 Too many connections")
+	diagtest.Want(t, r.Checks, "greeting", Fail, "421 Too many connections")
 }
 
 // Passive ports nobody listens on: both data checks fail and say that the
@@ -174,10 +160,10 @@ func TestClosedPassivePorts(t *testing.T) {
 		"QUIT": "221 Bye.",
 	})
 	r := probeT(t, Options{Addr: addr, User: "u", Password: "p"})
-	wantStatus(t, r, "login", OK)
-	wantStatus(t, r, "PASV", Fail, "the control connection's address", "connection refused",
+	diagtest.Want(t, r.Checks, "login", OK)
+	diagtest.Want(t, r.Checks, "PASV", Fail, "the control connection's address", "connection refused",
 		fmt.Sprintf("nothing accepted on port %d", port))
-	wantStatus(t, r, "EPSV", Fail, fmt.Sprintf("port %d", port), "connection refused")
+	diagtest.Want(t, r.Checks, "EPSV", Fail, fmt.Sprintf("port %d", port), "connection refused")
 	if len(r.PassivePorts) != 1 || r.PassivePorts[0] != port {
 		t.Errorf("PassivePorts = %v, want [%d]", r.PassivePorts, port)
 	}
@@ -191,10 +177,10 @@ func TestEPSVUnsupported(t *testing.T) {
 		"LIST": "150 Here it comes.",
 	})
 	r := probeT(t, Options{Addr: addr})
-	wantStatus(t, r, "login", OK)
-	wantStatus(t, r, "EPSV", Warn, "502", "does not support EPSV")
+	diagtest.Want(t, r.Checks, "login", OK)
+	diagtest.Want(t, r.Checks, "EPSV", Warn, "502", "does not support EPSV")
 	// 127.0.0.2 is refused, and so is the port on the control address.
-	wantStatus(t, r, "PASV", Fail, "reply names 127.0.0.2", "to 127.0.0.1:", "connection refused")
+	diagtest.Want(t, r.Checks, "PASV", Fail, "reply names 127.0.0.2", "to 127.0.0.1:", "connection refused")
 }
 
 // The NAT diagnosis itself needs a public control address, which only a

@@ -34,9 +34,6 @@ type DoctorOptions struct {
 // a real client).
 var internetClient = netip.MustParseAddr("203.0.113.7")
 
-// certExpiryWarning is how close to its end a certificate draws a warning.
-const certExpiryWarning = 14 * 24 * time.Hour
-
 // Diagnose checks cfg against this machine without serving it: the users
 // file, the storage (and that the server may write to it), each listener's
 // address, certificate and passive port range, and the address each kind
@@ -157,20 +154,16 @@ func checkCert(name string, cfg *config.Config, lc *config.Listener) diag.Check 
 		return c
 	}
 	leaf := st.Leaf()
-	names := append([]string(nil), leaf.DNSNames...)
-	for _, ip := range leaf.IPAddresses {
-		names = append(names, ip.String())
-	}
 	c.Status = diag.OK
-	c.Detail = fmt.Sprintf("certificate for %s, valid until %s", strings.Join(names, ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
+	c.Detail = fmt.Sprintf("certificate for %s, valid until %s", strings.Join(certs.Names(leaf), ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
 	if leaf.Issuer.String() == leaf.Subject.String() {
 		c.Detail += " (self-signed: partners' clients must be told to trust it)"
 	}
 	switch left := time.Until(leaf.NotAfter); {
 	case left <= 0:
 		c.Status, c.Fix = diag.Fail, "the certificate has expired: renew it, then send SIGHUP"
-	case left < certExpiryWarning:
-		c.Status, c.Fix = diag.Warn, fmt.Sprintf("the certificate expires within %d days: renew it, then send SIGHUP", certExpiryWarning/(24*time.Hour))
+	case left < certs.RenewWithin:
+		c.Status, c.Fix = diag.Warn, fmt.Sprintf("the certificate expires within %d days: renew it, then send SIGHUP", certs.RenewWithin/(24*time.Hour))
 	}
 	return c
 }

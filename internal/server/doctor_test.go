@@ -21,6 +21,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/diag"
+	"github.com/cloudftpd/cloudftpd/internal/diag/diagtest"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy/imdstest"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
@@ -82,32 +83,14 @@ func diagnose(t *testing.T, cfg *config.Config, localAddrs func() ([]netip.Addr,
 	return checks
 }
 
-// wantCheck asserts a step's status and that its detail or fix contains
-// each of subs.
-func wantCheck(t *testing.T, checks []diag.Check, step string, st diag.Status, subs ...string) {
-	t.Helper()
-	c, ok := diag.Find(checks, step)
-	if !ok {
-		t.Fatalf("no %q check", step)
-	}
-	if c.Status != st {
-		t.Errorf("%s: status %s, want %s", step, c.Status, st)
-	}
-	for _, s := range subs {
-		if !strings.Contains(c.Detail+"\n"+c.Fix, s) {
-			t.Errorf("%s: %q lacks %q", step, c.Detail+"\nfix: "+c.Fix, s)
-		}
-	}
-}
-
 func TestDoctorHealthy(t *testing.T) {
 	cfg := doctorConfig(t, "", "")
 	checks := diagnose(t, cfg, nil)
-	wantCheck(t, checks, "users", diag.OK, "1 in ")
-	wantCheck(t, checks, "storage", diag.OK, "readable and writable")
-	wantCheck(t, checks, "listener[0]", diag.OK, "free to listen on")
-	wantCheck(t, checks, "listener[0] passive ports", diag.Warn, "passive_ports is not set")
-	wantCheck(t, checks, "listener[0] PASV", diag.OK, "loopback only")
+	diagtest.Want(t, checks, "users", diag.OK, "1 in ")
+	diagtest.Want(t, checks, "storage", diag.OK, "readable and writable")
+	diagtest.Want(t, checks, "listener[0]", diag.OK, "free to listen on")
+	diagtest.Want(t, checks, "listener[0] passive ports", diag.Warn, "passive_ports is not set")
+	diagtest.Want(t, checks, "listener[0] PASV", diag.OK, "loopback only")
 	if diag.Failed(checks) {
 		t.Error("a healthy config failed")
 	}
@@ -166,7 +149,7 @@ func TestDoctorPASVBehindNAT(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := doctorConfig(t, port(t), tt.rules)
 			checks := diagnose(t, cfg, ec2Addrs)
-			wantCheck(t, checks, "listener[0] PASV", tt.want, tt.subs...)
+			diagtest.Want(t, checks, "listener[0] PASV", tt.want, tt.subs...)
 		})
 	}
 }
@@ -224,7 +207,7 @@ func TestDoctorFailures(t *testing.T) {
 			cfg := doctorConfig(t, "", "")
 			tt.mutate(t, cfg)
 			checks := diagnose(t, cfg, nil)
-			wantCheck(t, checks, tt.step, tt.want, tt.subs...)
+			diagtest.Want(t, checks, tt.step, tt.want, tt.subs...)
 			if diag.Failed(checks) != (tt.want == diag.Fail) {
 				t.Errorf("Failed() = %v with a %s check", diag.Failed(checks), tt.want)
 			}
@@ -240,7 +223,7 @@ func TestDoctorS3(t *testing.T) {
 		cfg := doctorConfig(t, "", "")
 		useS3(t, cfg, srv)
 		checks := diagnose(t, cfg, nil)
-		wantCheck(t, checks, "storage", diag.OK, "s3://"+s3Bucket+"/"+s3Prefix, "readable and writable")
+		diagtest.Want(t, checks, "storage", diag.OK, "s3://"+s3Bucket+"/"+s3Prefix, "readable and writable")
 		if keys := srv.Keys(t, ""); len(keys) != 0 {
 			t.Errorf("the storage check left keys behind: %v", keys)
 		}
@@ -250,7 +233,7 @@ func TestDoctorS3(t *testing.T) {
 		}
 		cfg.Storage.Bucket = "no-such-bucket"
 		checks = diagnose(t, cfg, nil)
-		wantCheck(t, checks, "storage", diag.Fail, "no-such-bucket")
+		diagtest.Want(t, checks, "storage", diag.Fail, "no-such-bucket")
 	})
 }
 

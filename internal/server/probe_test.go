@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/diag/diagtest"
 	"github.com/cloudftpd/cloudftpd/internal/probe"
 )
 
@@ -30,26 +31,16 @@ func runProbe(t *testing.T, opts probe.Options) *probe.Report {
 	return r
 }
 
-// wantChecks compares each step's status, and that its detail contains
-// the given strings.
-func wantChecks(t *testing.T, r *probe.Report, want map[string]probe.Status, details map[string][]string) {
+// wantSteps checks the status of each step in want, and that the detail
+// or fix of a step contains its strings in details.
+func wantSteps(t *testing.T, r *probe.Report, want map[string]probe.Status, details map[string][]string) {
 	t.Helper()
 	for step, st := range want {
-		c, ok := r.Check(step)
-		if !ok {
-			t.Errorf("%s: not in the report", step)
-			continue
-		}
-		if c.Status != st {
-			t.Errorf("%s: status %s, want %s (%s)", step, c.Status, st, c.Detail)
-		}
+		diagtest.Want(t, r.Checks, step, st, details[step]...)
 	}
-	for step, subs := range details {
-		c, _ := r.Check(step)
-		for _, s := range subs {
-			if !strings.Contains(c.Detail+"\n"+c.Fix, s) {
-				t.Errorf("%s: %q lacks %q", step, c.Detail+"\nfix: "+c.Fix, s)
-			}
+	for step := range details {
+		if _, ok := want[step]; !ok {
+			t.Fatalf("test bug: details for %s, which has no wanted status", step)
 		}
 	}
 }
@@ -59,7 +50,7 @@ func TestProbeHealthyServer(t *testing.T) {
 	ts.write("alice/a.txt", []byte("a"))
 	ts.write("alice/b.txt", []byte("b"))
 	r := runProbe(t, probe.Options{Addr: ts.Addr, User: "alice", Password: "alice-secret"})
-	wantChecks(t, r,
+	wantSteps(t, r,
 		map[string]probe.Status{"connect": probe.OK, "greeting": probe.OK, "login": probe.OK, "PASV": probe.OK, "EPSV": probe.OK},
 		map[string][]string{"PASV": {"reply names 127.0.0.1:", "2 lines"}, "EPSV": {"2 lines"}, "greeting": {"220 "}})
 	if r.Failed() || len(r.PassivePorts) == 0 {
@@ -82,7 +73,7 @@ func TestProbeUnreachablePASVAddress(t *testing.T) {
 		c.Listeners[0].Passive = []config.PassiveRule{{Clients: []string{"0.0.0.0/0"}, Address: "127.0.0.2"}}
 	})
 	r := runProbe(t, probe.Options{Addr: ts.Addr, User: "alice", Password: "alice-secret"})
-	wantChecks(t, r,
+	wantSteps(t, r,
 		map[string]probe.Status{"login": probe.OK, "PASV": probe.Fail, "EPSV": probe.OK},
 		map[string][]string{"PASV": {
 			"reply names 127.0.0.2, but the control connection reached 127.0.0.1",
@@ -112,7 +103,7 @@ func TestProbeLoginFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, tt.mutate)
 			r := runProbe(t, probe.Options{Addr: ts.Addr, User: tt.user, Password: tt.pass})
-			wantChecks(t, r,
+			wantSteps(t, r,
 				map[string]probe.Status{"greeting": probe.OK, "login": probe.Fail, "PASV": probe.Skipped, "EPSV": probe.Skipped},
 				map[string][]string{"login": {"530 ", tt.wantFix}})
 		})
@@ -161,7 +152,7 @@ func TestProbeFTPS(t *testing.T) {
 				addr = "localhost:" + ts.Port()
 			}
 			r := runProbe(t, probe.Options{Addr: addr, User: "alice", Password: "alice-secret", TLS: tt.probeAs, TLSConfig: tt.conf})
-			wantChecks(t, r, tt.want, tt.details)
+			wantSteps(t, r, tt.want, tt.details)
 			if tt.want["EPSV"] == probe.OK && !strings.Contains(ts.logs.String(), "command=LIST") {
 				t.Error("the server logged no listing")
 			}
