@@ -57,6 +57,11 @@ anonymous_home = "pub"
 [log]
 format = "text"             # or "json"
 level = "info"              # debug, info, warn, error
+
+# Prometheus metrics on http://ADDRESS/metrics (off when unset). Keep the
+# address private: loopback, or a network only monitoring reaches.
+# [metrics]
+# address = "127.0.0.1:9121"
 `
 
 const sampleUsers = `# cloudftpd users. Manage with "cloudftpd user add|passwd|del|list".

@@ -45,6 +45,7 @@ type Config struct {
 	Storage   Storage    `toml:"storage"`
 	Auth      Auth       `toml:"auth"`
 	Log       Log        `toml:"log"`
+	Metrics   Metrics    `toml:"metrics"`
 
 	// Dir is the directory relative paths in the file are resolved against
 	// (the config file's directory, or the working directory).
@@ -206,6 +207,13 @@ type Log struct {
 	Level  string `toml:"level"`  // "debug", "info", "warn", "error"
 }
 
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	// Address is host:port to serve /metrics on over plain HTTP, e.g.
+	// "127.0.0.1:9121"; empty turns it off.
+	Address string `toml:"address"`
+}
+
 // Duration is a time.Duration written as "5m" or "30s" in TOML.
 type Duration time.Duration
 
@@ -329,6 +337,11 @@ func (c *Config) applyDefaults() {
 // Validate checks every field and fills the parsed forms. Errors name the
 // offending key, e.g. `listener[1].passive_ports: "900-800": min > max`.
 func (c *Config) Validate() error {
+	if c.Metrics.Address != "" {
+		if _, err := parseListenAddr(c.Metrics.Address); err != nil {
+			return fmt.Errorf("metrics.address %q: %v", c.Metrics.Address, err)
+		}
+	}
 	for _, d := range []struct {
 		key string
 		v   Duration

@@ -351,6 +351,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown rule key", rule(`["0.0.0.0/0"]`, `"control"`+"\naddres = \"x\""), []string{"listener.passive.addres"}},
 		{"unknown table", minimal + "\n[tls]\ncert = \"x\"\n", []string{`unknown key "tls"`}},
 		{"toml syntax", "[server\n" + minimal, []string{"toml"}},
+		{"metrics address without port", minimal + "\n[metrics]\naddress = \"127.0.0.1\"\n", []string{"metrics.address", "127.0.0.1"}},
+		{"metrics address with a name", minimal + "\n[metrics]\naddress = \"localhost:9121\"\n", []string{"metrics.address", "IP address"}},
 
 		{"bad duration", "[server]\nidle_timeout = \"5 minutes\"\n" + minimal, []string{"server.idle_timeout", "5 minutes"}},
 		{"duration without unit", "[server]\ndata_timeout = \"30\"\n" + minimal, []string{"server.data_timeout", "missing unit"}},

@@ -38,6 +38,7 @@ func (s *Session) cmdPASS(arg string) {
 	name := s.userName
 	s.userName = ""
 	u, err := s.cfg.Auth.Authenticate(s.ctx, name, arg)
+	s.cfg.metrics().Login(err == nil)
 	if err != nil {
 		s.loginFailures++
 		if errors.Is(err, auth.ErrBadCredentials) {

@@ -20,6 +20,7 @@ func (s *Session) reservePassive() (*netpolicy.Reservation, bool) {
 	r, err := s.cfg.Network.Ports.Reserve(s.client)
 	if err != nil {
 		if errors.Is(err, netpolicy.ErrNoPorts) {
+			s.cfg.metrics().PassivePortsExhausted()
 			s.reply(425, "All passive ports are busy for your address; try again shortly.")
 		} else {
 			s.log.Error("passive socket", "err", err)
@@ -50,6 +51,9 @@ func (s *Session) cmdPASV(string) {
 	if !addr.Is4() {
 		s.reply(425, "The passive address is not IPv4; use EPSV.")
 		return
+	}
+	if netpolicy.NeedsWarning(s.client, addr) {
+		s.cfg.metrics().PrivatePASVAddress()
 	}
 	if netpolicy.NeedsWarning(s.client, addr) && !s.warnedNAT {
 		s.warnedNAT = true

@@ -127,6 +127,7 @@ func (s *Session) cmdAUTH(arg string) {
 	s.reply(234, "AUTH "+strings.ToUpper(strings.TrimSpace(arg))+" ok; start the TLS handshake.")
 	if err := s.upgradeControl(); err != nil {
 		s.log.Warn("TLS handshake on control connection failed", "err", err)
+		s.cfg.metrics().TLSHandshakeFailed(false)
 		s.Close()
 		return
 	}
@@ -288,6 +289,7 @@ func (s *Session) protectData(ctx context.Context, data net.Conn) (net.Conn, err
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		s.cfg.metrics().TLSHandshakeFailed(true)
 		return nil, fmt.Errorf("TLS handshake on data connection: %w", err)
 	}
 	if s.cfg.TLS.RequireReuse && !tc.ConnectionState().DidResume {

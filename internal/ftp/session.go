@@ -56,6 +56,8 @@ type Config struct {
 	Storage storage.Backend
 	Network *netpolicy.Policy
 	Logger  *slog.Logger
+	// Metrics counts logins, transfers and trouble; nil counts nothing.
+	Metrics Metrics
 }
 
 func (c *Config) maxLine() int {
@@ -161,6 +163,7 @@ func (s *Session) Serve() {
 	if s.cfg.TLS.Implicit {
 		if err := s.upgradeControl(); err != nil {
 			s.log.Warn("TLS handshake on implicit FTPS connection failed", "err", err)
+			s.cfg.metrics().TLSHandshakeFailed(false)
 			return
 		}
 		// Implicit FTPS protects data connections from the start.

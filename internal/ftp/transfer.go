@@ -179,9 +179,11 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 			outcome = "aborted"
 		}
 	}
+	took := time.Since(start)
+	s.cfg.metrics().Transfer(x.verb, outcome, x.bytes.Load(), took)
 	if s.log.Enabled(s.ctx, slog.LevelInfo) { // the attributes cost allocations
 		attrs := []any{"user", s.userLabel(), "command", x.verb, "path", x.path,
-			"bytes", x.bytes.Load(), "duration", time.Since(start).Round(time.Microsecond), "result", outcome, "code", r.code}
+			"bytes", x.bytes.Load(), "duration", took.Round(time.Microsecond), "result", outcome, "code", r.code}
 		if r.err != nil {
 			attrs = append(attrs, "err", r.err.Error())
 		}

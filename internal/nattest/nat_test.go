@@ -106,6 +106,9 @@ func TestNAT(t *testing.T) {
 			if l := s.logLines(natWarning); len(l) > 0 {
 				t.Errorf("NAT warning although the rules give public clients the Elastic IP:\n%s", strings.Join(l, "\n"))
 			}
+			if v := s.metric(t, tp, "cloudftpd_pasv_private_address_total"); v != "0" {
+				t.Errorf("cloudftpd_pasv_private_address_total = %q with rules, want 0", v)
+			}
 		})
 	})
 
@@ -141,6 +144,10 @@ func TestNAT(t *testing.T) {
 			}
 			if !strings.Contains(l[0], "advertised="+srvAddr) {
 				t.Errorf("warning does not name the advertised address %s:\n%s", srvAddr, l[0])
+			}
+			// Monitoring sees it too: one count per such PASV reply.
+			if v := s.metric(t, tp, "cloudftpd_pasv_private_address_total"); v == "" || v == "0" {
+				t.Errorf("cloudftpd_pasv_private_address_total = %q after private PASV replies to the internet client", v)
 			}
 			t.Logf("server log: %s", l[0])
 		})

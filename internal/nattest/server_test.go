@@ -58,6 +58,27 @@ type ftpServer struct {
 	config string                // the config file
 }
 
+// metricsPort serves the server's /metrics on 127.0.0.1 inside its
+// namespace.
+const metricsPort = "9121"
+
+// metric scrapes the server's /metrics from inside its namespace and
+// returns the value of one series ("" when it is missing).
+func (s *ftpServer) metric(t *testing.T, tp *topology, series string) string {
+	t.Helper()
+	prog := clienttest.Need(t, "curl")
+	r := tp.run(tp.srv, t.TempDir(), "", prog, "-sS", "--max-time", "5", "http://127.0.0.1:"+metricsPort+"/metrics")
+	if !r.OK() {
+		t.Fatalf("scraping /metrics: %s", r)
+	}
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // logLines returns the log lines containing every one of subs.
 func (s *ftpServer) logLines(subs ...string) []string {
 	var out []string
@@ -113,7 +134,10 @@ users_file = %q
 
 [log]
 level = "debug"
-`, ftpPort, passivePorts, rules, root, users)
+
+[metrics]
+address = "127.0.0.1:%s"
+`, ftpPort, passivePorts, rules, root, users, metricsPort)
 	cfgFile := filepath.Join(dir, "cloudftpd.toml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

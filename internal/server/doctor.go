@@ -58,10 +58,13 @@ func Diagnose(ctx context.Context, cfg *config.Config, opts DoctorOptions) []dia
 		checks = append(checks, diag.Check{Step: "passive addresses", Status: diag.Fail, Detail: discovery.Error(),
 			Fix: "serve refuses to start until this address can be discovered"})
 	}
+	if cfg.Metrics.Address != "" {
+		checks = append(checks, checkBind("metrics", cfg.Metrics.Address))
+	}
 	for i := range cfg.Listeners {
 		lc := &cfg.Listeners[i]
 		name := fmt.Sprintf("listener[%d]", i)
-		checks = append(checks, checkBind(name, lc))
+		checks = append(checks, checkBind(name, lc.AddrPort().String()))
 		if lc.TLS != config.TLSOff {
 			checks = append(checks, checkCert(name, cfg, lc))
 		}
@@ -121,27 +124,27 @@ func checkStorage(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 	return c
 }
 
-// checkBind opens the control address the way serve will.
-func checkBind(name string, lc *config.Listener) diag.Check {
-	c := diag.Check{Step: name, Detail: lc.Address}
-	ln, err := net.Listen("tcp", lc.AddrPort().String())
+// checkBind opens a listening address the way serve will.
+func checkBind(name, address string) diag.Check {
+	c := diag.Check{Step: name, Detail: address}
+	ln, err := net.Listen("tcp", address)
 	switch {
 	case err == nil:
 		ln.Close()
-		c.Status, c.Detail = diag.OK, lc.Address+": free to listen on"
+		c.Status, c.Detail = diag.OK, address+": free to listen on"
 	case errors.Is(err, syscall.EADDRINUSE):
-		c.Status, c.Detail = diag.Warn, lc.Address+": in use"
+		c.Status, c.Detail = diag.Warn, address+": in use"
 		c.Fix = "fine if that is this cloudftpd running; otherwise another server holds the port (ss -ltnp shows which)"
 	case errors.Is(err, syscall.EACCES):
-		c.Status, c.Detail = diag.Fail, lc.Address+": "+err.Error()
+		c.Status, c.Detail = diag.Fail, address+": "+err.Error()
 		c.Fix = "ports below 1024 need root or CAP_NET_BIND_SERVICE: setcap cap_net_bind_service=+ep on the binary, " +
 			"or AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		c.Status, c.Detail = diag.Fail, lc.Address+": this machine has no such address"
+		c.Status, c.Detail = diag.Fail, address+": this machine has no such address"
 		c.Fix = "listen on 0.0.0.0 or on one of this machine's own addresses; behind 1:1 NAT (an EC2 Elastic IP) the " +
 			"public address is never on an interface: it belongs in a passive rule"
 	default:
-		c.Status, c.Detail = diag.Fail, lc.Address+": "+err.Error()
+		c.Status, c.Detail = diag.Fail, address+": "+err.Error()
 	}
 	return c
 }

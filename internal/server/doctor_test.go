@@ -170,20 +170,28 @@ func TestDoctorFailures(t *testing.T) {
 			t.Cleanup(func() { ln.Close() })
 		}, "listener[0]", diag.Warn, []string{": in use", "ss -ltnp"}},
 		{"passive port in use", func(t *testing.T, cfg *config.Config) {
-			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			cfg.Listeners[0].PassivePorts = freeRange(t, 2)
+			mustValidate(t, cfg)
+			lo, _, _ := cfg.Listeners[0].PortRange()
+			ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", lo))
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { ln.Close() })
-			p := ln.Addr().(*net.TCPAddr).Port
-			cfg.Listeners[0].PassivePorts = fmt.Sprintf("%d-%d", p, p+1)
-			mustValidate(t, cfg)
 		}, "listener[0] passive ports", diag.Warn, []string{"1 of 2 ports in use"}},
 		{"address not on this machine", func(t *testing.T, cfg *config.Config) {
 			cfg.Listeners[0].Address = "198.51.100.77:2121"
 			cfg.Listeners[0].PassivePorts = "50000-50001"
 			mustValidate(t, cfg)
 		}, "listener[0]", diag.Fail, []string{"no such address", "belongs in a passive rule"}},
+		{"metrics port in use", func(t *testing.T, cfg *config.Config) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			cfg.Metrics.Address = ln.Addr().String()
+		}, "metrics", diag.Warn, []string{": in use"}},
 		{"users file missing", func(t *testing.T, cfg *config.Config) {
 			cfg.Auth.UsersFile = filepath.Join(t.TempDir(), "nope.toml")
 		}, "users", diag.Fail, []string{"nope.toml"}},

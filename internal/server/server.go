@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/local"
@@ -51,9 +53,11 @@ type Server struct {
 	// shared by every rule that names them so each is refreshed once.
 	sources  map[string]refreshingSource
 	bgCancel context.CancelFunc
+	metrics  *metrics.Metrics // nil without [metrics]
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	metricsLn net.Listener // the /metrics endpoint's, once started
 	sessions  map[*ftp.Session]struct{}
 	perIP     map[netip.Addr]int
 	closing   bool
@@ -102,6 +106,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	if err := s.discoverAddresses(); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics.Address != "" {
+		s.metrics = metrics.New()
+		s.metrics.Gauge("cloudftpd_sessions", "Open control connections.", func() float64 { return float64(s.SessionCount()) })
+		s.metrics.Gauge("cloudftpd_passive_ports_open", "Passive sockets open (waiting for or lingering after a transfer), all listeners.",
+			func() float64 { return float64(s.openPassivePorts()) })
 	}
 	if s.storage == nil {
 		b, err := newBackend(cfg, logger)
@@ -181,6 +191,9 @@ func (s *Server) Start() error {
 	for _, src := range s.sources {
 		go src.Run(bg)
 	}
+	if err := s.startMetrics(); err != nil {
+		return err
+	}
 	var lns []net.Listener
 	for i := range s.cfg.Listeners {
 		lc := &s.cfg.Listeners[i]
@@ -189,6 +202,7 @@ func (s *Server) Start() error {
 			for _, l := range lns {
 				l.Close()
 			}
+			s.stopMetrics()
 			return fmt.Errorf("server: listener[%d]: %w", i, err)
 		}
 		lns = append(lns, ln)
@@ -212,6 +226,48 @@ func (s *Server) Start() error {
 		s.logger.Info("listening", "address", ln.Addr().String(), "passive_ports", s.cfg.Listeners[i].PassivePorts)
 	}
 	return nil
+}
+
+// startMetrics serves /metrics when the config asks for it. Plain HTTP:
+// the numbers hold no secrets, and the address is meant to be private
+// (loopback, or a monitoring network).
+func (s *Server) startMetrics() error {
+	if s.metrics == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Metrics.Address)
+	if err != nil {
+		return fmt.Errorf("server: metrics.address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	s.mu.Lock()
+	s.metricsLn = ln
+	s.mu.Unlock()
+	go hs.Serve(ln) // ends when stopMetrics closes ln
+	s.logger.Info("metrics", "address", ln.Addr().String(), "path", "/metrics")
+	return nil
+}
+
+func (s *Server) stopMetrics() {
+	s.mu.Lock()
+	ln := s.metricsLn
+	s.metricsLn = nil
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+}
+
+// MetricsAddr is the address /metrics is served on, or nil.
+func (s *Server) MetricsAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
 }
 
 // Addrs returns the addresses of the open listeners, in config order.
@@ -278,7 +334,34 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 		Storage:           s.storage,
 		Network:           policy,
 		Logger:            s.logger,
+		Metrics:           s.sessionMetrics(),
 	}, nil
+}
+
+// sessionMetrics is what sessions report to: nothing (a nil interface,
+// not a nil *metrics.Metrics in one) without [metrics].
+func (s *Server) sessionMetrics() ftp.Metrics {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics
+}
+
+// countRefused counts a turned-away connection.
+func (s *Server) countRefused(reason string) {
+	if s.metrics != nil {
+		s.metrics.SessionRefused(reason)
+	}
+}
+
+func (s *Server) openPassivePorts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, p := range s.ports {
+		n += p.OpenPorts()
+	}
+	return n
 }
 
 // passiveRules turns a listener's passive rules into the policy's, with
@@ -340,6 +423,7 @@ func isTemporary(err error) bool {
 // with 421.
 func (s *Server) handle(c net.Conn, sc *ftp.Config) {
 	if err := netpolicy.CheckProxyHeader(c); err != nil {
+		s.countRefused("proxy_header")
 		s.logger.Warn("connection refused", "err", err)
 		c.Close()
 		return
@@ -347,17 +431,18 @@ func (s *Server) handle(c net.Conn, sc *ftp.Config) {
 	client := netpolicy.RemoteAddr(c)
 	local := netpolicy.SocketLocalAddr(c)
 	s.mu.Lock()
-	reason := ""
+	reason, label := "", ""
 	switch {
 	case s.closing:
-		reason = "Server shutting down."
+		reason, label = "Server shutting down.", "shutdown"
 	case s.cfg.Server.MaxSessions > 0 && len(s.sessions) >= s.cfg.Server.MaxSessions:
-		reason = "Too many users connected; try again later."
+		reason, label = "Too many users connected; try again later.", "max_sessions"
 	case s.cfg.Server.MaxSessionsPerIP > 0 && s.perIP[client] >= s.cfg.Server.MaxSessionsPerIP:
-		reason = "Too many connections from your address; try again later."
+		reason, label = "Too many connections from your address; try again later.", "max_sessions_per_ip"
 	}
 	if reason != "" {
 		s.mu.Unlock()
+		s.countRefused(label)
 		s.logger.Warn("connection refused", "client", client.String(), "reason", reason)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write([]byte("421 " + reason + "\r\n"))
@@ -368,6 +453,9 @@ func (s *Server) handle(c net.Conn, sc *ftp.Config) {
 	s.sessions[sess] = struct{}{}
 	s.perIP[client]++
 	s.mu.Unlock()
+	if s.metrics != nil {
+		s.metrics.SessionStarted()
+	}
 	sess.Serve()
 	s.mu.Lock()
 	delete(s.sessions, sess)
@@ -422,6 +510,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.closePorts()
+	s.stopMetrics()
 	return err
 }
 
@@ -431,6 +520,7 @@ func (s *Server) Close() error {
 	s.closeSessions()
 	s.active.Wait()
 	s.closePorts()
+	s.stopMetrics()
 	return nil
 }
 
