@@ -160,12 +160,10 @@ func newProber(opts Options) *prober {
 	if opts.TLS == TLSImplicit {
 		port = "990"
 	}
-	host, p, err := net.SplitHostPort(opts.Addr)
+	host, _, err := net.SplitHostPort(opts.Addr)
 	if err != nil {
 		host = strings.Trim(opts.Addr, "[]")
 		opts.Addr = net.JoinHostPort(host, port)
-	} else {
-		port = p
 	}
 	user := opts.User
 	if user == "" {
@@ -330,9 +328,17 @@ func (p *prober) login(context.Context) Check {
 	return Check{Status: Fail, Detail: fmt.Sprintf("%d %s", code, msg), Fix: "the server refused the login; its message says why"}
 }
 
+// mentionsTLS guesses whether a 530 refuses a clear-text login: cloudftpd
+// says "TLS required", vsftpd "Non-anonymous sessions must use
+// encryption", ProFTPD and Pure-FTPd name SSL/TLS or AUTH.
 func mentionsTLS(msg string) bool {
 	m := strings.ToUpper(msg)
-	return strings.Contains(m, "TLS") || strings.Contains(m, "SSL") || strings.Contains(m, "AUTH")
+	for _, w := range []string{"TLS", "SSL", "AUTH", "ENCRYPT"} {
+		if strings.Contains(m, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *prober) quit() {

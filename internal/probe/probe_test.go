@@ -222,3 +222,18 @@ func TestReportText(t *testing.T) {
 		t.Errorf("report text:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// A 530 that refuses a clear-text login points to FTPS, in the words of
+// several servers; a plain 530 points to the credentials.
+func TestLoginRefusalNamesFTPS(t *testing.T) {
+	tests := []struct{ reply, fix string }{
+		{"530 Non-anonymous sessions must use encryption.", "--tls explicit"},
+		{"530 TLS required: send AUTH TLS before logging in.", "--tls explicit"},
+		{"530 Login incorrect.", "check the user name and password"},
+	}
+	for _, tt := range tests {
+		addr := fakeServer(t, "220 fake", map[string]string{"USER": "331 Password.", "PASS": tt.reply})
+		r := probeT(t, Options{Addr: addr, User: "u", Password: "p"})
+		diagtest.Want(t, r.Checks, "login", Fail, tt.fix)
+	}
+}
