@@ -223,9 +223,16 @@ type clientClass struct {
 func (s *Server) checkPassiveReplies(ctx context.Context, name string, lc *config.Listener, localAddrs func() ([]netip.Addr, error)) diag.Check {
 	c := diag.Check{Step: name + " PASV"}
 	var locals []netip.Addr
-	if a := lc.AddrPort().Addr(); !a.IsUnspecified() {
-		locals = []netip.Addr{a.Unmap()}
-	} else {
+	switch a := lc.AddrPort().Addr().Unmap(); {
+	case a.IsLoopback():
+		c.Status, c.Detail = diag.OK, "listens on loopback only: reachable from this machine alone"
+		return c
+	case a.Is6() && !a.IsUnspecified():
+		c.Status, c.Detail = diag.OK, "an IPv6 listener: clients use EPSV, which carries no address"
+		return c
+	case !a.IsUnspecified():
+		locals = []netip.Addr{a}
+	default:
 		all, err := localAddrs()
 		if err != nil {
 			c.Status, c.Detail = diag.Fail, "listing this machine's addresses: "+err.Error()
@@ -238,28 +245,42 @@ func (s *Server) checkPassiveReplies(ctx context.Context, name string, lc *confi
 			}
 		}
 	}
-	if len(locals) == 0 || (len(locals) == 1 && locals[0].IsLoopback()) {
-		c.Status, c.Detail = diag.OK, "listens on loopback only: reachable from this machine alone"
+	if len(locals) == 0 {
+		c.Status, c.Detail = diag.OK, "this machine has no IPv4 address but loopback: PASV only serves local clients"
 		return c
 	}
 
 	policy := &netpolicy.Policy{Rules: s.passiveRules(lc)}
 	var classes []clientClass
+	var shadowed []string
 	coveredInternet := false
 	for j, r := range lc.Passive {
-		prefixes := r.ClientPrefixes()
-		sample := prefixes[0].Masked().Addr().Next()
-		for _, p := range prefixes {
-			if p.Contains(internetClient) {
+		// A client of the rule: the internet stand-in when the rule covers
+		// it, else the first host of its first IPv4 range (PASV is IPv4).
+		var sample netip.Addr
+		var strs []string
+		for _, p := range r.ClientPrefixes() {
+			strs = append(strs, p.String())
+			switch {
+			case p.Contains(internetClient):
 				sample, coveredInternet = internetClient, true
-				break
+			case p.Addr().Is4() && !sample.IsValid():
+				sample = p.Masked().Addr().Next()
 			}
 		}
-		strs := make([]string, len(prefixes))
-		for k, p := range prefixes {
-			strs[k] = p.String()
+		if !sample.IsValid() {
+			continue
 		}
-		classes = append(classes, clientClass{fmt.Sprintf("clients in %s (rule %d, address = %q)", strings.Join(strs, ", "), j, r.Address), sample})
+		label := fmt.Sprintf("clients in %s (rule %d, address = %q)", strings.Join(strs, ", "), j, r.Address)
+		switch k := firstMatch(policy.Rules, sample); {
+		case k == j:
+		case shadowedBy(policy.Rules[:j], r.ClientPrefixes()):
+			label += fmt.Sprintf(", but rule %d matches them first", k)
+			shadowed = append(shadowed, fmt.Sprintf("rule %d", j))
+		default:
+			label += fmt.Sprintf(", of which %s matches rule %d first", sample, k)
+		}
+		classes = append(classes, clientClass{label, sample})
 	}
 	if !coveredInternet {
 		classes = append(classes, clientClass{"other clients (no rule matches)", internetClient})
@@ -283,15 +304,54 @@ func (s *Server) checkPassiveReplies(ctx context.Context, name string, lc *confi
 		}
 	}
 	c.Detail = strings.Join(lines, "\n")
-	if len(private) > 0 && c.Status == diag.OK {
-		c.Status = diag.Warn
-		c.Fix = fmt.Sprintf("internet clients would be sent the private address %s in PASV replies. "+
+	var fixes []string
+	if len(private) > 0 {
+		fixes = append(fixes, fmt.Sprintf("internet clients would be sent the private address %s in PASV replies. "+
 			"If they reach this machine through NAT (an EC2 Elastic IP, a router's port forward), they log in and "+
 			"then every listing and transfer hangs: add a passive rule for them with address = \"aws\" on EC2 or "+
 			"the public address (see README, \"Passive mode and NAT\"). If only private networks reach this server, "+
-			"nothing is wrong.", strings.Join(private, ", "))
+			"nothing is wrong.", strings.Join(private, ", ")))
+	}
+	if len(shadowed) > 0 {
+		fixes = append(fixes, strings.Join(shadowed, ", ")+" never applies to its clients: an earlier rule catches them. "+
+			"The first matching rule wins, so list narrow ranges (VPN, partners) before \"0.0.0.0/0\".")
+	}
+	if len(fixes) > 0 {
+		if c.Status == diag.OK {
+			c.Status = diag.Warn
+		}
+		c.Fix = strings.Join(fixes, "\n")
 	}
 	return c
+}
+
+// firstMatch is the index of the first rule whose clients include client.
+func firstMatch(rules []netpolicy.Rule, client netip.Addr) int {
+	for k, r := range rules {
+		if r.Matches(client) {
+			return k
+		}
+	}
+	return -1
+}
+
+// shadowedBy reports whether every range in prefixes lies inside a range
+// of one of the earlier rules, so that the rule never applies.
+func shadowedBy(earlier []netpolicy.Rule, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		covered := false
+		for _, r := range earlier {
+			for _, q := range r.Clients {
+				if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+					covered = true
+				}
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
 }
 
 // interfaceAddrs lists the addresses on this machine's interfaces.

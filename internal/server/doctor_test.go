@@ -139,6 +139,21 @@ func TestDoctorPASVBehindNAT(t *testing.T) {
   clients = ["0.0.0.0/0"]
   address = "192.168.7.7"
 `, diag.Warn, []string{"private address 192.168.7.7"}},
+		{"a catch-all before a narrower rule", `
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "198.51.100.10"
+` + vpnControl, diag.Warn, []string{"rule 1, address = \"control\"), but rule 0 matches them first",
+			"rule 1 never applies", "list narrow ranges"}},
+		{"overlapping rules", `
+  [[listener.passive]]
+  clients = ["10.0.0.0/16"]
+  address = "control"
+
+  [[listener.passive]]
+  clients = ["10.0.0.0/8"]
+  address = "198.51.100.10"
+`, diag.Warn, []string{"(rule 1, address = \"198.51.100.10\"), of which 10.0.0.1 matches rule 0 first"}},
 		{"partner network only", `
   [[listener.passive]]
   clients = ["203.0.113.0/24"]
