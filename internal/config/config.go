@@ -265,6 +265,37 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// indexedKey names key the way validation errors do, with the index of
+// each array table it is in ("listener[1].passive[0].adress"). The TOML
+// decoder's keys carry no index, but keys lists every key in file order,
+// each [[table]] header included, so counting headers before key gives it.
+func indexedKey(keys []toml.Key, key toml.Key) string {
+	counts := map[string]int{} // array-table path -> index of the current element
+	for _, k := range keys {
+		p := k.String()
+		if p == "listener" || p == "listener.passive" {
+			counts[p]++
+			if p == "listener" {
+				delete(counts, "listener.passive")
+			}
+		}
+		if p == key.String() {
+			break
+		}
+	}
+	var b strings.Builder
+	for i, part := range key {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(part)
+		if n := counts[key[:i+1].String()]; n > 0 && i < len(key)-1 {
+			fmt.Fprintf(&b, "[%d]", n-1)
+		}
+	}
+	return b.String()
+}
+
 // Parse decodes and validates a configuration; relative paths stay relative
 // to the working directory.
 func Parse(data []byte) (*Config, error) {
@@ -274,7 +305,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return nil, fmt.Errorf("unknown key %q", und[0].String())
+		return nil, fmt.Errorf("unknown key %q", indexedKey(md.Keys(), und[0]))
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {

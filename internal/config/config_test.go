@@ -347,8 +347,18 @@ func TestParseErrors(t *testing.T) {
 		want []string // substrings of the error
 	}{
 		{"unknown key", "[server]\nidel_timeout = \"1m\"\n" + minimal, []string{"server.idel_timeout", "unknown key"}},
-		{"unknown listener key", listener("adress = \"x\""), []string{"listener.adress"}},
-		{"unknown rule key", rule(`["0.0.0.0/0"]`, `"control"`+"\naddres = \"x\""), []string{"listener.passive.addres"}},
+		{"unknown listener key", listener("adress = \"x\""), []string{"listener[0].adress"}},
+		{"unknown rule key", rule(`["0.0.0.0/0"]`, `"control"`+"\naddres = \"x\""), []string{"listener[0].passive[0].addres"}},
+		{"unknown key in the second listener's second rule", minimal + `
+[[listener]]
+address = ":2122"
+  [[listener.passive]]
+  clients = ["10.0.0.0/8"]
+  address = "control"
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  adress = "198.51.100.10"
+`, []string{"listener[1].passive[1].adress"}},
 		{"unknown table", minimal + "\n[tls]\ncert = \"x\"\n", []string{`unknown key "tls"`}},
 		{"toml syntax", "[server\n" + minimal, []string{"toml"}},
 		{"metrics address without port", minimal + "\n[metrics]\naddress = \"127.0.0.1\"\n", []string{"metrics.address", "127.0.0.1"}},
