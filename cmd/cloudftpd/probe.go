@@ -20,8 +20,9 @@ const probeUsage = `Usage: cloudftpd probe [flags] HOST[:PORT] | ftp://[USER@]HO
 Connects to an FTP server as a client would, from where you run it, and
 explains what fails: the control connection, the greeting, TLS, the login,
 and a listing over PASV (using the address in the reply, as many clients
-do) and over EPSV. ftpes:// is explicit FTPS, ftps:// implicit FTPS (port
-990). Exit code 0 when every check passed, 1 when one failed.
+do) and over EPSV; with --upload, an upload too. ftpes:// is explicit FTPS,
+ftps:// implicit FTPS (port 990). Exit code 0 when every check passed, 1
+when one failed.
 
 Flags:
 `
@@ -39,6 +40,7 @@ func runProbe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	insecure := fs.Bool("insecure", false, "do not verify the server's certificate")
 	caFile := fs.String("ca", "", "PEM file of certificates to trust (a self-signed server certificate, a private CA)")
 	timeout := fs.Duration("timeout", probe.DefaultStepTimeout, "limit for each step (dial, reply, listing)")
+	upload := fs.Bool("upload", false, "also upload a 1 KiB file (.cloudftpd-probe-*) and delete it again")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -62,6 +64,7 @@ func runProbe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		opts.User = *user
 	}
 	opts.StepTimeout = *timeout
+	opts.Upload = *upload
 	switch {
 	case urlPassword != nil:
 		opts.Password = *urlPassword

@@ -3,6 +3,7 @@ package probe
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -128,6 +129,14 @@ func (p *prober) sawPort(port uint16) {
 // dialErr is the failure to connect, the question the data checks ask;
 // bad describes a failure after the connection opened.
 func (p *prober) listOver(ctx context.Context, addr netip.AddrPort) (listing string, dialErr error, bad *Check) {
+	return p.transferOver(ctx, addr, "LIST", nil)
+}
+
+// transferOver opens a passive data connection to addr and sends command
+// over the control connection: a listing it reads and counts, or, with
+// upload set, an upload of those bytes.
+func (p *prober) transferOver(ctx context.Context, addr netip.AddrPort, command string, upload []byte) (summary string, dialErr error, bad *Check) {
+	verb, _, _ := strings.Cut(command, " ")
 	d := net.Dialer{Timeout: p.opts.StepTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
@@ -137,13 +146,19 @@ func (p *prober) listOver(ctx context.Context, addr netip.AddrPort) (listing str
 	fail := func(format string, args ...any) (string, error, *Check) {
 		return "", nil, &Check{Status: Fail, Detail: fmt.Sprintf(format, args...)}
 	}
-	code, msg, err := p.command("LIST")
+	code, msg, err := p.command("%s", command)
 	if err != nil {
-		c := controlFailure("LIST", err)
+		c := controlFailure(verb, err)
 		return "", nil, &c
 	}
+	if code >= 500 && code < 600 {
+		// Refused before any data: the network path works, the account
+		// may not do this (a drop box that may not list).
+		return "", nil, &Check{Status: Warn, Detail: fmt.Sprintf("connected to %s; %s refused: %d %s", addr, verb, code, msg),
+			Fix: "the data connection opened, so the network path works; the server refused the command itself"}
+	}
 	if code != 125 && code != 150 {
-		return fail("connected to %s; LIST: %d %s", addr, code, msg)
+		return fail("connected to %s; %s: %d %s", addr, verb, code, msg)
 	}
 	var data net.Conn = conn
 	conn.SetDeadline(time.Now().Add(p.opts.StepTimeout))
@@ -154,31 +169,109 @@ func (p *prober) listOver(ctx context.Context, addr netip.AddrPort) (listing str
 		}
 		data = tc
 	}
-	lines, n := 0, 0
-	sc := bufio.NewScanner(data)
-	for sc.Scan() {
-		lines++
-		n += len(sc.Bytes()) + 2
-	}
-	if err := sc.Err(); err != nil {
-		if isTimeout(err) {
-			return fail("connected to %s; LIST: the listing did not end within %s", addr, p.opts.StepTimeout)
+	if upload != nil {
+		if _, err := data.Write(upload); err != nil {
+			return fail("connected to %s; %s: sending: %v", addr, verb, err)
 		}
-		return fail("connected to %s; LIST: reading the listing: %v", addr, err)
+		summary = fmt.Sprintf("%d bytes", len(upload))
+	} else {
+		lines, n := 0, 0
+		sc := bufio.NewScanner(data)
+		for sc.Scan() {
+			lines++
+			n += len(sc.Bytes()) + 2
+		}
+		if err := sc.Err(); err != nil {
+			if isTimeout(err) {
+				return fail("connected to %s; %s: the listing did not end within %s", addr, verb, p.opts.StepTimeout)
+			}
+			return fail("connected to %s; %s: reading the listing: %v", addr, verb, err)
+		}
+		summary = fmt.Sprintf("%d lines, %d bytes", lines, n)
+		if lines == 1 {
+			summary = fmt.Sprintf("1 line, %d bytes", n)
+		}
 	}
-	data.Close()
+	data.Close() // for an upload, the end of the file
 	code, msg, err = p.reply()
 	if err != nil {
-		c := controlFailure("LIST", err)
+		c := controlFailure(verb, err)
 		return "", nil, &c
 	}
 	if code != 226 && code != 250 {
-		return fail("connected to %s; LIST ended with %d %s", addr, code, msg)
+		return fail("connected to %s; %s ended with %d %s", addr, verb, code, msg)
 	}
-	if lines == 1 {
-		return fmt.Sprintf("1 line, %d bytes", n), nil, nil
+	return summary, nil, nil
+}
+
+// probeFileSize is the size of the file the upload check stores.
+const probeFileSize = 1024
+
+// upload stores a small file through EPSV (PASV where EPSV is refused)
+// and deletes it: what a partner who can list but not deliver runs into
+// (a read-only account, a full disk, a bucket policy without PutObject).
+func (p *prober) upload(ctx context.Context) Check {
+	addr, err := p.passiveAddr()
+	if err != nil {
+		return Check{Status: Fail, Detail: err.Error()}
 	}
-	return fmt.Sprintf("%d lines, %d bytes", lines, n), nil, nil
+	name := ".cloudftpd-probe-" + rand.Text()[:12]
+	if code, msg, err := p.command("TYPE I"); err != nil || code != 200 {
+		return Check{Status: Fail, Detail: fmt.Sprintf("TYPE I: %d %s %v", code, msg, err)}
+	}
+	body := make([]byte, probeFileSize)
+	rand.Read(body)
+	summary, dialErr, bad := p.transferOver(ctx, addr, "STOR "+name, body)
+	switch {
+	case dialErr != nil:
+		return closedPort("upload: data connection to "+addr.String(), addr.Port(), dialErr)
+	case bad != nil:
+		bad.Status = Fail
+		bad.Fix = "uploads fail: look at the reply. A read-only account gets 550 (cloudftpd: the user's permissions); " +
+			"452 or 552 is a full disk or quota; on S3, the bucket policy needs s3:PutObject"
+		return *bad
+	}
+	ch := Check{Status: OK, Detail: fmt.Sprintf("STOR %s: %s", name, summary)}
+	if code, msg, err := p.command("SIZE %s", name); err == nil && code == 213 && strings.TrimSpace(msg) != fmt.Sprint(probeFileSize) {
+		ch.Status = Fail
+		ch.Detail += fmt.Sprintf("; SIZE says %s, not %d: the server stored something else", msg, probeFileSize)
+	}
+	code, msg, err := p.command("DELE %s", name)
+	switch {
+	case err != nil:
+		return controlFailure("DELE", err)
+	case code != 250:
+		if ch.Status == OK {
+			ch.Status = Warn
+		}
+		ch.Detail += fmt.Sprintf("; DELE: %d %s", code, msg)
+		ch.Fix = "the probe's file " + name + " stays on the server: delete it by hand (a drop-box account may upload but not delete)"
+	default:
+		ch.Detail += "; deleted again"
+	}
+	return ch
+}
+
+// passiveAddr opens passive mode for one more transfer: EPSV on the
+// control connection's address, or PASV's port on it when EPSV is refused.
+func (p *prober) passiveAddr() (netip.AddrPort, error) {
+	code, msg, err := p.command("EPSV")
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("EPSV: %w", err)
+	}
+	if code == 229 {
+		if port, ok := parse229(msg); ok {
+			return netip.AddrPortFrom(p.server, port), nil
+		}
+	}
+	code, msg, err = p.command("PASV")
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("PASV: %w", err)
+	}
+	if ap, ok := parse227(msg); code == 227 && ok {
+		return netip.AddrPortFrom(p.server, ap.Port()), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("neither EPSV nor PASV opened a port: %d %s", code, msg)
 }
 
 // closedPort explains a passive port this client could not connect to.

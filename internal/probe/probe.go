@@ -6,8 +6,8 @@
 // private address ("login works, ls hangs"), and its cousins, a firewall
 // that drops the passive ports and a certificate the client rejects.
 //
-// It speaks to any FTP server, not only cloudftpd, and never writes: its
-// data connections carry one LIST each.
+// It speaks to any FTP server, not only cloudftpd. It writes only when
+// asked to (Options.Upload): one small file, deleted again.
 package probe
 
 import (
@@ -52,6 +52,9 @@ type Options struct {
 	TLSConfig *tls.Config
 	// StepTimeout bounds each dial, reply and listing.
 	StepTimeout time.Duration
+	// Upload also stores a small file (.cloudftpd-probe-*) in the login
+	// directory and deletes it again.
+	Upload bool
 }
 
 // Status and Check are the diagnosis' vocabulary, shared with the
@@ -114,10 +117,11 @@ func Run(ctx context.Context, opts Options) *Report {
 		{"login", p.login},
 		{"PASV", p.pasv},
 		{"EPSV", p.epsv},
+		{"upload", p.upload},
 	}
 	failed := false
 	for _, s := range steps {
-		if s.name == "TLS" && opts.TLS == TLSOff {
+		if (s.name == "TLS" && opts.TLS == TLSOff) || (s.name == "upload" && !opts.Upload) {
 			continue
 		}
 		if failed {

@@ -159,3 +159,41 @@ func TestProbeFTPS(t *testing.T) {
 		})
 	}
 }
+
+// --upload: a file stored and deleted again, and the failures a partner
+// who can list but not deliver runs into.
+func TestProbeUpload(t *testing.T) {
+	tests := []struct {
+		user, pass string
+		want       probe.Status
+		subs       []string
+	}{
+		{"alice", "alice-secret", probe.OK, []string{"1024 bytes", "deleted again"}},
+		{"reader", "reader-secret", probe.Fail, []string{"STOR refused: 550", "read-only account"}},
+		{"drop", "drop-secret", probe.Warn, []string{"DELE: 550", "stays on the server"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			ts := startServer(t, nil)
+			r := runProbe(t, probe.Options{Addr: ts.Addr, User: tt.user, Password: tt.pass, Upload: true})
+			diagtest.Want(t, r.Checks, "upload", tt.want, tt.subs...)
+			if tt.user == "drop" {
+				// A drop box may not list: the data path works all the same.
+				diagtest.Want(t, r.Checks, "EPSV", probe.Warn, "LIST refused: 550", "network path works")
+			}
+			home := "alice"
+			if tt.user == "drop" {
+				home = "dropbox"
+			}
+			left := 0
+			for name := range ts.store.tree(t, home) {
+				if strings.HasPrefix(name, ".cloudftpd-probe-") {
+					left++
+				}
+			}
+			if wantLeft := map[probe.Status]int{probe.OK: 0, probe.Fail: 0, probe.Warn: 1}[tt.want]; left != wantLeft {
+				t.Errorf("%d probe files left in %s, want %d", left, home, wantLeft)
+			}
+		})
+	}
+}
