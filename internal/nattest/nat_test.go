@@ -71,7 +71,7 @@ func TestNAT(t *testing.T) {
 				if r.Code != 0 {
 					t.Errorf("probe exit %d, want 0:\n%s", r.Code, r)
 				}
-				for _, w := range []string{"ok    PASV      reply names " + want + ":", "ok    EPSV", "result: ok"} {
+				for _, w := range []string{"ok    PASV      reply names " + want + ":", "ok    EPSV", "ok    upload", "deleted again", "result: ok"} {
 					if !strings.Contains(r.Stdout, w) {
 						t.Errorf("probe output lacks %q:\n%s", w, r)
 					}
@@ -533,11 +533,12 @@ func writeLocal(t *testing.T, dir, name string, data []byte) {
 	}
 }
 
-// probeFrom runs "cloudftpd probe" as the FTP user from sd's namespace.
+// probeFrom runs "cloudftpd probe --upload" as the FTP user from sd's
+// namespace.
 func probeFrom(t *testing.T, tp *topology, bin string, sd side) clienttest.Result {
 	t.Helper()
 	r := tp.run(sd.ns, t.TempDir(), password+"\n", bin, "probe", "--user", user, "--password-stdin",
-		"--timeout", "2s", net.JoinHostPort(sd.host, ftpPort))
+		"--timeout", "2s", "--upload", net.JoinHostPort(sd.host, ftpPort))
 	t.Logf("probe from %s:\n%s", sd.name, r.Stdout)
 	return r
 }
