@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,4 +251,40 @@ func TestCanZeroCopy(t *testing.T) {
 			t.Errorf("%s: canZeroCopy = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// A sendfile download turns Nagle's algorithm back on for its connection
+// (see allowCoalescing); other writers are left alone.
+func TestAllowCoalescing(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	noDelay := func() int {
+		rc, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		var serr error
+		rc.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY) })
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		return v
+	}
+	if noDelay() == 0 {
+		t.Fatal("Go's default changed: TCP_NODELAY is already off")
+	}
+	allowCoalescing(c)
+	if noDelay() != 0 {
+		t.Error("TCP_NODELAY still on after allowCoalescing")
+	}
+	allowCoalescing(io.Discard) // not a TCP connection: nothing to do
 }
