@@ -54,12 +54,12 @@ func (s *Session) cmdPASV(string) {
 	}
 	if netpolicy.NeedsWarning(s.client, addr) {
 		s.cfg.metrics().PrivatePASVAddress()
-	}
-	if netpolicy.NeedsWarning(s.client, addr) && !s.warnedNAT {
-		s.warnedNAT = true
-		s.log.Warn("PASV reply carries a private address to a public client: the client will not reach it. "+
-			"Add a [[listener.passive]] rule with the public address (address = \"<elastic IP>\" or \"aws\") for clients = [\"0.0.0.0/0\"]",
-			"advertised", addr.String())
+		if !s.warnedNAT { // the log says it once per session, the counter every time
+			s.warnedNAT = true
+			s.log.Warn("PASV reply carries a private address to a public client: the client will not reach it. "+
+				"Add a [[listener.passive]] rule with the public address (address = \"<elastic IP>\" or \"aws\") for clients = [\"0.0.0.0/0\"]",
+				"advertised", addr.String())
+		}
 	}
 	r, ok := s.reservePassive()
 	if !ok {

@@ -55,14 +55,15 @@ type Server struct {
 	bgCancel context.CancelFunc
 	metrics  *metrics.Metrics // nil without [metrics]
 
-	mu        sync.Mutex
-	listeners []net.Listener
-	metricsLn net.Listener // the /metrics endpoint's, once started
-	sessions  map[*ftp.Session]struct{}
-	perIP     map[netip.Addr]int
-	closing   bool
-	serving   sync.WaitGroup // accept loops
-	active    sync.WaitGroup // sessions
+	mu          sync.Mutex
+	listeners   []net.Listener
+	metricsSrv  *http.Server // the /metrics endpoint, once started
+	metricsAddr net.Addr
+	sessions    map[*ftp.Session]struct{}
+	perIP       map[netip.Addr]int
+	closing     bool
+	serving     sync.WaitGroup // accept loops
+	active      sync.WaitGroup // sessions
 }
 
 // New builds a server from cfg. Nothing listens until Start.
@@ -241,22 +242,29 @@ func (s *Server) startMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
 	s.mu.Lock()
-	s.metricsLn = ln
+	s.metricsSrv, s.metricsAddr = hs, ln.Addr()
 	s.mu.Unlock()
-	go hs.Serve(ln) // ends when stopMetrics closes ln
+	go hs.Serve(ln) // ends when stopMetrics closes the server
 	s.logger.Info("metrics", "address", ln.Addr().String(), "path", "/metrics")
 	return nil
 }
 
+// stopMetrics closes the endpoint and its scrapers' kept-alive
+// connections.
 func (s *Server) stopMetrics() {
 	s.mu.Lock()
-	ln := s.metricsLn
-	s.metricsLn = nil
+	hs := s.metricsSrv
+	s.metricsSrv = nil
 	s.mu.Unlock()
-	if ln != nil {
-		ln.Close()
+	if hs != nil {
+		hs.Close()
 	}
 }
 
@@ -264,10 +272,7 @@ func (s *Server) stopMetrics() {
 func (s *Server) MetricsAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.metricsLn == nil {
-		return nil
-	}
-	return s.metricsLn.Addr()
+	return s.metricsAddr
 }
 
 // Addrs returns the addresses of the open listeners, in config order.
