@@ -153,7 +153,8 @@ type prober struct {
 	ctrl    *textproto.Conn
 	server  netip.Addr // the address the control connection reached
 	tlsConf *tls.Config
-	protP   bool // data connections are TLS
+	protP   bool  // data connections are TLS
+	budget  int64 // bytes the current reply may still take (see replyBudget)
 }
 
 func newProber(opts Options) *prober {
@@ -213,8 +214,35 @@ func (p *prober) command(format string, args ...any) (int, string, error) {
 	return p.reply()
 }
 
+// replyBudget bounds what the probe reads for one reply: a server that
+// sends continuation lines without end gets an error, not the probe's
+// memory (textproto keeps a multi-line reply whole).
+const replyBudget = 64 << 10
+
+var errReplyTooLong = fmt.Errorf("reply longer than %d bytes", replyBudget)
+
+// budgetConn is the control connection as textproto reads it, failing a
+// reply that outgrows the prober's budget.
+type budgetConn struct {
+	net.Conn
+	left *int64
+}
+
+func (c budgetConn) Read(b []byte) (int, error) {
+	if *c.left <= 0 {
+		return 0, errReplyTooLong
+	}
+	if int64(len(b)) > *c.left {
+		b = b[:*c.left]
+	}
+	n, err := c.Conn.Read(b)
+	*c.left -= int64(n)
+	return n, err
+}
+
 // reply reads one reply, single- or multi-line, whatever its code.
 func (p *prober) reply() (int, string, error) {
+	p.budget = replyBudget
 	p.conn.SetDeadline(time.Now().Add(p.opts.StepTimeout))
 	code, msg, err := p.ctrl.ReadResponse(0)
 	var protoErr *textproto.Error
@@ -245,7 +273,7 @@ func (p *prober) connect(ctx context.Context) Check {
 		}
 		p.conn = tc
 	}
-	p.ctrl = textproto.NewConn(p.conn)
+	p.ctrl = textproto.NewConn(budgetConn{p.conn, &p.budget})
 	return Check{Status: OK, Detail: fmt.Sprintf("%s from %s in %s",
 		c.RemoteAddr(), c.LocalAddr(), time.Since(start).Round(100*time.Microsecond))}
 }
@@ -259,6 +287,9 @@ func (p *prober) greeting(context.Context) Check {
 			Fix: "a server that accepts and stays silent usually waits for a PROXY protocol header: " +
 				"either a load balancer that should send one does not, or the server expects one " +
 				"from this address (cloudftpd: the listener's proxy_protocol and trusted balancers)"}
+	case errors.Is(err, errReplyTooLong):
+		return Check{Status: Fail, Detail: "reading the greeting: " + err.Error(),
+			Fix: "what answers on this port does not end its reply: it is not an FTP server, or a broken one"}
 	case err != nil:
 		return Check{Status: Fail, Detail: "reading the greeting: " + err.Error(),
 			Fix: "the server closed the connection at once: look at its log (too many sessions, or this address refused)"}
@@ -286,7 +317,7 @@ func (p *prober) startTLS(ctx context.Context) Check {
 			return tlsFailure(err, p.host)
 		}
 		p.conn = tc
-		p.ctrl = textproto.NewConn(tc)
+		p.ctrl = textproto.NewConn(budgetConn{tc, &p.budget})
 	}
 	// Implicit FTPS too: clients send PBSZ and PROT there as well.
 	for _, c := range []string{"PBSZ 0", "PROT P"} {

@@ -237,3 +237,32 @@ func TestLoginRefusalNamesFTPS(t *testing.T) {
 		diagtest.Want(t, r.Checks, "login", Fail, tt.fix)
 	}
 }
+
+// A server that never ends its greeting's continuation lines fails the
+// probe quickly instead of filling its memory.
+func TestEndlessReply(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line := []byte("220-" + strings.Repeat("x", 1000) + "\r\n")
+		for {
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	r := probeT(t, Options{Addr: ln.Addr().String(), StepTimeout: 10 * time.Second})
+	diagtest.Want(t, r.Checks, "greeting", Fail, "reply longer than 65536 bytes", "not an FTP server")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the probe took %s to give up", d)
+	}
+}
