@@ -215,17 +215,7 @@ func TestCopyFilled(t *testing.T) {
 // behind the PROXY protocol wrapper, and TCP connections are spliced into
 // writers that read from them; TLS and in-memory pipes are not.
 func TestCanZeroCopy(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	tcp := client.(*net.TCPConn)
+	tcp := loopbackConn(t)
 	f, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
@@ -256,18 +246,9 @@ func TestCanZeroCopy(t *testing.T) {
 // A sendfile download turns Nagle's algorithm back on for its connection
 // (see allowCoalescing); other writers are left alone.
 func TestAllowCoalescing(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := loopbackConn(t)
 	noDelay := func() int {
-		rc, err := c.(*net.TCPConn).SyscallConn()
+		rc, err := c.SyscallConn()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,4 +268,21 @@ func TestAllowCoalescing(t *testing.T) {
 		t.Error("TCP_NODELAY still on after allowCoalescing")
 	}
 	allowCoalescing(io.Discard) // not a TCP connection: nothing to do
+}
+
+// loopbackConn dials a listener on 127.0.0.1 (its backlog accepts the
+// connection); listener and connection close when the test ends.
+func loopbackConn(t *testing.T) *net.TCPConn {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
 }
