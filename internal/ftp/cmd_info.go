@@ -57,10 +57,8 @@ func (s *Session) cmdOPTS(arg string) {
 		// clients which insist on sending it proceed.
 		switch strings.ToUpper(strings.TrimSpace(val)) {
 		case "ON", "":
-			s.utf8 = true
 			s.reply(200, "UTF8 mode enabled.")
 		case "OFF":
-			s.utf8 = false
 			s.reply(200, "UTF8 mode disabled; paths are still exchanged as sent.")
 		default:
 			s.reply(501, "OPTS UTF8 takes ON or OFF.")

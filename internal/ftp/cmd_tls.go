@@ -94,11 +94,10 @@ func (s *Session) upgradeControl() error {
 
 // swapConn replaces the control connection (TLS upgrade, CCC).
 func (s *Session) swapConn(c net.Conn) {
-	s.wmu.Lock()
+	s.out.swap(c)
 	s.mu.Lock()
 	s.conn = c
 	s.mu.Unlock()
-	s.wmu.Unlock()
 	s.lr.r.Reset(c)
 }
 

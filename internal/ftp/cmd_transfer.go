@@ -164,11 +164,26 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			return xferResult{code: 226, text: done}
 		},
 		func(r xferResult, x *transfer) xferResult {
+			if r.code < 400 && !x.aborted.Load() && peerClosed(s.raw) {
+				// The data connection's EOF looked like the end of the
+				// file, but the control connection is closed too: the
+				// client was killed mid-upload and what arrived is a
+				// fragment. Its FIN is already here when the data's EOF
+				// is read (a dying process closes its sockets together),
+				// even if the command loop has not seen it yet.
+				x.abandon()
+				r = xferResult{code: 426, text: "Client went away; upload discarded.", err: errors.New("control connection closed by the client")}
+			}
 			if r.code >= 400 || x.aborted.Load() {
 				up.Abort()
 				return r
 			}
-			if err := up.Commit(s.ctx); err != nil {
+			// Decided: from here on the upload is committed whatever
+			// happens to the session, so the log says what is stored. A
+			// session closing now must not cancel the final request
+			// (an S3 CompleteMultipartUpload that may already have
+			// reached the server) and report it as aborted.
+			if err := up.Commit(context.WithoutCancel(s.ctx)); err != nil {
 				rep := s.storageReply("commit", p, err)
 				return xferResult{code: rep.Code, text: rep.Lines[0] + " Upload discarded.", err: err}
 			}
@@ -226,7 +241,12 @@ func (s *Session) list(arg, verb string, format listFormat) {
 	s.startTransfer(verb, p, "Here comes the directory listing.",
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			bw := bufio.NewWriterSize(data, 32<<10)
-			err := s.writeListing(bw, p, fi, format, "", func(n int) { x.bytes.Add(int64(n)) })
+			err := s.writeListing(func(line []byte) error {
+				line = append(line, '\r', '\n')
+				n, err := bw.Write(line)
+				x.bytes.Add(int64(n))
+				return err
+			}, p, fi, format)
 			if err == nil {
 				err = bw.Flush()
 			}
@@ -256,7 +276,8 @@ func (s *Session) cmdMLST(arg string) {
 }
 
 // statPath serves "STAT path": an ls -l listing on the control connection,
-// streamed line by line.
+// streamed line by line through the reply writer, which escapes every
+// name like any other reply text.
 func (s *Session) statPath(arg string) {
 	p, ok := s.path(listingTarget(arg))
 	if !ok {
@@ -270,15 +291,10 @@ func (s *Session) statPath(arg string) {
 	if !fi.IsDir() {
 		fi.Name = path.Base(p)
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	bw := bufio.NewWriterSize(s.conn, 8<<10)
-	fmt.Fprintf(bw, "213-Status of %s:\r\n", sanitizeReplyText(p))
-	// Every line starts with a space so none can be taken for the end of
-	// the reply.
-	if err := s.writeListing(bw, p, fi, formatLS, " ", nil); err != nil {
+	err = s.out.stream(213, "Status of "+p+":", "End of status.", func(emit func([]byte) error) error {
+		return s.writeListing(emit, p, fi, formatLS)
+	})
+	if err != nil {
 		s.log.Debug("stat listing", "err", err)
 	}
-	bw.WriteString("213 End of status.\r\n")
-	bw.Flush()
 }

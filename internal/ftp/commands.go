@@ -17,10 +17,8 @@ type command struct {
 	// duringTransfer commands run while a transfer is in progress instead
 	// of waiting for it to finish.
 	duringTransfer bool
-	// opensData commands use the data connection.
-	opensData bool
-	argument  argPolicy
-	help      string
+	argument       argPolicy
+	help           string
 }
 
 // commands is the command table, grouped as in RFC 959 section 4.1 and the
@@ -50,10 +48,10 @@ func init() {
 		"MODE": {handler: (*Session).cmdMODE, beforeLogin: true, argument: argRequired, help: "MODE S"},
 
 		// Service commands (4.1.3).
-		"RETR": {handler: (*Session).cmdRETR, opensData: true, argument: argRequired, help: "RETR <file>"},
-		"STOR": {handler: (*Session).cmdSTOR, opensData: true, argument: argRequired, help: "STOR <file>"},
-		"STOU": {handler: (*Session).cmdSTOU, opensData: true, help: "STOU [<name>]"},
-		"APPE": {handler: (*Session).cmdAPPE, opensData: true, argument: argRequired, help: "APPE <file>"},
+		"RETR": {handler: (*Session).cmdRETR, argument: argRequired, help: "RETR <file>"},
+		"STOR": {handler: (*Session).cmdSTOR, argument: argRequired, help: "STOR <file>"},
+		"STOU": {handler: (*Session).cmdSTOU, help: "STOU [<name>]"},
+		"APPE": {handler: (*Session).cmdAPPE, argument: argRequired, help: "APPE <file>"},
 		"ALLO": {handler: (*Session).cmdALLO, help: "ALLO <bytes>"},
 		"REST": {handler: (*Session).cmdREST, argument: argRequired, help: "REST <offset>"},
 		"RNFR": {handler: (*Session).cmdRNFR, argument: argRequired, help: "RNFR <path>"},
@@ -66,8 +64,8 @@ func init() {
 		"XMKD": {handler: (*Session).cmdMKD, argument: argRequired, help: "XMKD <dir>"},
 		"PWD":  {handler: (*Session).cmdPWD, argument: argNone, help: "PWD"},
 		"XPWD": {handler: (*Session).cmdPWD, argument: argNone, help: "XPWD"},
-		"LIST": {handler: (*Session).cmdLIST, opensData: true, help: "LIST [<path>]"},
-		"NLST": {handler: (*Session).cmdNLST, opensData: true, help: "NLST [<path>]"},
+		"LIST": {handler: (*Session).cmdLIST, help: "LIST [<path>]"},
+		"NLST": {handler: (*Session).cmdNLST, help: "NLST [<path>]"},
 		"SITE": {handler: (*Session).cmdSITE, argument: argRequired, help: "SITE HELP|CHMOD <mode> <path>"},
 		"SYST": {handler: (*Session).cmdSYST, beforeLogin: true, argument: argNone, help: "SYST"},
 		"STAT": {handler: (*Session).cmdSTAT, beforeLogin: true, duringTransfer: true, help: "STAT [<path>]"},
@@ -88,6 +86,6 @@ func init() {
 		"MDTM": {handler: (*Session).cmdMDTM, argument: argRequired, help: "MDTM [<YYYYMMDDHHMMSS>] <file>"},
 		"MFMT": {handler: (*Session).cmdMFMT, argument: argRequired, help: "MFMT <YYYYMMDDHHMMSS> <path>"},
 		"MLST": {handler: (*Session).cmdMLST, help: "MLST [<path>]"},
-		"MLSD": {handler: (*Session).cmdMLSD, opensData: true, help: "MLSD [<dir>]"},
+		"MLSD": {handler: (*Session).cmdMLSD, help: "MLSD [<dir>]"},
 	}
 }

@@ -241,16 +241,16 @@ const (
 	formatMLSD
 )
 
-// writeListing streams the entries of dir (or the single file fi) to w in
-// the given format, one CRLF-terminated line each. It never holds the
-// whole directory in memory.
-func (s *Session) writeListing(w io.Writer, p string, fi storage.FileInfo, format listFormat, prefix string, count func(int)) error {
+// writeListing streams the entries of dir (or the single file fi) to emit
+// in the given format, one line each without its line end. It never holds
+// the whole directory in memory. emit may append to the line it is given
+// (there is room for a CR LF).
+func (s *Session) writeListing(sink func(line []byte) error, p string, fi storage.FileInfo, format listFormat) error {
 	now := time.Now()
 	line := make([]byte, 0, 256)
 	var dates dateCache
 	emit := func(e storage.FileInfo) error {
 		line = line[:0]
-		line = append(line, prefix...)
 		switch format {
 		case formatLS:
 			line = appendLS(line, e, now, &dates)
@@ -259,12 +259,7 @@ func (s *Session) writeListing(w io.Writer, p string, fi storage.FileInfo, forma
 		case formatMLSD:
 			line = appendMLSx(line, e, e.Name, s.mlstFacts, s.user.Perms, &dates)
 		}
-		line = append(line, '\r', '\n')
-		n, err := w.Write(line)
-		if count != nil {
-			count(n)
-		}
-		return err
+		return sink(line)
 	}
 	if !fi.IsDir() {
 		return emit(fi)

@@ -3,7 +3,6 @@
 package ftp
 
 import (
-	"crypto/tls"
 	"net"
 	"syscall"
 )
@@ -13,25 +12,13 @@ import (
 // MSG_OOB): without SO_OOBINLINE the kernel takes the last byte, the LF,
 // out of band, and the command line would never end.
 func setOOBInline(c net.Conn) {
-	for {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			if sc, err := v.SyscallConn(); err == nil {
-				sc.Control(func(fd uintptr) {
-					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_OOBINLINE, 1)
-				})
-			}
-			return
-		case *tls.Conn:
-			c = v.NetConn()
-		case interface{ TCPConn() (*net.TCPConn, bool) }: // PROXY protocol
-			tc, ok := v.TCPConn()
-			if !ok {
-				return
-			}
-			c = tc
-		default:
-			return
-		}
+	tc := tcpConnOf(c)
+	if tc == nil {
+		return
+	}
+	if sc, err := tc.SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_OOBINLINE, 1)
+		})
 	}
 }

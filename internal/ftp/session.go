@@ -75,48 +75,60 @@ func (c *Config) maxBadLines() int {
 }
 
 // Session is one control connection.
+//
+// Ownership of its state, so that every field has one writer:
+//   - set in NewSession and never changed: cfg, client, local, log, ctx,
+//     cancel, out (which has its own lock) and raw;
+//   - the command goroutine (the one running Serve) owns everything under
+//     "command state": only it writes those fields. A transfer goroutine
+//     reads some of them (fs, user, mlstFacts, binary) while it runs; that
+//     is safe because the commands that change them are not duringTransfer
+//     and so wait for the transfer (the go statement and the transfer's done
+//     channel order the accesses);
+//   - mu guards conn (swapped by AUTH TLS and CCC, closed by Close from any
+//     goroutine), xfer and shutdown;
+//   - closed is atomic.
+//
+// Teardown has one path: whatever ends the session (QUIT, a timeout, the
+// client going away, Server.Close or Shutdown, a panic), Serve's deferred
+// teardown stops the transfer, waits for it, and releases the passive
+// port and the user's storage. Close from other goroutines only stops the
+// I/O, which makes Serve return.
 type Session struct {
 	cfg    *Config
-	conn   net.Conn
-	lr     lineReader
 	client netip.Addr // after PROXY protocol, if any
 	local  netip.Addr // the address the client connected to
 	log    *slog.Logger
-	start  time.Time
-
 	ctx    context.Context
 	cancel context.CancelFunc
+	out    *replyWriter // every byte sent on the control connection
+	raw    net.Conn     // the accepted connection, for peerClosed
 
-	wmu  sync.Mutex // serialises replies
-	wbuf []byte
-
-	// Login state.
+	// Command state: written by the command goroutine only.
+	lr            lineReader
+	start         time.Time
 	userName      string // from USER, before PASS
 	user          *auth.User
 	fs            storage.Storage
 	cwd           string
 	loginFailures int
 	badLines      int
-
-	// Transfer parameters.
-	binary      bool
-	restOffset  int64
-	renameFrom  string
-	epsvAll     bool
-	pasv        *netpolicy.Reservation
-	active      netip.AddrPort // PORT/EPRT target
-	mlstFacts   factSet
-	warnedNAT   bool
-	utf8        bool
-	commandSeen string // verb being served, for panic logs
-
-	// FTPS state (RFC 4217).
-	tlsConf *tls.Config // per-session clone, see sessionTLS
-	secure  bool        // control connection is TLS
-	pbsz    bool        // PBSZ seen
-	protP   bool        // data connections are protected
+	binary        bool
+	restOffset    int64
+	renameFrom    string
+	epsvAll       bool
+	pasv          *netpolicy.Reservation
+	active        netip.AddrPort // PORT/EPRT target
+	mlstFacts     factSet
+	warnedNAT     bool        // the private-PASV-address warning was logged
+	commandSeen   string      // verb being served, for panic logs
+	tlsConf       *tls.Config // per-session clone, see sessionTLS
+	secure        bool        // control connection is TLS
+	pbsz          bool        // PBSZ seen
+	protP         bool        // data connections are protected
 
 	mu       sync.Mutex
+	conn     net.Conn  // the control connection (TLS after AUTH)
 	xfer     *transfer // running transfer, or nil
 	shutdown bool      // Shutdown was called
 	closed   atomic.Bool
@@ -129,6 +141,8 @@ func NewSession(cfg *Config, conn net.Conn, client, local netip.Addr) *Session {
 	s := &Session{
 		cfg:       cfg,
 		conn:      conn,
+		raw:       conn,
+		out:       newReplyWriter(conn, cfg.IdleTimeout),
 		client:    client.Unmap(),
 		local:     local.Unmap(),
 		ctx:       ctx,
@@ -146,19 +160,7 @@ func NewSession(cfg *Config, conn net.Conn, client, local netip.Addr) *Session {
 // Serve runs the session until the client quits, a timeout fires or the
 // session is closed. A panic ends only this session.
 func (s *Session) Serve() {
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.Error("panic in session", "command", s.commandSeen, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			s.reply(421, "Internal server error; closing control connection.")
-		}
-		s.Close()
-		// The session ends when its transfer has finished cleaning up (an
-		// abandoned upload removed), not before.
-		if x := s.currentTransfer(); x != nil {
-			<-x.done
-		}
-		s.log.Info("session end", "user", s.userLabel(), "duration", time.Since(s.start).Round(time.Millisecond))
-	}()
+	defer s.teardown()
 	s.log.Info("session start", "local", s.local.String())
 	if s.cfg.TLS.Implicit {
 		if err := s.upgradeControl(); err != nil {
@@ -171,7 +173,7 @@ func (s *Session) Serve() {
 	}
 	s.reply(220, s.cfg.Banner)
 	for !s.closed.Load() {
-		s.conn.SetReadDeadline(s.readDeadline())
+		s.controlConn().SetReadDeadline(s.readDeadline())
 		line, err := s.lr.readLine()
 		if err != nil {
 			if s.handleReadError(err) {
@@ -182,6 +184,34 @@ func (s *Session) Serve() {
 		s.badLines = 0
 		s.dispatch(line)
 	}
+}
+
+// teardown is the one place a session's resources are released, in the
+// command goroutine, whatever ended it.
+func (s *Session) teardown() {
+	if v := recover(); v != nil {
+		s.log.Error("panic in session", "command", s.commandSeen, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		s.reply(421, "Internal server error; closing control connection.")
+	}
+	s.Close()
+	// The transfer finishes its cleanup (an abandoned upload removed, a
+	// file closed) before the storage it uses is released.
+	if x := s.currentTransfer(); x != nil {
+		<-x.done
+	}
+	s.releasePassive()
+	if s.fs != nil {
+		s.fs.Close()
+		s.fs = nil
+	}
+	s.log.Info("session end", "user", s.userLabel(), "duration", time.Since(s.start).Round(time.Millisecond))
+}
+
+// controlConn is the current control connection.
+func (s *Session) controlConn() net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
 }
 
 // readDeadline is the idle limit, tightened to the login limit until the
@@ -221,11 +251,8 @@ func (s *Session) handleReadError(err error) bool {
 		s.log.Info("session timed out", "user", s.userLabel())
 		return false
 	}
-	// The client went away. An upload still running is abandoned, not
-	// committed: the client cannot have seen it succeed.
-	if x := s.currentTransfer(); x != nil {
-		x.abandon()
-	}
+	// The client went away; teardown abandons a running upload, which is
+	// not committed: the client cannot have seen it succeed.
 	return false
 }
 
@@ -289,7 +316,9 @@ func (s *Session) Shutdown() {
 	}
 }
 
-// Close ends the session at once, aborting any transfer.
+// Close ends the session at once, from any goroutine: it aborts the
+// running transfer and closes the control connection, which makes Serve
+// return and tear the session down.
 func (s *Session) Close() {
 	if !s.closed.CompareAndSwap(false, true) {
 		return
@@ -298,36 +327,8 @@ func (s *Session) Close() {
 	if x := s.currentTransfer(); x != nil {
 		x.abandon()
 	}
-	s.mu.Lock()
-	conn := s.conn
-	s.mu.Unlock()
-	conn.Close()
-	s.releasePassive()
-	s.closeStorage()
+	s.controlConn().Close()
 }
-
-// closeStorage releases the user's storage tree once the session is closed
-// and no transfer uses it any more; whichever of Close and the transfer's
-// end comes last does it.
-func (s *Session) closeStorage() {
-	s.mu.Lock()
-	fs := s.fs
-	if s.xfer != nil || !s.closed.Load() {
-		fs = nil
-	} else {
-		s.fs = nil
-	}
-	s.mu.Unlock()
-	if fs != nil {
-		fs.Close()
-	}
-}
-
-// Done reports whether the session has ended.
-func (s *Session) Done() bool { return s.closed.Load() }
-
-// Busy reports whether a transfer is running.
-func (s *Session) Busy() bool { return s.transferRunning() }
 
 func (s *Session) userLabel() string {
 	if s.user != nil {
@@ -339,10 +340,8 @@ func (s *Session) userLabel() string {
 // setPassive records a new passive reservation, releasing the previous one:
 // a session holds at most one, so PASV in a loop cannot drain the range.
 func (s *Session) setPassive(r *netpolicy.Reservation) {
-	s.mu.Lock()
 	old := s.pasv
 	s.pasv = r
-	s.mu.Unlock()
 	if old != nil {
 		old.Release()
 	}
@@ -350,8 +349,6 @@ func (s *Session) setPassive(r *netpolicy.Reservation) {
 
 // takePassive hands the pending reservation to a transfer.
 func (s *Session) takePassive() *netpolicy.Reservation {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	r := s.pasv
 	s.pasv = nil
 	return r

@@ -155,13 +155,15 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 	if x.aborted.Load() && result.code < 400 {
 		result = xferResult{code: 426, text: "Transfer aborted.", err: errors.New("aborted")}
 	}
-	if cleanup != nil {
-		result = cleanup(result, x)
-	}
 	// Close the data connection before the final reply: a client may wait
-	// for EOF on it before reading the 226.
+	// for EOF on it before reading the 226. It is closed before cleanup
+	// too, so that a failed close (a TLS close_notify the client never
+	// took) counts against an upload before it is committed.
 	if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
 		result = xferResult{code: 426, text: "Data connection closed with an error.", err: err}
+	}
+	if cleanup != nil {
+		result = cleanup(result, x)
 	}
 }
 
@@ -195,10 +197,7 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 	shutdown := s.shutdown
 	s.mu.Unlock()
 	close(x.done)
-	switch {
-	case s.closed.Load():
-		s.closeStorage()
-	case shutdown:
+	if shutdown {
 		s.reply(421, "Server shutting down; closing control connection.")
 		s.Close()
 	}

@@ -68,10 +68,6 @@ type Policy struct {
 	Logger        *slog.Logger
 }
 
-// ErrPASVNeedsIPv4 is returned when a PASV reply would have to carry an
-// IPv6 address, which its h1,h2,h3,h4 format cannot express.
-var ErrPASVNeedsIPv4 = errors.New("PASV can only advertise IPv4 addresses; use EPSV")
-
 // PassiveAddr chooses the address advertised to client, which reached the
 // server at local. The first rule matching client wins; without a match the
 // local address is used.
