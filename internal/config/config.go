@@ -63,6 +63,11 @@ type Server struct {
 	StallTimeout Duration `toml:"stall_timeout"`
 	// LoginTimeout closes a connection that has not logged in by then.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// ReplaceGrace is how long an upload that replaces an existing file
+	// waits, after its data connection closed, for a sign that the client
+	// died mid-upload (its control connection closing too) before the
+	// old file is replaced; "0s" still checks once without waiting.
+	ReplaceGrace *Duration `toml:"replace_grace"`
 	// ShutdownGrace is how long running transfers may finish on SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// MaxSessions limits concurrent control connections (0: no limit).
@@ -233,6 +238,20 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
+// DefaultReplaceGrace is server.replace_grace's default: long enough for
+// the second FIN of a killed client on a busy machine, short enough that
+// replacing a file costs no noticeable time.
+const DefaultReplaceGrace = 50 * time.Millisecond
+
+// ReplaceGraceDuration is server.replace_grace, or its default when unset
+// (a config built in code rather than parsed).
+func (s *Server) ReplaceGraceDuration() time.Duration {
+	if s.ReplaceGrace == nil {
+		return DefaultReplaceGrace
+	}
+	return s.ReplaceGrace.D()
+}
+
 // Default returns the built-in configuration used when no file is given: one
 // plain listener on :2121, local storage under ./cloudftpd-data.
 func Default() *Config {
@@ -327,6 +346,10 @@ func (c *Config) applyDefaults() {
 	setDur(&s.LoginTimeout, time.Minute)
 	setDur(&s.ShutdownGrace, 30*time.Second)
 	setDur(&s.LoginFailureDelay, time.Second)
+	if s.ReplaceGrace == nil {
+		d := Duration(DefaultReplaceGrace)
+		s.ReplaceGrace = &d
+	}
 	if s.MaxLoginFailures == 0 {
 		s.MaxLoginFailures = 3
 	}
@@ -383,6 +406,7 @@ func (c *Config) Validate() error {
 		{"server.login_timeout", c.Server.LoginTimeout},
 		{"server.shutdown_grace", c.Server.ShutdownGrace},
 		{"server.login_failure_delay", c.Server.LoginFailureDelay},
+		{"server.replace_grace", Duration(c.Server.ReplaceGraceDuration())},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: must not be negative", d.key)

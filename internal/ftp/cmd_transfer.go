@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -164,13 +165,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			return xferResult{code: 226, text: done}
 		},
 		func(r xferResult, x *transfer) xferResult {
-			if r.code < 400 && !x.aborted.Load() && peerClosed(s.raw) {
-				// The data connection's EOF looked like the end of the
-				// file, but the control connection is closed too: the
-				// client was killed mid-upload and what arrived is a
-				// fragment. Its FIN is already here when the data's EOF
-				// is read (a dying process closes its sockets together),
-				// even if the command loop has not seen it yet.
+			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p) {
 				x.abandon()
 				r = xferResult{code: 426, text: "Client went away; upload discarded.", err: errors.New("control connection closed by the client")}
 			}
@@ -189,6 +184,39 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			}
 			return r
 		})
+}
+
+// clientDied reports whether an upload whose data connection has just
+// ended was cut short by the client dying rather than finished. Stream
+// mode has no end-of-file marker: a client killed mid-upload closes its
+// data connection with the same FIN as one that sent everything, and what
+// arrived is a fragment. Only its control connection, closed by the same
+// death, tells them apart, and its FIN can arrive milliseconds after the
+// data connection's (the dying process closes its sockets last-opened
+// first, and a loaded machine spreads them further). So: a control
+// connection already closed or reset means dead; when the upload would
+// replace an existing file, the session also waits up to ReplaceGrace for
+// the command loop to see the control connection end, so that a fragment
+// never destroys the file that was there before. New files are not held
+// up: small-file uploads would pay the wait on every file.
+func (s *Session) clientDied(x *transfer, p string) bool {
+	if peerClosed(s.raw) {
+		return true
+	}
+	if s.cfg.ReplaceGrace <= 0 {
+		return false
+	}
+	if _, err := s.fs.Stat(s.ctx, p); err != nil {
+		return false // nothing to replace (or nothing we can see)
+	}
+	t := time.NewTimer(s.cfg.ReplaceGrace)
+	defer t.Stop()
+	select {
+	case <-x.ctx.Done(): // the command loop saw the client go
+		return true
+	case <-t.C:
+		return peerClosed(s.raw)
+	}
 }
 
 // cmdABOR aborts the running transfer: its command gets 426, then ABOR

@@ -43,6 +43,11 @@ type Config struct {
 	LoginTimeout      time.Duration // connected but not logged in
 	MaxLoginFailures  int
 	LoginFailureDelay time.Duration
+	// ReplaceGrace is how long an upload that would replace an existing
+	// file waits, after its data connection ended, for a sign that the
+	// client died mid-upload (its control connection closing) before the
+	// old file is replaced; 0 does not wait. See clientDied.
+	ReplaceGrace time.Duration
 	// MaxLineLength bounds a command line (default 4096 bytes).
 	MaxLineLength int
 	// MaxBadLines closes a session after this many consecutive over-long or

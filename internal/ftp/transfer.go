@@ -22,6 +22,7 @@ import (
 type transfer struct {
 	verb    string
 	path    string
+	ctx     context.Context // ends when the transfer is abandoned
 	cancel  context.CancelFunc
 	done    chan struct{}
 	bytes   atomic.Int64
@@ -104,7 +105,7 @@ func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cle
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	x := &transfer{verb: verb, path: path, cancel: cancel, done: make(chan struct{})}
+	x := &transfer{verb: verb, path: path, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
 	s.xfer = x
 	s.mu.Unlock()

@@ -21,22 +21,6 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
 
-func TestAppendReply(t *testing.T) {
-	for _, tc := range []struct {
-		r    Reply
-		want string
-	}{
-		{Reply{200, []string{"ok"}}, "200 ok\r\n"},
-		{Reply{211, []string{"Features:", "EPSV", "End"}}, "211-Features:\r\n EPSV\r\n211 End\r\n"},
-		{Reply{550, []string{"bad\r\n226 fake"}}, "550 bad  226 fake\r\n"},
-		{Reply{220, nil}, "220 \r\n"},
-	} {
-		if got := string(appendReply(nil, tc.r)); got != tc.want {
-			t.Errorf("appendReply(%v) = %q, want %q", tc.r, got, tc.want)
-		}
-	}
-}
-
 func TestQuotePath(t *testing.T) {
 	if got := quotePath(`/a "b"`); got != `"/a ""b"""` {
 		t.Errorf("quotePath = %s", got)

@@ -335,6 +335,7 @@ func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
 		LoginTimeout:      sc.LoginTimeout.D(),
 		MaxLoginFailures:  sc.MaxLoginFailures,
 		LoginFailureDelay: sc.LoginFailureDelay.D(),
+		ReplaceGrace:      sc.ReplaceGraceDuration(),
 		Auth:              s.auth,
 		Storage:           s.storage,
 		Network:           policy,
