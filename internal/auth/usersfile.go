@@ -213,8 +213,10 @@ func cleanHome(name, home string) string {
 
 // Save writes the file atomically: a temporary file in the same directory,
 // synced and renamed over path, so a crash never leaves half a users file
-// and a running server never reads one. The file is mode 0600 because it
-// holds password hashes.
+// and a running server never reads one. A new file is mode 0600 because
+// it holds password hashes; a file that exists keeps its mode, owner and
+// group, so that "cloudftpd user add" run as root does not lock out a
+// server running as its own account (0640 root:cloudftpd, say).
 func (f *UsersFile) Save(path string) error {
 	var buf bytes.Buffer
 	buf.WriteString(usersFileHeader)
@@ -229,7 +231,16 @@ func (f *UsersFile) Save(path string) error {
 		return fmt.Errorf("auth: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
+	mode := os.FileMode(0o600)
+	old, statErr := os.Stat(path)
+	if statErr == nil {
+		mode = old.Mode().Perm()
+		if err := keepOwner(tmp, old); err != nil {
+			tmp.Close()
+			return fmt.Errorf("auth: keeping the owner of %s: %w", path, err)
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return fmt.Errorf("auth: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -202,5 +203,49 @@ func TestUsersFileEditErrors(t *testing.T) {
 	f.Users()[0].Permissions[0] = "all"
 	if f.Users()[0].Permissions[0] != "read" {
 		t.Error("Users() exposes internal slices")
+	}
+}
+
+// TestSaveKeepsOwnerAndMode saves over a users file that belongs to
+// another account with mode 0640, as root does for a server running as
+// its own user: the owner, group and mode stay (issue 11: they became
+// root:root 0600 and the server could no longer read the file).
+func TestSaveKeepsOwnerAndMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.toml")
+	uf := &UsersFile{}
+	if err := uf.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("new users file has mode %v, want 0600", fi.Mode().Perm())
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Getuid() == 0 {
+		uid, gid = 65534, 65534 // nobody: only root can give a file away
+		if err := os.Chown(path, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("CI runs as root; this test needs root to check the owner")
+	}
+	if err := uf.Add("carol", cheapHash(t, "c"), "carol", permAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := uf.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode after save: %v, want 0640", fi.Mode().Perm())
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("owner after save: %d:%d, want %d:%d", st.Uid, st.Gid, uid, gid)
 	}
 }
