@@ -46,6 +46,12 @@ type User struct {
 // the two are deliberately indistinguishable.
 var ErrBadCredentials = errors.New("auth: bad user name or password")
 
+// ErrUnknownUser is the ErrBadCredentials of a name that has no account.
+// It matches ErrBadCredentials with errors.Is, and the client sees the
+// same 530; only the server's defence tells them apart (guessing names
+// scores higher than mistyping a password).
+var ErrUnknownUser = fmt.Errorf("%w (unknown user)", ErrBadCredentials)
+
 // Authenticator checks credentials. Implementations must be safe for
 // concurrent use. Authenticate returns ErrBadCredentials when the name or
 // password is wrong; any other error is internal (a cancelled context, a
@@ -152,7 +158,7 @@ func (a *FileAuthenticator) Authenticate(ctx context.Context, name, password str
 		if _, err := a.verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
-		return nil, ErrBadCredentials
+		return nil, ErrUnknownUser
 	}
 
 	key := a.cache.sum(name, password, rec.hash)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/events"
 )
 
 func (s *Session) cmdUSER(arg string) {
@@ -41,11 +42,20 @@ func (s *Session) cmdPASS(arg string) {
 	s.cfg.metrics().Login(err == nil)
 	if err != nil {
 		s.loginFailures++
-		if errors.Is(err, auth.ErrBadCredentials) {
-			s.log.Warn("login failed", "user", name, "failures", s.loginFailures)
-		} else {
+		reason := "bad password"
+		switch {
+		case errors.Is(err, auth.ErrUnknownUser):
+			reason = "unknown user"
+			s.offend(OffenceUnknownUser)
+			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
+		case errors.Is(err, auth.ErrBadCredentials):
+			s.offend(OffenceLoginFailed)
+			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
+		default:
+			reason = "internal error"
 			s.log.Error("login error", "user", name, "err", err)
 		}
+		s.record(events.Event{Type: events.LoginFailed, User: name, Result: events.ResultFailed, Reason: reason, Code: 530})
 		// Slow down password guessing without holding anything but this
 		// session.
 		select {
@@ -76,6 +86,7 @@ func (s *Session) cmdPASS(arg string) {
 	s.user, s.fs, s.cwd = u, fs, "/"
 	s.mu.Unlock()
 	s.log.Info("login", "user", u.Name, "anonymous", u.Anonymous)
+	s.record(events.Event{Type: events.LoginOK, Result: events.ResultOK, Code: 230})
 	s.reply(230, "Login successful.")
 }
 

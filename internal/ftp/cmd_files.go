@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
 
@@ -68,6 +69,7 @@ func (s *Session) cmdMKD(arg string) {
 		return
 	}
 	s.log.Info("mkdir", "user", s.user.Name, "path", p)
+	s.record(events.Event{Type: events.Mkdir, Path: p, Result: events.ResultOK})
 	s.reply(257, quotePath(p)+" created.")
 }
 
@@ -88,6 +90,7 @@ func (s *Session) cmdRMD(arg string) {
 		s.cwd = path.Dir(p)
 	}
 	s.log.Info("rmdir", "user", s.user.Name, "path", p)
+	s.record(events.Event{Type: events.Rmdir, Path: p, Result: events.ResultOK})
 	s.reply(250, "Directory removed.")
 }
 
@@ -101,6 +104,7 @@ func (s *Session) cmdDELE(arg string) {
 		return
 	}
 	s.log.Info("delete", "user", s.user.Name, "path", p)
+	s.record(events.Event{Type: events.Delete, Path: p, Result: events.ResultOK})
 	s.reply(250, "File deleted.")
 }
 
@@ -152,6 +156,7 @@ func (s *Session) cmdRNTO(arg string) {
 		return
 	}
 	s.log.Info("rename", "user", s.user.Name, "from", from, "to", to)
+	s.record(events.Event{Type: events.Rename, Path: to, OldPath: from, Result: events.ResultOK})
 	s.reply(250, "Rename successful.")
 }
 

@@ -127,6 +127,7 @@ func (s *Session) cmdAUTH(arg string) {
 	if err := s.upgradeControl(); err != nil {
 		s.log.Warn("TLS handshake on control connection failed", "err", err)
 		s.cfg.metrics().TLSHandshakeFailed(false)
+		s.offend(OffenceTLSHandshake)
 		s.Close()
 		return
 	}

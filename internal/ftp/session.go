@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
@@ -63,6 +64,15 @@ type Config struct {
 	Logger  *slog.Logger
 	// Metrics counts logins, transfers and trouble; nil counts nothing.
 	Metrics Metrics
+	// Events receives what happened (uploads, logins, deletions...);
+	// nil records nothing.
+	Events events.Recorder
+	// Guard hears about clients' offences (failed logins...); nil
+	// ignores them.
+	Guard Guard
+	// Listener and StorageName label events: the listener's configured
+	// address and the storage backend ("local", "s3").
+	Listener, StorageName string
 }
 
 func (c *Config) maxLine() int {
@@ -101,6 +111,7 @@ func (c *Config) maxBadLines() int {
 // I/O, which makes Serve return.
 type Session struct {
 	cfg    *Config
+	id     string     // unique, for events and logs
 	client netip.Addr // after PROXY protocol, if any
 	local  netip.Addr // the address the client connected to
 	log    *slog.Logger
@@ -145,6 +156,7 @@ func NewSession(cfg *Config, conn net.Conn, client, local netip.Addr) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		cfg:       cfg,
+		id:        events.NewID(time.Now()),
 		conn:      conn,
 		raw:       conn,
 		out:       newReplyWriter(conn, cfg.IdleTimeout),
@@ -158,7 +170,7 @@ func NewSession(cfg *Config, conn net.Conn, client, local netip.Addr) *Session {
 	}
 	setOOBInline(conn)
 	s.lr = lineReader{r: bufio.NewReaderSize(conn, 512), max: cfg.maxLine()}
-	s.log = cfg.Logger.With("client", s.client.String())
+	s.log = cfg.Logger.With("client", s.client.String(), "session", s.id)
 	return s
 }
 
@@ -171,6 +183,7 @@ func (s *Session) Serve() {
 		if err := s.upgradeControl(); err != nil {
 			s.log.Warn("TLS handshake on implicit FTPS connection failed", "err", err)
 			s.cfg.metrics().TLSHandshakeFailed(false)
+			s.offend(OffenceTLSHandshake)
 			return
 		}
 		// Implicit FTPS protects data connections from the start.
@@ -205,11 +218,16 @@ func (s *Session) teardown() {
 		<-x.done
 	}
 	s.releasePassive()
+	if s.commandSeen == "" && s.user == nil && !s.cfg.TLS.Implicit {
+		s.offend(OffenceNoCommand) // a scanner's connect, or a port check
+	}
+	took := time.Since(s.start)
+	s.record(events.Event{Type: events.SessionEnded, Duration: took, Result: events.ResultOK})
 	if s.fs != nil {
 		s.fs.Close()
 		s.fs = nil
 	}
-	s.log.Info("session end", "user", s.userLabel(), "duration", time.Since(s.start).Round(time.Millisecond))
+	s.log.Info("session end", "user", s.userLabel(), "duration", took.Round(time.Millisecond))
 }
 
 // controlConn is the current control connection.
@@ -282,6 +300,7 @@ func (s *Session) dispatch(line string) {
 		return
 	}
 	if !cmd.beforeLogin && s.user == nil {
+		s.offend(OffenceBeforeLogin)
 		s.reply(530, "Please log in with USER and PASS first.")
 		return
 	}

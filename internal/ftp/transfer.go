@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"net/netip"
 )
@@ -27,6 +28,10 @@ type transfer struct {
 	done    chan struct{}
 	bytes   atomic.Int64
 	aborted atomic.Bool // ABOR, or the client vanished
+
+	// dataTLS is the data connection's TLS, for events; written and read
+	// by the transfer goroutine only.
+	dataTLS events.TLS
 
 	mu   sync.Mutex
 	data net.Conn // set once the data connection is open
@@ -152,6 +157,7 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 		return
 	}
 	x.setData(data)
+	x.dataTLS = tlsOf(data)
 	result = fn(ctx, x, data)
 	if x.aborted.Load() && result.code < 400 {
 		result = xferResult{code: 426, text: "Transfer aborted.", err: errors.New("aborted")}
@@ -174,15 +180,18 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 	if r.code == 0 {
 		r = xferResult{code: 451, text: "Transfer failed."}
 	}
-	s.reply(r.code, r.text)
-	outcome := "ok"
+	outcome := events.ResultOK
 	if r.code >= 400 {
-		outcome = "failed"
+		outcome = events.ResultFailed
 		if x.aborted.Load() {
-			outcome = "aborted"
+			outcome = events.ResultAborted
 		}
 	}
 	took := time.Since(start)
+	// The event is recorded before the client hears of the result, so a
+	// crash between the two can lose the reply but never the event.
+	s.recordTransfer(x, r, outcome, took)
+	s.reply(r.code, r.text)
 	s.cfg.metrics().Transfer(x.verb, outcome, x.bytes.Load(), took)
 	if s.log.Enabled(s.ctx, slog.LevelInfo) { // the attributes cost allocations
 		attrs := []any{"user", s.userLabel(), "command", x.verb, "path", x.path,
@@ -202,6 +211,27 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 		s.reply(421, "Server shutting down; closing control connection.")
 		s.Close()
 	}
+}
+
+// recordTransfer reports a finished upload or download as an event.
+// Listings are not events: they change nothing and say little.
+func (s *Session) recordTransfer(x *transfer, r xferResult, outcome string, took time.Duration) {
+	e := events.Event{Path: x.path, Size: x.bytes.Load(), Duration: took, Result: outcome, Code: r.code, DataTLS: x.dataTLS}
+	switch x.verb {
+	case "STOR", "APPE", "STOU":
+		e.Type = events.UploadCommitted
+		if r.code >= 400 {
+			e.Type = events.UploadFailed
+		}
+	case "RETR":
+		e.Type = events.DownloadDone
+	default:
+		return
+	}
+	if r.code >= 400 {
+		e.Reason = r.text
+	}
+	s.record(e)
 }
 
 // openData returns the data connection: the client's connection to the

@@ -142,3 +142,10 @@ type Backend interface {
 type WriteChecker interface {
 	CheckWrite(ctx context.Context) error
 }
+
+// Locator is a Storage that can say where a file lives in the backend: a
+// path on disk, an S3 key. Events carry it so that a hook or an auditor
+// can find the object without knowing the server's layout.
+type Locator interface {
+	Locate(name string) string
+}
