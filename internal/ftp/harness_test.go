@@ -275,6 +275,29 @@ func (h *harness) expectReply(code int) string {
 	return msg
 }
 
+// step is one command of a script and what its reply must be: the code,
+// and text the reply must contain when want is not empty.
+type step struct {
+	line string
+	code int
+	want string
+}
+
+// script runs steps in order, failing the test at the first reply that
+// does not match.
+func (h *harness) script(steps ...step) {
+	h.t.Helper()
+	for _, s := range steps {
+		code, msg := h.cmd(s.line)
+		if code != s.code || !strings.Contains(msg, s.want) {
+			if s.want != "" {
+				h.t.Fatalf("%q: reply %d %q, want %d containing %q", s.line, code, msg, s.code, s.want)
+			}
+			h.t.Fatalf("%q: reply %d %q, want %d", s.line, code, msg, s.code)
+		}
+	}
+}
+
 // login logs in as alice, who may do everything.
 func (h *harness) login() { h.t.Helper(); h.loginAs("alice") }
 
