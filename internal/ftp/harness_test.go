@@ -57,6 +57,8 @@ var harnessUsers = []struct {
 	// limited may list, download and upload new files, nothing else:
 	// no overwrite, delete, rename, mkdir or chmod.
 	{"limited", "alice", auth.PermList | auth.PermDownload | auth.PermUpload, ""},
+	// mover may rename but not overwrite: RNTO onto a file is refused.
+	{"mover", "alice", auth.PermList | auth.PermRename, ""},
 	{"secure", "secure", allPerms, "required"},
 }
 
@@ -332,6 +334,36 @@ func (h *harness) file(path string) string {
 	return string(b)
 }
 
+// stat describes path in the backend ("alice/f"), failing when that is
+// not possible.
+func (h *harness) stat(path string) storage.FileInfo {
+	h.t.Helper()
+	home, rest, _ := strings.Cut(path, "/")
+	s, err := h.fs.Home(h.t.Context(), home)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer s.Close()
+	fi, err := s.Stat(h.t.Context(), "/"+rest)
+	if err != nil {
+		h.t.Fatalf("Stat(%s): %v", path, err)
+	}
+	return fi
+}
+
+// exists reports whether path ("alice/f") is in the backend.
+func (h *harness) exists(path string) bool {
+	h.t.Helper()
+	home, rest, _ := strings.Cut(path, "/")
+	s, err := h.fs.Home(h.t.Context(), home)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Stat(h.t.Context(), "/"+rest)
+	return err == nil
+}
+
 // put stores a file in the backend ("alice/f") for a test to work on.
 func (h *harness) put(path, data string) {
 	h.t.Helper()
@@ -584,4 +616,53 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// scriptCase is one row of a table-driven protocol test: a fresh session,
+// files to start from, a login, a script and checks on the files after.
+type scriptCase struct {
+	name string
+	user string // who logs in: "" for alice, "-" for nobody
+	opts harnessOpts
+	// files are created before the session logs in, paths relative to
+	// the backend's root ("alice/d/f"); a path ending in "/" is a
+	// directory.
+	files map[string]string
+	setup func(h *harness) // after login, before the script
+	steps []step
+	check func(t *testing.T, h *harness)
+}
+
+// runScripts runs each case as a parallel subtest.
+func runScripts(t *testing.T, cases []scriptCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, tc.opts)
+			for p, data := range tc.files {
+				if strings.HasSuffix(p, "/") {
+					if err := h.fs.MkdirAll(p); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				h.put(p, data)
+			}
+			switch tc.user {
+			case "":
+				h.login()
+			case "-":
+			default:
+				h.loginAs(tc.user)
+			}
+			if tc.setup != nil {
+				tc.setup(h)
+			}
+			h.script(tc.steps...)
+			if tc.check != nil {
+				tc.check(t, h)
+			}
+		})
+	}
 }
