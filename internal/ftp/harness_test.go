@@ -372,9 +372,8 @@ func (h *harness) put(path, data string) {
 	}
 }
 
-// epsv opens a passive data connection: EPSV, then loopback TCP to the
-// port it names.
-func (h *harness) epsv() net.Conn {
+// epsv asks for a passive port with EPSV and returns the address to dial.
+func (h *harness) epsv() string {
 	h.t.Helper()
 	msg := h.expect(229, "EPSV")
 	_, rest, ok := strings.Cut(msg, "(|||")
@@ -382,9 +381,28 @@ func (h *harness) epsv() net.Conn {
 	if !ok || !ok2 {
 		h.t.Fatalf("cannot parse EPSV reply %q", msg)
 	}
-	c, err := net.DialTimeout("tcp4", "127.0.0.1:"+port, replyTimeout)
+	return "127.0.0.1:" + port
+}
+
+// pasv asks for a passive port with PASV and returns the address to dial.
+func (h *harness) pasv() string {
+	h.t.Helper()
+	msg := h.expect(227, "PASV")
+	_, rest, ok := strings.Cut(msg, "(")
+	nums, _, ok2 := strings.Cut(rest, ")")
+	var a [6]int
+	if n, err := fmt.Sscanf(nums, "%d,%d,%d,%d,%d,%d", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5]); !ok || !ok2 || n != 6 || err != nil {
+		h.t.Fatalf("cannot parse PASV reply %q", msg)
+	}
+	return fmt.Sprintf("%d.%d.%d.%d:%d", a[0], a[1], a[2], a[3], a[4]<<8|a[5])
+}
+
+// dial opens a data connection to addr; it is closed when the test ends.
+func (h *harness) dial(addr string) net.Conn {
+	h.t.Helper()
+	c, err := net.DialTimeout("tcp4", addr, replyTimeout)
 	if err != nil {
-		h.t.Fatalf("dial data port %s: %v", port, err)
+		h.t.Fatalf("dial data port %s: %v", addr, err)
 	}
 	h.t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(replyTimeout))
@@ -404,11 +422,19 @@ type dataResult struct {
 // server sends, closes the data connection and reads the final reply.
 func (h *harness) xfer(line string, upload *string) dataResult {
 	h.t.Helper()
-	data := h.epsv()
+	addr := h.epsv()
+	return h.xferWith(line, upload, func() net.Conn { return h.dial(addr) })
+}
+
+// xferWith is xfer with the data connection made by connect, called once
+// the server has answered 150 (after PASV, EPSV, PORT or EPRT).
+func (h *harness) xferWith(line string, upload *string, connect func() net.Conn) dataResult {
+	h.t.Helper()
 	first, msg := h.cmd(line)
 	if first != 150 {
 		return dataResult{first: first, code: first, msg: msg}
 	}
+	data := connect()
 	if h.protP {
 		tc := tls.Client(data, h.clientTLS)
 		if err := tc.Handshake(); err != nil {
@@ -430,6 +456,27 @@ func (h *harness) xfer(line string, upload *string) dataResult {
 		h.t.Errorf("%s: data connection: %v, yet the reply is %d %q", line, err, code, msg)
 	}
 	return dataResult{first: first, code: code, msg: msg, data: string(got)}
+}
+
+// active listens on 127.0.0.1 for an active-mode data connection; accept
+// returns the server's connection to it.
+func (h *harness) active() (port int, accept func() net.Conn) {
+	h.t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { ln.Close() })
+	return ln.Addr().(*net.TCPAddr).Port, func() net.Conn {
+		ln.(*net.TCPListener).SetDeadline(time.Now().Add(replyTimeout))
+		c, err := ln.Accept()
+		if err != nil {
+			h.t.Fatalf("accept active data connection: %v", err)
+		}
+		h.t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(replyTimeout))
+		return c
+	}
 }
 
 // stor uploads data and fails the test unless the upload succeeds.
