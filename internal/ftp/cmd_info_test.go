@@ -73,10 +73,10 @@ func TestFEAT(t *testing.T) {
 	withTLS := slices.Insert(slices.Clone(plain), 1, " AUTH TLS", " AUTH SSL", " PBSZ", " PROT")
 	withCCC := slices.Insert(slices.Clone(withTLS), 5, " CCC")
 	for _, tc := range []struct {
-		name string
-		opts harnessOpts
+		name  string
+		opts  harnessOpts
 		opts2 string // OPTS MLST before FEAT, when set
-		want []string
+		want  []string
 	}{
 		{"plain", harnessOpts{}, "", plain},
 		{"TLS", harnessOpts{tls: func(*TLSPolicy) {}}, "", withTLS},
