@@ -102,6 +102,19 @@ func (s *Session) store(arg, verb string, appendMode bool) {
 		s.reply(502, "Resuming uploads (REST + STOR) is not supported by this server's storage; upload the whole file.")
 		return
 	}
+	if offset > 0 {
+		// A resume point past the end would leave a hole: an invalid
+		// restart marker (554), as for RETR.
+		fi, err := s.fs.Stat(s.ctx, p)
+		if err != nil {
+			s.replyStorageErr("stat", p, err)
+			return
+		}
+		if offset > fi.Size {
+			s.reply(554, fmt.Sprintf("Restart offset %d is beyond the end of the file (%d bytes).", offset, fi.Size))
+			return
+		}
+	}
 	// The backend refuses a directory (ErrIsDir) and, for a user who may
 	// not overwrite, an existing file (ErrExist): no Stat of our own.
 	opts := storage.CreateOptions{
@@ -263,8 +276,9 @@ func (s *Session) list(arg, verb string, format listFormat) {
 		s.reply(501, "MLSD needs a directory; use MLST for a file.")
 		return
 	}
-	if !fi.IsDir() {
-		fi.Name = path.Base(p)
+	it, ok := s.openListing(p, &fi)
+	if !ok {
+		return
 	}
 	s.startTransfer(verb, p, "Here comes the directory listing.",
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
@@ -274,7 +288,7 @@ func (s *Session) list(arg, verb string, format listFormat) {
 				n, err := bw.Write(line)
 				x.bytes.Add(int64(n))
 				return err
-			}, p, fi, format)
+			}, it, fi, format)
 			if err == nil {
 				err = bw.Flush()
 			}
@@ -282,7 +296,12 @@ func (s *Session) list(arg, verb string, format listFormat) {
 				return xferResult{code: 426, text: "Listing failed.", err: err}
 			}
 			return xferResult{code: 226, text: "Directory send OK."}
-		}, nil)
+		}, func(r xferResult, _ *transfer) xferResult {
+			if it != nil {
+				it.Close()
+			}
+			return r
+		})
 }
 
 // cmdMLST describes one path on the control connection.
@@ -316,11 +335,15 @@ func (s *Session) statPath(arg string) {
 		s.replyStorageErr("stat", p, err)
 		return
 	}
-	if !fi.IsDir() {
-		fi.Name = path.Base(p)
+	it, ok := s.openListing(p, &fi)
+	if !ok {
+		return
+	}
+	if it != nil {
+		defer it.Close()
 	}
 	err = s.out.stream(213, "Status of "+p+":", "End of status.", func(emit func([]byte) error) error {
-		return s.writeListing(emit, p, fi, formatLS)
+		return s.writeListing(emit, it, fi, formatLS)
 	})
 	if err != nil {
 		s.log.Debug("stat listing", "err", err)

@@ -3,6 +3,7 @@ package ftp
 import (
 	"io"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -241,11 +242,28 @@ const (
 	formatMLSD
 )
 
-// writeListing streams the entries of dir (or the single file fi) to emit
-// in the given format, one line each without its line end. It never holds
-// the whole directory in memory. emit may append to the line it is given
-// (there is room for a CR LF).
-func (s *Session) writeListing(sink func(line []byte) error, p string, fi storage.FileInfo, format listFormat) error {
+// openListing opens the directory p for listing, before any reply is
+// sent, so that a directory that cannot be read gets its error reply
+// rather than an empty listing. For a file it returns a nil iterator and
+// gives fi the file's name. It replies on failure.
+func (s *Session) openListing(p string, fi *storage.FileInfo) (storage.DirIterator, bool) {
+	if !fi.IsDir() {
+		fi.Name = path.Base(p)
+		return nil, true
+	}
+	it, err := s.fs.ReadDir(s.ctx, p)
+	if err != nil {
+		s.replyStorageErr("list", p, err)
+		return nil, false
+	}
+	return it, true
+}
+
+// writeListing streams the entries of it (or, when it is nil, the single
+// file fi) to sink in the given format, one line each without its line
+// end. It never holds the whole directory in memory. sink may append to
+// the line it is given (there is room for a CR LF). The caller closes it.
+func (s *Session) writeListing(sink func(line []byte) error, it storage.DirIterator, fi storage.FileInfo, format listFormat) error {
 	now := time.Now()
 	line := make([]byte, 0, 256)
 	var dates dateCache
@@ -261,14 +279,9 @@ func (s *Session) writeListing(sink func(line []byte) error, p string, fi storag
 		}
 		return sink(line)
 	}
-	if !fi.IsDir() {
+	if it == nil {
 		return emit(fi)
 	}
-	it, err := s.fs.ReadDir(s.ctx, p)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
 	for {
 		e, err := it.Next()
 		if err == io.EOF {

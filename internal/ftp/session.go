@@ -283,6 +283,11 @@ func (s *Session) handleReadError(err error) bool {
 func (s *Session) dispatch(line string) {
 	verb, arg, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(strings.TrimSpace(verb))
+	if verb != "RNTO" {
+		// RNTO must follow RNFR immediately: any other line, even one
+		// refused below, cancels the rename.
+		s.renameFrom = ""
+	}
 	if verb == "" {
 		s.reply(500, "Empty command.")
 		return
@@ -311,9 +316,6 @@ func (s *Session) dispatch(line string) {
 	if cmd.argument == argNone && arg != "" {
 		s.reply(501, verb+" takes no argument.")
 		return
-	}
-	if verb != "RNTO" {
-		s.renameFrom = "" // RNTO must follow RNFR immediately
 	}
 	// REST stays set until the next transfer command takes it: clients
 	// send PASV, TYPE or SIZE between REST and RETR.
