@@ -458,10 +458,17 @@ func (d *Defender) Score(addr netip.Addr, e Event) {
 	delete(d.scores, key)
 	reason := tr.summary(d.window)
 	d.mu.Lock()
-	b := d.banLocked(key, 0, reason, false, now)
+	// A ban by hand may have come in since the check above; it stands.
+	_, banned = d.bannedLocked(a, now)
+	var b Ban
+	if !banned {
+		b = d.banLocked(key, 0, reason, false, now)
+	}
 	d.mu.Unlock()
 	d.smu.Unlock()
-	d.banned(b)
+	if !banned {
+		d.banned(b)
+	}
 }
 
 // evictScoresLocked keeps the scores within maxTracked, forgetting the
