@@ -19,6 +19,7 @@ Usage:
   cloudftpd doctor [--config FILE]     check the config against this machine (storage, ports, certificates, PASV addresses)
   cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
+  cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
   cloudftpd version
 `
 
@@ -43,6 +44,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runUser(args[1:], stdin, stdout, stderr)
 	case "cert":
 		return runCert(args[1:], stdout, stderr)
+	case "ban":
+		return runBan(args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "doctor":
