@@ -121,27 +121,28 @@ type Session struct {
 	raw    net.Conn     // the accepted connection, for peerClosed
 
 	// Command state: written by the command goroutine only.
-	lr            lineReader
-	start         time.Time
-	userName      string // from USER, before PASS
-	user          *auth.User
-	fs            storage.Storage
-	cwd           string
-	loginFailures int
-	badLines      int
-	binary        bool
-	restOffset    int64
-	renameFrom    string
-	epsvAll       bool
-	pasv          *netpolicy.Reservation
-	active        netip.AddrPort // PORT/EPRT target
-	mlstFacts     factSet
-	warnedNAT     bool        // the private-PASV-address warning was logged
-	commandSeen   string      // verb being served, for panic logs
-	tlsConf       *tls.Config // per-session clone, see sessionTLS
-	secure        bool        // control connection is TLS
-	pbsz          bool        // PBSZ seen
-	protP         bool        // data connections are protected
+	lr                 lineReader
+	start              time.Time
+	userName           string // from USER, before PASS
+	user               *auth.User
+	fs                 storage.Storage
+	cwd                string
+	loginFailures      int
+	badLines           int
+	binary             bool
+	restOffset         int64
+	renameFrom         string
+	epsvAll            bool
+	pasv               *netpolicy.Reservation
+	active             netip.AddrPort // PORT/EPRT target
+	mlstFacts          factSet
+	warnedNAT          bool        // the private-PASV-address warning was logged
+	refusedBeforeLogin bool        // a command was refused for want of a login
+	commandSeen        string      // verb being served, for panic logs
+	tlsConf            *tls.Config // per-session clone, see sessionTLS
+	secure             bool        // control connection is TLS
+	pbsz               bool        // PBSZ seen
+	protP              bool        // data connections are protected
 
 	mu       sync.Mutex
 	conn     net.Conn  // the control connection (TLS after AUTH)
@@ -305,7 +306,12 @@ func (s *Session) dispatch(line string) {
 		return
 	}
 	if !cmd.beforeLogin && s.user == nil {
-		s.offend(OffenceBeforeLogin)
+		if !s.refusedBeforeLogin {
+			// Once per connection: a confused client sending a
+			// few commands early is not a scanner.
+			s.refusedBeforeLogin = true
+			s.offend(OffenceBeforeLogin)
+		}
 		s.reply(530, "Please log in with USER and PASS first.")
 		return
 	}
