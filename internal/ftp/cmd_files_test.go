@@ -117,7 +117,7 @@ func TestRMD(t *testing.T) {
 		}, check: wantGone("alice/d")},
 		{name: "the working directory moves up", files: tree, steps: []step{
 			{"CWD d", 250, ""},
-			{"RMD /d", 250, ""},
+			{"XRMD /d", 250, ""},
 			{"PWD", 257, `"/"`},
 		}},
 		{name: "refusals", files: tree, steps: []step{
