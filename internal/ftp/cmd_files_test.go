@@ -73,6 +73,12 @@ func TestNavigation(t *testing.T) {
 			{"CWD a\x00b", 553, "File name not allowed."},
 			{"PWD", 257, `"/"`},
 		}},
+		// perms.go lists "CWD into dirs" under the list permission, but
+		// CWD checks none: a dropbox user must reach the directory it
+		// uploads into. This is the current behaviour.
+		{name: "CWD without the list permission", user: "drop", files: map[string]string{"drop/in/": ""}, steps: []step{
+			{"CWD in", 250, `"/in"`},
+		}},
 		{name: "CDUP takes no argument", files: tree, steps: []step{
 			{"CWD a", 250, ""},
 			{"CDUP x", 501, ""},
@@ -117,7 +123,7 @@ func TestRMD(t *testing.T) {
 		}, check: wantGone("alice/d")},
 		{name: "the working directory moves up", files: tree, steps: []step{
 			{"CWD d", 250, ""},
-			{"RMD /d", 250, ""},
+			{"XRMD /d", 250, ""},
 			{"PWD", 257, `"/"`},
 		}},
 		{name: "refusals", files: tree, steps: []step{

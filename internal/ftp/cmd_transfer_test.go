@@ -339,40 +339,44 @@ func TestABOR(t *testing.T) {
 		h.expect(501, "ABOR now") // takes no argument
 		h.expect(200, "NOOP")
 	})
-	t.Run("upload", func(t *testing.T) {
-		t.Parallel()
-		h := newHarness(t, harnessOpts{})
-		h.put("alice/f", "old")
-		h.login()
-		// The hook tells when the upload's first Write reached storage:
-		// the transfer is then surely running on its data connection.
-		writing := make(chan struct{})
-		var once sync.Once
-		h.fs.SetHook(func(op memstore.Op, _ string) error {
-			if op == memstore.OpWrite {
-				once.Do(func() { close(writing) })
+	// Clients send ABOR plain or behind Telnet IP and Synch (RFC 959
+	// 4.1.3), which the line reader strips.
+	for _, abor := range []string{"ABOR", "\xff\xf4\xff\xf2ABOR"} {
+		t.Run(fmt.Sprintf("upload %q", abor), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, harnessOpts{})
+			h.put("alice/f", "old")
+			h.login()
+			// The hook tells when the upload's first Write reached storage:
+			// the transfer is then surely running on its data connection.
+			writing := make(chan struct{})
+			var once sync.Once
+			h.fs.SetHook(func(op memstore.Op, _ string) error {
+				if op == memstore.OpWrite {
+					once.Do(func() { close(writing) })
+				}
+				return nil
+			})
+			addr := h.epsv()
+			h.expect(150, "STOR f")
+			c := h.dial(addr)
+			// More than the server's copy buffer, so that it writes.
+			go io.WriteString(c, strings.Repeat("partial new content\n", 20_000))
+			<-writing
+			h.send(abor)
+			if msg := h.expectReply(426); !strings.Contains(msg, "upload discarded") {
+				t.Errorf("aborted upload: %q", msg)
 			}
-			return nil
+			h.expectReply(226)
+			record("ABOR", 226)
+			if got := h.file("alice/f"); got != "old" {
+				t.Errorf("after ABOR the file is %q, want the old content", got)
+			}
+			if u := h.fs.InUse(); u.Uploads != 0 {
+				t.Errorf("%d uploads still open after ABOR", u.Uploads)
+			}
 		})
-		addr := h.epsv()
-		h.expect(150, "STOR f")
-		c := h.dial(addr)
-		// More than the server's copy buffer, so that it writes.
-		go io.WriteString(c, strings.Repeat("partial new content\n", 20_000))
-		<-writing
-		h.send("ABOR")
-		if msg := h.expectReply(426); !strings.Contains(msg, "upload discarded") {
-			t.Errorf("aborted upload: %q", msg)
-		}
-		h.expectReply(226)
-		record("ABOR", 226)
-		if got := h.file("alice/f"); got != "old" {
-			t.Errorf("after ABOR the file is %q, want the old content", got)
-		}
-		if u := h.fs.InUse(); u.Uploads != 0 {
-			t.Errorf("%d uploads still open after ABOR", u.Uploads)
-		}
-	})
+	}
 	t.Run("download", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, harnessOpts{})
@@ -392,10 +396,13 @@ func TestABOR(t *testing.T) {
 		c := h.dial(addr)
 		<-reading
 		h.send("ABOR")
+		// ABOR closes the data connection; only then may the download
+		// move again, or it could finish before the ABOR is read.
+		if got, _ := io.ReadAll(c); len(got) != 0 {
+			t.Errorf("received %d bytes of a download stuck in its first read", len(got))
+		}
 		close(release)
 		h.expectReply(426)
 		h.expectReply(226)
-		// The server closed its end: reading ends (EOF or a reset) at once.
-		io.ReadAll(c)
 	})
 }

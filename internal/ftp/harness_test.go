@@ -137,6 +137,10 @@ type harness struct {
 
 	clientTLS *tls.Config // when TLS is configured
 	protP     bool        // wrap data connections in TLS
+
+	// leaksExpected skips the cleanup's check of storage use, for a test
+	// that shows a known leak.
+	leaksExpected bool
 }
 
 // replyTimeout bounds every wait for a reply, so a hang fails the test
@@ -220,7 +224,7 @@ func (h *harness) cleanup() {
 		h.t.Error("session did not end after the client closed the control connection")
 	}
 	h.pool.Close()
-	if u := h.fs.InUse(); u != (memstore.Usage{}) {
+	if u := h.fs.InUse(); u != (memstore.Usage{}) && !h.leaksExpected {
 		h.t.Errorf("storage still in use after the session ended: %+v", u)
 	}
 	if h.t.Failed() {
