@@ -7,6 +7,7 @@ package server_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -335,4 +336,42 @@ func mustPerms(t *testing.T, perms ...string) auth.Permissions {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestReloadProxyProtocol: turning PROXY protocol on for a listener that
+// keeps its socket applies to the next connection: one from a trusted
+// source now needs a header, while a session from before carries on.
+func TestReloadProxyProtocol(t *testing.T) {
+	ts := startServer(t, nil)
+	old := dialRaw(t, ts.Addr)
+	old.login("alice", "alice-secret")
+
+	ts.reload(func(c *config.Config) {
+		c.Listeners[0].ProxyProtocol = true
+		c.Listeners[0].ProxyTrusted = []string{"127.0.0.0/8"}
+	})
+
+	withHeader, err := net.DialTimeout("tcp", ts.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withHeader.Close()
+	withHeader.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(withHeader, "PROXY TCP4 198.51.100.9 127.0.0.1 40000 21\r\n")
+	if code, msg, err := textproto.NewReader(bufio.NewReader(withHeader)).ReadResponse(220); err != nil {
+		t.Errorf("with a PROXY header after the reload: %d %q %v", code, msg, err)
+	}
+
+	without, err := net.DialTimeout("tcp", ts.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer without.Close()
+	without.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(without, "USER alice\r\n")
+	if b, _ := io.ReadAll(without); len(b) != 0 {
+		t.Errorf("a trusted source without a PROXY header was served: %q", b)
+	}
+	waitFor(t, func() bool { return strings.Contains(ts.logs.String(), "trusted balancer sent no valid PROXY protocol header") })
+	old.must(257, "PWD")
 }
