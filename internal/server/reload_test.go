@@ -372,6 +372,8 @@ func TestReloadProxyProtocol(t *testing.T) {
 	if b, _ := io.ReadAll(without); len(b) != 0 {
 		t.Errorf("a trusted source without a PROXY header was served: %q", b)
 	}
-	waitFor(t, func() bool { return strings.Contains(ts.logs.String(), "trusted balancer sent no valid PROXY protocol header") })
+	waitFor(t, func() bool {
+		return strings.Contains(ts.logs.String(), "trusted balancer sent no valid PROXY protocol header")
+	})
 	old.must(257, "PWD")
 }
