@@ -8,7 +8,7 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/diag"
-	"github.com/cloudftpd/cloudftpd/internal/server"
+	"github.com/cloudftpd/cloudftpd/internal/doctor"
 )
 
 // runDoctor checks a config against this machine: what check-config
@@ -30,7 +30,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "cloudftpd doctor:", err)
 		return 1
 	}
-	checks := server.Diagnose(ctx, cfg, server.DoctorOptions{})
+	checks := doctor.Diagnose(ctx, cfg, doctor.Options{})
 	diag.Write(stdout, "doctor "+*cfgPath, checks)
 	if diag.Failed(checks) {
 		return 1

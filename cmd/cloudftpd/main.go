@@ -47,7 +47,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "ban":
 		return runBan(args[1:], stdout, stderr)
 	case "check-config":
-		return runCheckConfig(args[1:], stdout, stderr)
+		ctx, stop := signalContext()
+		defer stop()
+		return runCheckConfig(ctx, args[1:], stdout, stderr)
 	case "doctor":
 		ctx, stop := signalContext()
 		defer stop()

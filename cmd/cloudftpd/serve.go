@@ -12,10 +12,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
-	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
@@ -24,24 +24,67 @@ import (
 // no --config is given.
 const defaultConfigFile = "cloudftpd.toml"
 
-// loadConfig returns the config named by path, or cloudftpd.toml in the
-// working directory, or nil (meaning the built-in demo) when neither exists.
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		if _, err := os.Stat(defaultConfigFile); err != nil {
-			return nil, nil
-		}
-		path = defaultConfigFile
+// configPath returns the config file serve reads: path, or cloudftpd.toml
+// in the working directory, or "" (meaning the built-in demo) when neither
+// is given or there.
+func configPath(path string) string {
+	if path != "" {
+		return path
 	}
-	return config.Load(path)
+	if _, err := os.Stat(defaultConfigFile); err != nil {
+		return ""
+	}
+	return defaultConfigFile
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+// newLogger logs to w in the config's format, at level.
+func newLogger(cfg *config.Config, w io.Writer, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serving is what serve builds before it listens.
+type serving struct {
+	srv    *server.Server
+	logger *slog.Logger
+	// cfg is the config served, replaced by each successful reload.
+	cfg atomic.Pointer[config.Config]
+}
+
+// newServing is serve's build step: the logger and the server built from
+// cfg (server.New: the wiring check-config and doctor build too), nothing
+// listening yet. The log level follows cfg and every reload.
+func newServing(ctx context.Context, cfg *config.Config, stderr io.Writer) (*serving, error) {
+	level := new(slog.LevelVar)
+	logger := newLogger(cfg, stderr, level)
+	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level})
+	if err != nil {
+		return nil, err
+	}
+	sv := &serving{srv: srv, logger: logger}
+	sv.cfg.Store(cfg)
+	return sv, nil
+}
+
+// reload re-reads the config file and applies it (SIGHUP). A file that
+// does not load leaves the server as it was, with one error line; so does
+// one that loads but cannot be built, which Reload itself reports.
+func (sv *serving) reload(ctx context.Context, path string) {
+	if path == "" {
+		sv.logger.Warn("SIGHUP: no config file to reload (serving the built-in demo)")
+		return
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		sv.logger.Error("config not reloaded; the server keeps running as it was", "file", path, "err", err)
+		return
+	}
+	if sv.srv.Reload(ctx, cfg) == nil {
+		sv.cfg.Store(cfg)
+	}
 }
 
 // runServe serves until ctx ends (SIGINT/SIGTERM in main), then shuts
@@ -49,38 +92,46 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file (default: ./cloudftpd.toml if present, else built-in demo defaults)")
+	cfgFlag := fs.String("config", "", "config file (default: ./cloudftpd.toml if present, else built-in demo defaults)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "cloudftpd:", err)
-		return 1
-	}
-	var opts server.Options
+	path := configPath(*cfgFlag)
+	var cfg *config.Config
 	demoPassword := ""
-	if cfg == nil {
-		cfg = config.Default()
-		demoPassword, opts.Auth, err = demoAuth()
+	if path == "" {
+		// The demo's users file lives as long as the process: its
+		// password is new on every start.
+		dir, err := os.MkdirTemp("", "cloudftpd-demo-")
 		if err != nil {
 			fmt.Fprintln(stderr, "cloudftpd:", err)
 			return 1
 		}
+		defer os.RemoveAll(dir)
+		usersFile := filepath.Join(dir, "users.toml")
+		if demoPassword, err = writeDemoUsers(usersFile); err != nil {
+			fmt.Fprintln(stderr, "cloudftpd:", err)
+			return 1
+		}
+		cfg = config.Default(usersFile)
+	} else {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			fmt.Fprintln(stderr, "cloudftpd:", err)
+			return 1
+		}
 	}
-	logger := newLogger(cfg, stderr)
-	opts.Logger = logger
-	srv, err := server.New(cfg, opts)
+	sv, err := newServing(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "cloudftpd:", err)
 		return 1
 	}
-	if err := srv.Start(); err != nil {
+	if err := sv.srv.Start(ctx); err != nil {
 		fmt.Fprintln(stderr, "cloudftpd:", err)
 		return 1
 	}
 	if demoPassword != "" {
-		printDemo(stdout, cfg, srv.Addrs()[0], demoPassword)
+		printDemo(stdout, cfg, sv.srv.Addrs()[0], demoPassword)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -88,20 +139,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			if err := srv.ReloadUsers(); err != nil {
-				logger.Error("SIGHUP: users file not reloaded; keeping the old users", "err", err)
-			}
-			if err := srv.ReloadCertificates(); err != nil {
-				logger.Error("SIGHUP: certificate not reloaded; keeping the old one", "err", err)
-			}
+			sv.reload(ctx, path)
 		}
 	}()
 	<-ctx.Done()
-	logger.Info("shutting down", "grace", cfg.Server.ShutdownGrace.D())
-	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.D())
+	grace := sv.cfg.Load().Server.ShutdownGrace.D()
+	sv.logger.Info("shutting down", "grace", grace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
-		logger.Warn("transfers cut short by shutdown", "err", err)
+	if err := sv.srv.Shutdown(graceCtx); err != nil {
+		sv.logger.Warn("transfers cut short by shutdown", "err", err)
 	}
 	return 0
 }
@@ -117,22 +164,23 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return ctx, stop
 }
 
-// demoAuth makes the built-in "demo" user with a random password.
-func demoAuth() (string, auth.Authenticator, error) {
+// writeDemoUsers writes a users file with the built-in "demo" user and a
+// random password, which it returns.
+func writeDemoUsers(path string) (string, error) {
 	pw := rand.Text()[:16]
 	hash, err := auth.HashPassword(pw)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	all, err := auth.ParsePermissions([]string{"all"})
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	uf := &auth.UsersFile{}
 	if err := uf.Add("demo", hash, "demo", all); err != nil {
-		return "", nil, err
+		return "", err
 	}
-	return pw, auth.NewFileAuthenticator(uf, auth.Options{}), nil
+	return pw, uf.Save(path)
 }
 
 func printDemo(w io.Writer, cfg *config.Config, addr net.Addr, pw string) {
@@ -150,7 +198,10 @@ Stop with Ctrl-C.
 `, version(), addr, filepath.Join(root, "demo"), pw, pw, port, pw, port)
 }
 
-func runCheckConfig(args []string, stdout, stderr io.Writer) int {
+// runCheckConfig validates a config and builds everything serve would
+// build from it (server.Wire: users file, certificates, storage, passive
+// addresses), without listening.
+func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", defaultConfigFile, "config file")
@@ -162,28 +213,20 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cloudftpd:", err)
 		return 1
 	}
-	for i, l := range cfg.Listeners {
-		if l.TLS == config.TLSOff {
-			continue
-		}
-		if _, err := certs.Load(cfg.Path(l.TLSCert), cfg.Path(l.TLSKey)); err != nil {
-			fmt.Fprintf(stderr, "cloudftpd: listener[%d]: %v\n", i, err)
-			return 1
-		}
-	}
-	users := 0
-	if cfg.Auth.UsersFile != "" {
-		uf, err := auth.LoadUsersFile(cfg.Path(cfg.Auth.UsersFile))
-		if err != nil {
-			fmt.Fprintln(stderr, "cloudftpd:", err)
-			return 1
-		}
-		users = len(uf.Users())
-	} else if !cfg.Auth.Anonymous {
-		fmt.Fprintln(stderr, "cloudftpd: config: auth.users_file: required unless auth.anonymous = true")
+	w, err := server.Wire(ctx, cfg, server.Options{})
+	defer w.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudftpd:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: OK (%d listener(s), %d user(s), storage %s)\n", *cfgPath, len(cfg.Listeners), users, cfg.Storage.Backend)
+	users := "anonymous logins only"
+	if w.Users != nil {
+		users = fmt.Sprintf("%d user(s)", len(w.Users.Users()))
+		if cfg.Auth.AnonymousPolicy() != config.PolicyOff {
+			users += " and anonymous logins"
+		}
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d listener(s), %s, storage %s)\n", *cfgPath, len(cfg.Listeners), users, cfg.Storage.Backend)
 	return 0
 }
 

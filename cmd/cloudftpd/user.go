@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
 const userUsage = `Usage:
@@ -182,16 +183,18 @@ func usersPath(usersFlag, configFlag string, stderr io.Writer) (string, error) {
 	if usersFlag != "" {
 		return usersFlag, nil
 	}
-	cfg, err := loadConfig(configFlag)
+	path := configPath(configFlag)
+	if path == "" {
+		return "users.toml", nil
+	}
+	cfg, err := config.Load(path)
 	if err != nil {
 		return "", err
 	}
-	if cfg == nil {
-		return "users.toml", nil
-	}
-	if cfg.Auth.UsersFile == "" {
-		// Say so: the server would not read the file we are about to use.
-		fmt.Fprintln(stderr, "cloudftpd user: warning: the config sets no auth.users_file; using users.toml in the working directory")
+	if cfg.Auth.UsersFilePolicy() == config.PolicyOff {
+		// Say so: the server (anonymous-only) would not read the file we
+		// are about to use.
+		fmt.Fprintln(stderr, "cloudftpd user: warning: the config sets no auth.users_file (anonymous logins only); using users.toml in the working directory")
 		return "users.toml", nil
 	}
 	return cfg.Path(cfg.Auth.UsersFile), nil

@@ -21,6 +21,35 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
+// Policy says whether something is off, offered, or demanded. It is the
+// one vocabulary of every setting that can be off, optional or required:
+// TLS on the control and data connections, TLS session reuse, PROXY
+// protocol, the users file and anonymous logins. Validate resolves each
+// setting to a Policy (Listener.ControlTLS, DataTLS, SessionReuse,
+// ControlProxy, PassiveProxy; Auth.UsersFilePolicy, AnonymousPolicy), so
+// that the server, check-config and doctor read one answer instead of
+// re-deriving it from raw keys.
+type Policy string
+
+// Policies.
+const (
+	PolicyOff      Policy = "off"      // not used, not offered
+	PolicyOptional Policy = "optional" // offered; the client (or config) chooses
+	PolicyRequired Policy = "required" // demanded; refused without it
+)
+
+// UnmarshalText implements encoding.TextUnmarshaler: only the three words
+// are accepted ("" leaves the default). Keys that allow fewer say so in
+// Validate.
+func (p *Policy) UnmarshalText(b []byte) error {
+	switch v := Policy(b); v {
+	case "", PolicyOff, PolicyOptional, PolicyRequired:
+		*p = v
+		return nil
+	}
+	return fmt.Errorf("%q (want \"off\", \"optional\" or \"required\")", b)
+}
+
 // TLSMode says how a listener uses TLS on the control connection.
 type TLSMode string
 
@@ -32,11 +61,36 @@ const (
 	TLSImplicit TLSMode = "implicit" // TLS from the first byte (port 990 style)
 )
 
-// Policy values for data-connection protection and TLS session reuse.
-const (
-	PolicyOptional = "optional"
-	PolicyRequired = "required"
-)
+// UnmarshalText implements encoding.TextUnmarshaler, accepting the four
+// modes ("" leaves the default, "off").
+func (m *TLSMode) UnmarshalText(b []byte) error {
+	v := TLSMode(b)
+	if v != "" && !v.valid() {
+		return fmt.Errorf("%q (want off, explicit, required or implicit)", b)
+	}
+	*m = v
+	return nil
+}
+
+func (m TLSMode) valid() bool {
+	switch m {
+	case TLSOff, TLSExplicit, TLSRequired, TLSImplicit:
+		return true
+	}
+	return false
+}
+
+// Control is the mode as a Policy for the control connection: off,
+// optional (explicit) or required (required and implicit).
+func (m TLSMode) Control() Policy {
+	switch m {
+	case TLSExplicit:
+		return PolicyOptional
+	case TLSRequired, TLSImplicit:
+		return PolicyRequired
+	}
+	return PolicyOff
+}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -50,6 +104,8 @@ type Config struct {
 	// Dir is the directory relative paths in the file are resolved against
 	// (the config file's directory, or the working directory).
 	Dir string `toml:"-"`
+	// File is the file Load read, for messages ("" after Parse).
+	File string `toml:"-"`
 }
 
 // Server holds process-wide settings.
@@ -102,12 +158,14 @@ type Listener struct {
 	TLSKey  string `toml:"tls_key"`
 	// TLSData says whether data connections must be protected (PROT P):
 	// "required" (default for tls = "required" and "implicit") or
-	// "optional" (default for "explicit").
-	TLSData string `toml:"tls_data"`
-	// TLSSessionReuse "required" refuses protected data connections that
-	// do not resume the control connection's TLS session (vsftpd's
-	// require_ssl_reuse); "optional" accepts them.
-	TLSSessionReuse string `toml:"tls_session_reuse"`
+	// "optional" (default for "explicit"). As written in the file; DataTLS
+	// is the resolved policy.
+	TLSData Policy `toml:"tls_data"`
+	// TLSSessionReuse "required" (the default) refuses protected data
+	// connections that do not resume the control connection's TLS session
+	// (vsftpd's require_ssl_reuse); "optional" accepts them. As written;
+	// SessionReuse is the resolved policy.
+	TLSSessionReuse Policy `toml:"tls_session_reuse"`
 	// TLSAllowCCC permits CCC (back to a clear control connection after
 	// login, so a NAT's FTP helper can read PASV replies again).
 	TLSAllowCCC bool `toml:"tls_allow_ccc"`
@@ -127,6 +185,9 @@ type Listener struct {
 	minPort      uint16
 	maxPort      uint16
 	isActive     bool
+	// Resolved by Validate from the raw keys above and their defaults.
+	dataTLS, sessionReuse      Policy
+	controlProxy, passiveProxy Policy
 }
 
 // PassiveRule maps client networks to the address advertised to them.
@@ -199,12 +260,25 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 
 // Auth configures users.
 type Auth struct {
+	// UsersFile is the users file; required unless Anonymous (an
+	// anonymous-only server has none).
 	UsersFile string `toml:"users_file"`
 	// Anonymous allows read-only "anonymous"/"ftp" logins.
 	Anonymous bool `toml:"anonymous"`
 	// AnonymousHome is the anonymous users' home, relative to the storage root.
 	AnonymousHome string `toml:"anonymous_home"`
+
+	usersFile, anonymous Policy // resolved by Validate
 }
+
+// UsersFilePolicy is PolicyRequired when users_file is set (the file must
+// load; an empty one is valid) and PolicyOff for an anonymous-only server.
+func (a *Auth) UsersFilePolicy() Policy { return a.usersFile }
+
+// AnonymousPolicy is PolicyOff without anonymous logins, PolicyOptional
+// when they are allowed beside the users file's, and PolicyRequired when
+// they are the only logins (no users file).
+func (a *Auth) AnonymousPolicy() Policy { return a.anonymous }
 
 // Log configures log output.
 type Log struct {
@@ -253,13 +327,14 @@ func (s *Server) ReplaceGraceDuration() time.Duration {
 }
 
 // Default returns the built-in configuration used when no file is given: one
-// plain listener on :2121, local storage under ./cloudftpd-data.
-func Default() *Config {
+// plain listener on :2121, local storage under ./cloudftpd-data, and the
+// users in usersFile (serve's demo writes one there).
+func Default(usersFile string) *Config {
 	c := &Config{
 		Listeners: []Listener{{Address: ":2121"}},
 		Storage:   Storage{Backend: "local", Root: "cloudftpd-data"},
+		Auth:      Auth{UsersFile: usersFile},
 	}
-	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		panic("config: built-in default is invalid: " + err.Error())
 	}
@@ -280,7 +355,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c.Dir = abs
+	c.Dir, c.File = abs, path
 	return c, nil
 }
 
@@ -318,21 +393,47 @@ func indexedKey(keys []toml.Key, key toml.Key) string {
 // Parse decodes and validates a configuration; relative paths stay relative
 // to the working directory.
 func Parse(data []byte) (*Config, error) {
-	c := &Config{}
-	md, err := toml.Decode(string(data), c)
+	// Listeners are decoded one by one, so that a bad value in one (a tls
+	// mode, a policy) is reported with its index: the decoder names keys
+	// without one ("listener.tls").
+	var file struct {
+		Config
+		Listeners []toml.Primitive `toml:"listener"`
+	}
+	md, err := toml.Decode(string(data), &file)
 	if err != nil {
 		return nil, err
+	}
+	c := &file.Config
+	c.Listeners = make([]Listener, len(file.Listeners))
+	for i, p := range file.Listeners {
+		if err := md.PrimitiveDecode(p, &c.Listeners[i]); err != nil {
+			return nil, listenerValueError(i, err)
+		}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, fmt.Errorf("unknown key %q", indexedKey(md.Keys(), und[0]))
 	}
-	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+// listenerValueError names the key of a value listener i could not
+// decode, with the index: "listener[1].tls: ...".
+func listenerValueError(i int, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.LastKey, "listener.") {
+		return fmt.Errorf("listener[%d].%s: %s", i, strings.TrimPrefix(pe.LastKey, "listener."), pe.Message)
+	}
+	return fmt.Errorf("listener[%d]: %w", i, err)
+}
+
+// applyDefaults fills every unset key that has a default of its own.
+// Defaults that depend on other keys (tls_data on tls) are not written
+// back: Validate resolves them each time, so a config changed in code and
+// validated again never keeps a default derived from an old value.
 func (c *Config) applyDefaults() {
 	s := &c.Server
 	setDur := func(d *Duration, v time.Duration) {
@@ -369,18 +470,8 @@ func (c *Config) applyDefaults() {
 		c.Log.Level = "info"
 	}
 	for i := range c.Listeners {
-		l := &c.Listeners[i]
-		if l.TLS == "" {
+		if l := &c.Listeners[i]; l.TLS == "" {
 			l.TLS = TLSOff
-		}
-		if l.TLSData == "" {
-			l.TLSData = PolicyOptional
-			if l.TLS == TLSRequired || l.TLS == TLSImplicit {
-				l.TLSData = PolicyRequired
-			}
-		}
-		if l.TLSSessionReuse == "" {
-			l.TLSSessionReuse = PolicyRequired
 		}
 	}
 	if c.Dir == "" {
@@ -388,9 +479,12 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Validate checks every field and fills the parsed forms. Errors name the
-// offending key, e.g. `listener[1].passive_ports: "900-800": min > max`.
+// Validate applies the defaults, checks every field and fills the parsed
+// forms and resolved policies. Errors name the offending key, e.g.
+// `listener[1].passive_ports: "900-800": min > max`. It may be called
+// again after the config was changed in code.
 func (c *Config) Validate() error {
+	c.applyDefaults()
 	if c.Metrics.Address != "" {
 		if _, err := parseListenAddr(c.Metrics.Address); err != nil {
 			return fmt.Errorf("metrics.address %q: %v", c.Metrics.Address, err)
@@ -454,8 +548,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("storage.backend: %q is not a backend (want \"local\" or \"s3\")", st.Backend)
 	}
-	if slices.Contains(strings.Split(filepath.ToSlash(c.Auth.AnonymousHome), "/"), "..") || filepath.IsAbs(c.Auth.AnonymousHome) {
-		return fmt.Errorf("auth.anonymous_home: %q must be relative to storage.root without \"..\"", c.Auth.AnonymousHome)
+	if err := c.Auth.validate(); err != nil {
+		return err
 	}
 	switch c.Log.Format {
 	case "text", "json":
@@ -465,6 +559,25 @@ func (c *Config) Validate() error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("log.level: %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	return nil
+}
+
+// validate checks the auth keys and resolves their policies. This is the
+// one place that decides whether a config without a users file can serve.
+func (a *Auth) validate() error {
+	if slices.Contains(strings.Split(filepath.ToSlash(a.AnonymousHome), "/"), "..") || filepath.IsAbs(a.AnonymousHome) {
+		return fmt.Errorf("auth.anonymous_home: %q must be relative to storage.root without \"..\"", a.AnonymousHome)
+	}
+	switch {
+	case a.UsersFile != "" && a.Anonymous:
+		a.usersFile, a.anonymous = PolicyRequired, PolicyOptional
+	case a.UsersFile != "":
+		a.usersFile, a.anonymous = PolicyRequired, PolicyOff
+	case a.Anonymous:
+		a.usersFile, a.anonymous = PolicyOff, PolicyRequired
+	default:
+		return errors.New("auth.users_file: required unless auth.anonymous = true (nobody could log in)")
 	}
 	return nil
 }
@@ -488,7 +601,9 @@ func (l *Listener) validate() error {
 		if len(r.Clients) == 0 {
 			return fmt.Errorf("%s.clients: at least one CIDR is required (\"0.0.0.0/0\" for everyone)", key)
 		}
-		r.clients = r.clients[:0]
+		// Fresh slices, never the old ones refilled: a server may still
+		// hold the parsed forms of an earlier Validate.
+		r.clients = nil
 		for _, s := range r.Clients {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
@@ -507,7 +622,16 @@ func (l *Listener) validate() error {
 			return errors.New("proxy_trusted: required with proxy_protocol: list the balancers' addresses (CIDRs)")
 		}
 	}
-	l.proxyTrusted = l.proxyTrusted[:0]
+	// Headers are required from the trusted balancers, never optional:
+	// the server speaks first, so it cannot wait to see whether one comes.
+	l.controlProxy, l.passiveProxy = PolicyOff, PolicyOff
+	if l.ProxyProtocol {
+		l.controlProxy = PolicyRequired
+	}
+	if l.PassiveProxyProtocol {
+		l.passiveProxy = PolicyRequired
+	}
+	l.proxyTrusted = nil
 	for _, s := range l.ProxyTrusted {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -520,18 +644,51 @@ func (l *Listener) validate() error {
 		l.proxyTrusted = append(l.proxyTrusted, p.Masked())
 	}
 	l.isActive = l.ActiveMode == nil || *l.ActiveMode
-	switch l.TLS {
-	case TLSOff:
-	case TLSExplicit, TLSRequired, TLSImplicit:
-		if l.TLSCert == "" || l.TLSKey == "" {
-			return fmt.Errorf("tls_cert, tls_key: required with tls = %q (try: cloudftpd cert self-signed --host NAME)", l.TLS)
+	return l.validateTLS()
+}
+
+// validateTLS resolves the listener's data-connection and session-reuse
+// policies from tls, tls_data and tls_session_reuse.
+func (l *Listener) validateTLS() error {
+	for _, p := range []struct {
+		key string
+		v   Policy
+	}{{"tls_data", l.TLSData}, {"tls_session_reuse", l.TLSSessionReuse}} {
+		if p.v != "" && p.v != PolicyOff && p.v != PolicyOptional && p.v != PolicyRequired {
+			return fmt.Errorf("%s: %q (want \"optional\" or \"required\")", p.key, p.v)
 		}
-	default:
+	}
+	if !l.TLS.valid() {
 		return fmt.Errorf("tls: %q (want off, explicit, required or implicit)", l.TLS)
 	}
-	for _, p := range []struct{ key, v string }{{"tls_data", l.TLSData}, {"tls_session_reuse", l.TLSSessionReuse}} {
-		if p.v != PolicyOptional && p.v != PolicyRequired {
-			return fmt.Errorf("%s: %q (want \"optional\" or \"required\")", p.key, p.v)
+	if l.TLS == TLSOff {
+		// Without TLS there is nothing to protect or resume. "optional"
+		// (the reference's default) is harmless; "required" is a promise
+		// the listener cannot keep, so it is refused rather than ignored.
+		if l.TLSData == PolicyRequired {
+			return errors.New(`tls_data: "required" needs TLS: set tls = "explicit", "required" or "implicit"`)
+		}
+		l.dataTLS, l.sessionReuse = PolicyOff, PolicyOff
+		return nil
+	}
+	if l.TLSCert == "" || l.TLSKey == "" {
+		return fmt.Errorf("tls_cert, tls_key: required with tls = %q (try: cloudftpd cert self-signed --host NAME)", l.TLS)
+	}
+	l.dataTLS = l.TLSData
+	if l.dataTLS == "" {
+		// Data protection defaults to what the control connection demands.
+		l.dataTLS = l.TLS.Control()
+	}
+	l.sessionReuse = l.TLSSessionReuse
+	if l.sessionReuse == "" {
+		l.sessionReuse = PolicyRequired
+	}
+	for _, p := range []struct {
+		key string
+		v   Policy
+	}{{"tls_data", l.dataTLS}, {"tls_session_reuse", l.sessionReuse}} {
+		if p.v == PolicyOff {
+			return fmt.Errorf("%s: \"off\" with tls = %q (want \"optional\" or \"required\")", p.key, l.TLS)
 		}
 	}
 	return nil
@@ -621,6 +778,27 @@ func (l *Listener) PortRange() (lo, hi uint16, ok bool) {
 
 // ActiveAllowed reports whether PORT/EPRT are allowed.
 func (l *Listener) ActiveAllowed() bool { return l.isActive }
+
+// ControlTLS is TLS on control connections: off, optional (explicit) or
+// required (required and implicit).
+func (l *Listener) ControlTLS() Policy { return l.TLS.Control() }
+
+// DataTLS is protection of data connections (PROT P): off without TLS,
+// else tls_data or its default (what the control connection demands).
+func (l *Listener) DataTLS() Policy { return l.dataTLS }
+
+// SessionReuse is whether protected data connections must resume the
+// control connection's TLS session: off without TLS, else
+// tls_session_reuse or its default, required.
+func (l *Listener) SessionReuse() Policy { return l.sessionReuse }
+
+// ControlProxy is PROXY protocol on control connections: required from
+// proxy_trusted sources, or off.
+func (l *Listener) ControlProxy() Policy { return l.controlProxy }
+
+// PassiveProxy is PROXY protocol on passive data connections: required
+// from proxy_trusted sources, or off.
+func (l *Listener) PassiveProxy() Policy { return l.passiveProxy }
 
 // parseAddressKind classifies a passive rule's address.
 func parseAddressKind(s string) (AddressKind, error) {

@@ -126,11 +126,11 @@ func TestParseFullConfig(t *testing.T) {
 	if l.TLS != TLSExplicit || l.TLSCert != "tls/cert.pem" || l.TLSKey != "/etc/cloudftpd/key.pem" {
 		t.Errorf("listener[0] tls = %q, %q, %q", l.TLS, l.TLSCert, l.TLSKey)
 	}
-	if l.TLSData != PolicyRequired || l.TLSSessionReuse != PolicyOptional || !l.TLSAllowCCC {
-		t.Errorf("listener[0] tls_data %q, tls_session_reuse %q, tls_allow_ccc %v", l.TLSData, l.TLSSessionReuse, l.TLSAllowCCC)
+	if l.ControlTLS() != PolicyOptional || l.DataTLS() != PolicyRequired || l.SessionReuse() != PolicyOptional || !l.TLSAllowCCC {
+		t.Errorf("listener[0] control %q, data %q, session reuse %q, tls_allow_ccc %v", l.ControlTLS(), l.DataTLS(), l.SessionReuse(), l.TLSAllowCCC)
 	}
-	if !l.ProxyProtocol || !l.PassiveProxyProtocol {
-		t.Errorf("listener[0] proxy_protocol %v, passive_proxy_protocol %v", l.ProxyProtocol, l.PassiveProxyProtocol)
+	if l.ControlProxy() != PolicyRequired || l.PassiveProxy() != PolicyRequired {
+		t.Errorf("listener[0] proxy_protocol %q, passive_proxy_protocol %q", l.ControlProxy(), l.PassiveProxy())
 	}
 	wantTrusted := []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
@@ -177,8 +177,8 @@ func TestParseFullConfig(t *testing.T) {
 	if !l1.ActiveAllowed() {
 		t.Error("listener[1] without active_mode: ActiveAllowed() = false, want the default true")
 	}
-	if l1.TLS != TLSOff || l1.TLSData != PolicyOptional || l1.TLSSessionReuse != PolicyRequired {
-		t.Errorf("listener[1] TLS defaults: %q, %q, %q", l1.TLS, l1.TLSData, l1.TLSSessionReuse)
+	if l1.TLS != TLSOff || l1.DataTLS() != PolicyOff || l1.SessionReuse() != PolicyOff {
+		t.Errorf("listener[1] TLS defaults: %q, %q, %q", l1.TLS, l1.DataTLS(), l1.SessionReuse())
 	}
 
 	l2 := &c.Listeners[2]
@@ -188,14 +188,15 @@ func TestParseFullConfig(t *testing.T) {
 	if !l2.ActiveAllowed() {
 		t.Error("listener[2] active_mode = true, but not ActiveAllowed()")
 	}
-	if l2.TLS != TLSImplicit || l2.TLSData != PolicyRequired {
-		t.Errorf("listener[2] implicit TLS: tls %q, tls_data default %q (want required)", l2.TLS, l2.TLSData)
+	if l2.TLS != TLSImplicit || l2.ControlTLS() != PolicyRequired || l2.DataTLS() != PolicyRequired || l2.SessionReuse() != PolicyRequired {
+		t.Errorf("listener[2] implicit TLS: control %q, data %q, reuse %q (want required by default)", l2.ControlTLS(), l2.DataTLS(), l2.SessionReuse())
 	}
 
 	if c.Storage != (Storage{Backend: "local", Root: "/srv/ftp"}) {
 		t.Errorf("storage = %+v", c.Storage)
 	}
-	if c.Auth != (Auth{UsersFile: "users.toml", Anonymous: true, AnonymousHome: "public/files"}) {
+	if a := c.Auth; a.UsersFile != "users.toml" || !a.Anonymous || a.AnonymousHome != "public/files" ||
+		a.UsersFilePolicy() != PolicyRequired || a.AnonymousPolicy() != PolicyOptional {
 		t.Errorf("auth = %+v", c.Auth)
 	}
 	if c.Log != (Log{Format: "json", Level: "debug"}) || c.SlogLevel() != slog.LevelDebug {
@@ -219,10 +220,23 @@ func equalPrefixes(a, b []netip.Prefix) bool {
 const minimal = `
 [[listener]]
 address = "127.0.0.1:2121"
+` + storageOnly
 
+// storageOnly completes a file whose listeners a case provides itself.
+const storageOnly = `
 [storage]
 root = "data"
+` + usersOnly
+
+// usersOnly is the [auth] table of minimal.
+const usersOnly = `
+[auth]
+users_file = "users.toml"
 `
+
+// withoutAuth is minimal without its [auth] table, for cases that write
+// their own.
+const withoutAuth = "[[listener]]\naddress = \"127.0.0.1:2121\"\n[storage]\nroot = \"data\"\n"
 
 func TestParseDefaults(t *testing.T) {
 	t.Parallel()
@@ -252,9 +266,15 @@ func TestParseDefaults(t *testing.T) {
 	if c.Log.Format != "text" || c.Log.Level != "info" || c.SlogLevel() != slog.LevelInfo {
 		t.Errorf("log = %+v", c.Log)
 	}
+	if c.Auth.UsersFilePolicy() != PolicyRequired || c.Auth.AnonymousPolicy() != PolicyOff {
+		t.Errorf("auth policies: users file %q, anonymous %q", c.Auth.UsersFilePolicy(), c.Auth.AnonymousPolicy())
+	}
 	l := &c.Listeners[0]
-	if l.TLS != TLSOff || l.TLSData != PolicyOptional || l.TLSSessionReuse != PolicyRequired {
-		t.Errorf("listener TLS defaults %q %q %q", l.TLS, l.TLSData, l.TLSSessionReuse)
+	if l.TLS != TLSOff || l.ControlTLS() != PolicyOff || l.DataTLS() != PolicyOff || l.SessionReuse() != PolicyOff {
+		t.Errorf("listener TLS defaults %q: control %q, data %q, reuse %q", l.TLS, l.ControlTLS(), l.DataTLS(), l.SessionReuse())
+	}
+	if l.ControlProxy() != PolicyOff || l.PassiveProxy() != PolicyOff {
+		t.Errorf("listener PROXY defaults: %q, %q", l.ControlProxy(), l.PassiveProxy())
 	}
 	if !l.ActiveAllowed() {
 		t.Error("active mode is not allowed by default")
@@ -327,12 +347,6 @@ func TestParseLogLevels(t *testing.T) {
 	}
 }
 
-// storageOnly completes a file whose listeners a case provides itself.
-const storageOnly = `
-[storage]
-root = "data"
-`
-
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	listener := func(extra string) string {
@@ -400,26 +414,33 @@ address = ":2122"
 		{"bad second listener", minimal + "\n[[listener]]\naddress = \"nowhere\"\n", []string{"listener[1].address"}},
 
 		{"bogus tls", listener(`tls = "bogus"`), []string{"listener[0].tls", `"bogus"`}},
+		{"bogus tls in the second listener", minimal + "\n[[listener]]\naddress = \":2122\"\ntls = \"on\"\n", []string{"listener[1].tls: ", `"on"`}},
+		{"tls as a boolean", listener(`tls = true`), []string{"listener[0].tls", `"true"`}},
 		{"tls without cert", listener(`tls = "explicit"`), []string{"listener[0].tls_cert"}},
 		{"tls without key", listener("tls = \"required\"\ntls_cert = \"c.pem\""), []string{"listener[0].", "tls_key"}},
 		{"bad tls_data", listener(`tls_data = "maybe"`), []string{"listener[0].tls_data", `"maybe"`}},
 		{"bad tls_session_reuse", listener(`tls_session_reuse = "never"`), []string{"listener[0].tls_session_reuse", `"never"`}},
+		{"tls_data required without tls", listener(`tls_data = "required"`), []string{"listener[0].tls_data", "needs TLS"}},
+		{"tls_data off with tls", listener("tls = \"explicit\"\ntls_cert = \"c\"\ntls_key = \"k\"\ntls_data = \"off\""), []string{"listener[0].tls_data", `"off"`}},
+		{"tls_session_reuse off with tls", listener("tls = \"implicit\"\ntls_cert = \"c\"\ntls_key = \"k\"\ntls_session_reuse = \"off\""), []string{"listener[0].tls_session_reuse", `"off"`}},
+		{"nobody can log in", withoutAuth, []string{"auth.users_file", "auth.anonymous"}},
+		{"anonymous off and no users file", withoutAuth + "\n[auth]\nanonymous = false\n", []string{"auth.users_file", "required unless"}},
 		{"proxy without trusted", listener(`proxy_protocol = true`), []string{"listener[0].proxy_trusted"}},
 		{"passive proxy without trusted", listener(`passive_proxy_protocol = true`), []string{"listener[0].proxy_trusted"}},
 		{"bad trusted proxy", listener("proxy_protocol = true\nproxy_trusted = [\"lb.example.com\"]"), []string{"listener[0].proxy_trusted", "lb.example.com"}},
 
 		{"no listener", storageOnly, []string{"listener", "[[listener]]"}},
 
-		{"unknown backend", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"ftp\"\nroot = \"x\"\n", []string{"storage.backend", `"ftp"`}},
-		{"local without root", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"local\"\n", []string{"storage.root"}},
+		{"unknown backend", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"ftp\"\nroot = \"x\"\n" + usersOnly, []string{"storage.backend", `"ftp"`}},
+		{"local without root", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"local\"\n" + usersOnly, []string{"storage.root"}},
 
 		{"log format", minimal + "\n[log]\nformat = \"xml\"\n", []string{"log.format", `"xml"`}},
 		{"log level", minimal + "\n[log]\nlevel = \"verbose\"\n", []string{"log.level", `"verbose"`}},
 
-		{"anonymous home escapes", minimal + "\n[auth]\nanonymous_home = \"../etc\"\n", []string{"auth.anonymous_home", `"../etc"`}},
-		{"anonymous home escapes later", minimal + "\n[auth]\nanonymous_home = \"pub/../../etc\"\n", []string{"auth.anonymous_home"}},
-		{"anonymous home just dots", minimal + "\n[auth]\nanonymous_home = \"..\"\n", []string{"auth.anonymous_home"}},
-		{"anonymous home absolute", minimal + "\n[auth]\nanonymous_home = \"/srv/pub\"\n", []string{"auth.anonymous_home"}},
+		{"anonymous home escapes", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"../etc\"\n", []string{"auth.anonymous_home", `"../etc"`}},
+		{"anonymous home escapes later", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"pub/../../etc\"\n", []string{"auth.anonymous_home"}},
+		{"anonymous home just dots", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"..\"\n", []string{"auth.anonymous_home"}},
+		{"anonymous home absolute", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"/srv/pub\"\n", []string{"auth.anonymous_home"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -507,7 +528,7 @@ func TestPassiveRangeOverlap(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	t.Parallel()
-	c := Default()
+	c := Default("demo-users.toml")
 	if len(c.Listeners) != 1 {
 		t.Fatalf("%d listeners", len(c.Listeners))
 	}
@@ -569,13 +590,13 @@ func writeConfig(t *testing.T, dir, name, body string) string {
 func TestLoadResolvesDir(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "etc", "cloudftpd")
-	p := writeConfig(t, dir, "cloudftpd.toml", minimal+"\n[auth]\nusers_file = \"users.toml\"\n")
+	p := writeConfig(t, dir, "cloudftpd.toml", minimal)
 	c, err := Load(p)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if c.Dir != dir {
-		t.Fatalf("Dir = %q, want %q", c.Dir, dir)
+	if c.Dir != dir || c.File != p {
+		t.Fatalf("Dir = %q, File = %q; want %q, %q", c.Dir, c.File, dir, p)
 	}
 	for _, tc := range []struct{ in, want string }{
 		{"users.toml", filepath.Join(dir, "users.toml")},
@@ -641,5 +662,70 @@ func TestLoadErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not contain %q", err, w)
 		}
+	}
+}
+
+// TestPolicies: every setting that can be off, optional or required
+// resolves to one Policy, defaults included, the same way whether the
+// config came from a file or was changed in code and validated again.
+func TestPolicies(t *testing.T) {
+	t.Parallel()
+	tlsListener := func(mode, extra string) string {
+		return "[[listener]]\naddress = \"127.0.0.1:2121\"\ntls = \"" + mode + "\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n" + extra + storageOnly
+	}
+	type want struct{ control, data, reuse Policy }
+	for _, tc := range []struct {
+		name string
+		toml string
+		want want
+	}{
+		{"off", minimal, want{PolicyOff, PolicyOff, PolicyOff}},
+		{"off with the reference's values", "[[listener]]\naddress = \":21\"\ntls = \"off\"\ntls_data = \"optional\"\ntls_session_reuse = \"required\"\n" + storageOnly,
+			want{PolicyOff, PolicyOff, PolicyOff}},
+		{"explicit", tlsListener("explicit", ""), want{PolicyOptional, PolicyOptional, PolicyRequired}},
+		{"explicit, data required", tlsListener("explicit", "tls_data = \"required\"\n"), want{PolicyOptional, PolicyRequired, PolicyRequired}},
+		{"required", tlsListener("required", ""), want{PolicyRequired, PolicyRequired, PolicyRequired}},
+		{"required, data optional, reuse optional", tlsListener("required", "tls_data = \"optional\"\ntls_session_reuse = \"optional\"\n"),
+			want{PolicyRequired, PolicyOptional, PolicyOptional}},
+		{"implicit", tlsListener("implicit", ""), want{PolicyRequired, PolicyRequired, PolicyRequired}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &c.Listeners[0]
+			if got := (want{l.ControlTLS(), l.DataTLS(), l.SessionReuse()}); got != tc.want {
+				t.Errorf("control, data, reuse = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	// A default derived from tls follows a later change of tls.
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &c.Listeners[0]
+	l.TLS, l.TLSCert, l.TLSKey = TLSImplicit, "c.pem", "k.pem"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if l.DataTLS() != PolicyRequired || l.SessionReuse() != PolicyRequired {
+		t.Errorf("after tls = implicit in code: data %q, reuse %q; want required", l.DataTLS(), l.SessionReuse())
+	}
+
+	// Anonymous only: no users file, and anonymous logins required.
+	c, err = Parse([]byte(withoutAuth + "[auth]\nanonymous = true\n"))
+	if err != nil {
+		t.Fatalf("anonymous-only config: %v", err)
+	}
+	if c.Auth.UsersFilePolicy() != PolicyOff || c.Auth.AnonymousPolicy() != PolicyRequired {
+		t.Errorf("anonymous only: users file %q, anonymous %q", c.Auth.UsersFilePolicy(), c.Auth.AnonymousPolicy())
+	}
+
+	var p Policy
+	if err := p.UnmarshalText([]byte("sometimes")); err == nil || !strings.Contains(err.Error(), `"sometimes"`) {
+		t.Errorf("Policy.UnmarshalText(sometimes): %v", err)
 	}
 }

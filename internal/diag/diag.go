@@ -1,7 +1,7 @@
 // Package diag is the shape of a diagnosis: a list of checks, each with
 // an outcome, what was seen and what to change, printed for a person. The
 // client-side probe (internal/probe) and the server-side doctor
-// (internal/server) report through it, so both read alike.
+// (internal/doctor) report through it, so both read alike.
 package diag
 
 import (

@@ -70,7 +70,7 @@ func (s *Session) cmdRETR(arg string) {
 				}
 			}
 			if err != nil {
-				return xferResult{code: 426, text: "Transfer failed: connection closed or stalled.", err: err}
+				return s.dataPhaseResult(data, "read", p, err, "Transfer failed: connection closed or stalled.", "")
 			}
 			return xferResult{code: 226, text: "Transfer complete."}
 		},
@@ -169,11 +169,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			// up is the backend's writer as is: for local storage it
 			// reaches os.File.ReadFrom, which splices from the socket.
 			if err := s.copyData(x, data, up, src); err != nil {
-				if errors.Is(err, storage.ErrNoSpace) || errors.Is(err, storage.ErrQuota) {
-					r := s.storageReply("write", p, err)
-					return xferResult{code: r.Code, text: r.Lines[0] + " Upload discarded.", err: err}
-				}
-				return xferResult{code: 426, text: "Transfer failed: connection closed or stalled; upload discarded.", err: err}
+				return s.dataPhaseResult(data, "write", p, err, "Transfer failed: connection closed or stalled; upload discarded.", " Upload discarded.")
 			}
 			return xferResult{code: 226, text: done}
 		},
@@ -293,7 +289,7 @@ func (s *Session) list(arg, verb string, format listFormat) {
 				err = bw.Flush()
 			}
 			if err != nil {
-				return xferResult{code: 426, text: "Listing failed.", err: err}
+				return s.dataPhaseResult(data, "list", p, err, "Listing failed: connection closed or stalled.", "")
 			}
 			return xferResult{code: 226, text: "Directory send OK."}
 		}, func(r xferResult, _ *transfer) xferResult {

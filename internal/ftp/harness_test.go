@@ -138,9 +138,6 @@ type harness struct {
 	clientTLS *tls.Config // when TLS is configured
 	protP     bool        // wrap data connections in TLS
 
-	// leaksExpected skips the cleanup's check of storage use, for a test
-	// that shows a known leak.
-	leaksExpected bool
 }
 
 // replyTimeout bounds every wait for a reply, so a hang fails the test
@@ -224,7 +221,7 @@ func (h *harness) cleanup() {
 		h.t.Error("session did not end after the client closed the control connection")
 	}
 	h.pool.Close()
-	if u := h.fs.InUse(); u != (memstore.Usage{}) && !h.leaksExpected {
+	if u := h.fs.InUse(); u != (memstore.Usage{}) {
 		h.t.Errorf("storage still in use after the session ended: %+v", u)
 	}
 	if h.t.Failed() {
@@ -602,18 +599,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// knownBug checks an expectation that the current code is known to miss:
-// when ok is false the test is skipped with the bug's description (so the
-// suite stays green and the bug stays listed); when it holds, the marker
-// is stale and the log says so.
-func knownBug(t *testing.T, bug string, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Skipf("bug: %s (%s)", bug, fmt.Sprintf(format, args...))
-	}
-	t.Logf("known bug seems fixed, remove its marker: %s", bug)
 }
 
 // Coverage of the command table. Every reply the harness reads is

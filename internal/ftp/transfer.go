@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/events"
@@ -121,10 +123,28 @@ func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cle
 func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.Reservation, active netip.AddrPort, protect bool, fn transferFunc, cleanup func(xferResult, *transfer) xferResult) {
 	start := time.Now()
 	var result xferResult
+	cleaned := false
+	runCleanup := func() {
+		if cleanup != nil && !cleaned {
+			cleaned = true
+			result = cleanup(result, x)
+		}
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic in transfer", "command", x.verb, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			result = xferResult{code: 451, text: "Internal server error; transfer aborted."}
+			// The transfer's resources go the way of an abort: the data
+			// connection closed, an upload discarded, a file closed.
+			x.abandon()
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						s.log.Error("panic in transfer cleanup", "command", x.verb, "panic", fmt.Sprint(v))
+					}
+				}()
+				runCleanup()
+			}()
 		}
 		x.cancel()
 		if res != nil {
@@ -151,9 +171,7 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 		if x.aborted.Load() {
 			result = xferResult{code: 426, text: "Transfer aborted before the data connection was open.", err: err}
 		}
-		if cleanup != nil {
-			result = cleanup(result, x)
-		}
+		runCleanup()
 		return
 	}
 	x.setData(data)
@@ -169,9 +187,7 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 	if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
 		result = xferResult{code: 426, text: "Data connection closed with an error.", err: err}
 	}
-	if cleanup != nil {
-		result = cleanup(result, x)
-	}
+	runCleanup()
 }
 
 // finishTransfer sends the final reply, logs the transfer and lets the
@@ -211,6 +227,40 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 		s.reply(421, "Server shutting down; closing control connection.")
 		s.Close()
 	}
+}
+
+// dataPhaseResult is the reply for an error in the middle of a transfer
+// over data, which either side may have caused. The data connection
+// failing (reset, closed, stalled past its deadline, TLS broken) is 426
+// with connText; anything else came from storage and gets the error
+// table's reply, with suffix. RFC 959's 426 says the data connection
+// broke: a storage failure answered with it sends the client looking for a
+// network problem.
+func (s *Session) dataPhaseResult(data net.Conn, op, p string, err error, connText, suffix string) xferResult {
+	if isConnError(err, data) {
+		return xferResult{code: 426, text: connText, err: err}
+	}
+	r := s.storageReply(op, p, err)
+	return xferResult{code: r.Code, text: r.Lines[0] + suffix, err: err}
+}
+
+// isConnError reports whether err came from the data connection: a socket
+// error whose addresses are the data connection's (an S3 request's
+// socket errors name the endpoint instead), or TLS failing on it.
+func isConnError(err error, data net.Conn) bool {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return sameAddr(opErr.Addr, data.RemoteAddr()) || sameAddr(opErr.Addr, data.LocalAddr()) ||
+			sameAddr(opErr.Source, data.LocalAddr())
+	}
+	var alert tls.AlertError
+	var rec tls.RecordHeaderError
+	return errors.As(err, &alert) || errors.As(err, &rec) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func sameAddr(a, b net.Addr) bool {
+	return a != nil && b != nil && a.String() == b.String()
 }
 
 // recordTransfer reports a finished upload or download as an event.

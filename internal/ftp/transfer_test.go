@@ -93,8 +93,8 @@ func TestShutdownDuringTransfer(t *testing.T) {
 	h.login()
 	c := h.startUpload("f")
 	h.sess.Shutdown()
-	if !h.sess.Busy() {
-		t.Error("Busy() is false during a transfer")
+	if !h.sess.transferRunning() {
+		t.Error("no transfer running during the upload")
 	}
 	io.WriteString(c, "done")
 	c.Close()
@@ -145,18 +145,15 @@ func TestTransferPanic(t *testing.T) {
 			if got := h.file("alice/f"); got != "old" {
 				t.Errorf("after the panic /f is %q, want the old content", got)
 			}
+			// The transfer's cleanup ran: nothing of it is open, and the
+			// data connection was closed before the final reply, so EOF
+			// is there at once.
 			use := h.fs.InUse()
-			// The server closes the data connection before its final
-			// reply, so EOF is there at once; the short deadline only
-			// bounds the bug's case.
 			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 			_, err := io.ReadAll(c)
-			closed := err == nil
-			if use.Uploads != 0 || use.Readers != 0 || !closed {
-				h.leaksExpected = true // the bug below; do not fail the cleanup
+			if use.Uploads != 0 || use.Readers != 0 || err != nil {
+				t.Errorf("after a panic in the transfer: open uploads %d, readers %d, data connection: %v", use.Uploads, use.Readers, err)
 			}
-			knownBug(t, "a panic in a transfer skips its cleanup: the upload is neither committed nor aborted, the file being read stays open, and the data connection is left open",
-				!h.leaksExpected, "open uploads %d, readers %d, data connection: %v", use.Uploads, use.Readers, err)
 		})
 	}
 }

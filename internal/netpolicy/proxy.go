@@ -31,15 +31,32 @@ func WrapProxyProtocol(ln net.Listener, trusted []netip.Prefix) net.Listener {
 		Listener:          ln,
 		ReadHeaderTimeout: ProxyHeaderTimeout,
 		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-			up := addrFromNet(o.Upstream)
-			for _, p := range trusted {
-				if p.Contains(up) {
-					return proxyproto.REQUIRE, nil
-				}
+			if isTrusted(addrFromNet(o.Upstream), trusted) {
+				return proxyproto.REQUIRE, nil
 			}
 			return proxyproto.SKIP, nil
 		},
 	}
+}
+
+// ProxyConn applies WrapProxyProtocol's policy to one connection accepted
+// from a plain listener: a server that reloads its config keeps its
+// socket and decides per connection, with the settings current at accept,
+// whether a header is required.
+func ProxyConn(c net.Conn, trusted []netip.Prefix) net.Conn {
+	if !isTrusted(addrFromNet(c.RemoteAddr()), trusted) {
+		return c
+	}
+	return proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(ProxyHeaderTimeout))
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrProxyHeader is returned by CheckProxyHeader for a connection from a

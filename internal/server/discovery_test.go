@@ -55,7 +55,7 @@ users_file = "unused.toml"
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = server.New(cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Auth: stubAuth{}})
+	_, err = server.New(t.Context(), cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Auth: stubAuth{}})
 	if err == nil || !strings.Contains(err.Error(), "hop limit") || !strings.Contains(err.Error(), "listener[0].passive[0]") {
 		t.Fatalf("server.New with unreachable metadata: %v", err)
 	}

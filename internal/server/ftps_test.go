@@ -97,19 +97,14 @@ func (c *ftpsCert) client() *tls.Config {
 }
 
 // ftpsMode returns a mutate function for startServer that switches
-// listener 0 to mode with cert, sets the data policy to the mode's
-// default and session reuse to "required" (config.Parse applied the
-// defaults for tls = "off" already), then lets more adjust the listener.
+// listener 0 to mode with cert (data protection and session reuse get
+// their defaults for mode when the config is validated), then lets more
+// adjust the listener.
 func ftpsMode(cert *ftpsCert, mode config.TLSMode, more func(*config.Listener)) func(*config.Config) {
 	return func(c *config.Config) {
 		l := &c.Listeners[0]
 		l.TLS = mode
 		l.TLSCert, l.TLSKey = cert.certFile, cert.keyFile
-		l.TLSData = config.PolicyOptional
-		if mode == config.TLSRequired || mode == config.TLSImplicit {
-			l.TLSData = config.PolicyRequired
-		}
-		l.TLSSessionReuse = config.PolicyRequired
 		if more != nil {
 			more(l)
 		}
@@ -422,11 +417,11 @@ users_file = %q
 	}
 	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(cfg, server.Options{Logger: logger})
+	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
+	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -435,7 +430,7 @@ users_file = %q
 		srv.Shutdown(ctx)
 	})
 	addrs := srv.Addrs()
-	ts = &testServer{t: t, srv: srv, Addr: addrs[0].String(), Root: root, backend: localDisk, store: diskStore{root: root}, logs: logs}
+	ts = &testServer{t: t, srv: srv, cfg: cfg, Addr: addrs[0].String(), Root: root, backend: localDisk, store: diskStore{root: root}, logs: logs}
 	return ts, addrs[0].String(), addrs[1].String()
 }
 
@@ -727,9 +722,7 @@ func TestFTPSReloadCertificates(t *testing.T) {
 	old.login("alice", "alice-secret")
 
 	cert.rewrite(t, "ftp2.example.test")
-	if err := ts.srv.ReloadCertificates(); err != nil {
-		t.Fatal(err)
-	}
+	ts.reload(nil)
 
 	// New handshakes present the new certificate...
 	rc := dialRaw(t, ts.Addr)
@@ -892,7 +885,7 @@ func TestFTPSPythonFTPLib(t *testing.T) {
 	python := clienttest.Need(t, "python3")
 	cert := newFTPSCert(t)
 	seed := randomBytes(64<<10 + 9)
-	run := func(t *testing.T, reuse string) (*testServer, map[string]any, []byte) {
+	run := func(t *testing.T, reuse config.Policy) (*testServer, map[string]any, []byte) {
 		ts := startServer(t, ftpsMode(cert, config.TLSExplicit, func(l *config.Listener) { l.TLSSessionReuse = reuse }))
 		ts.write("alice/seed.bin", seed)
 		work := t.TempDir()
@@ -960,7 +953,7 @@ func TestFTPSJlaffaye(t *testing.T) {
 	// "optional". With a ServerName the data connections resume.
 	for _, m := range []struct {
 		name    string
-		reuse   string
+		reuse   config.Policy
 		conf    *tls.Config
 		refused bool // transfers get 522
 	}{

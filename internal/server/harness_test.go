@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +28,9 @@ import (
 type testServer struct {
 	t       *testing.T
 	srv     *server.Server
-	Addr    string // host:port of the control listener
-	Root    string // storage root on disk (local backend; unused with S3)
+	cfg     *config.Config // the config served; reload replaces it
+	Addr    string         // host:port of the control listener
+	Root    string         // storage root on disk (local backend; unused with S3)
 	backend backend
 	store   store // the files the server stores, for the test to set up and check
 	logs    *clienttest.LogBuffer
@@ -73,6 +76,7 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 func startServerOn(t *testing.T, b backend, mutate func(*config.Config)) *testServer {
 	t.Helper()
 	root := t.TempDir()
+	usersFile := filepath.Join(t.TempDir(), "users.toml")
 	cfgText := fmt.Sprintf(`
 [server]
 idle_timeout = "30s"
@@ -87,7 +91,10 @@ address = "127.0.0.1:0"
 [storage]
 backend = "local"
 root = %q
-`, root)
+
+[auth]
+users_file = %q
+`, root, usersFile)
 	cfg, err := config.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatal(err)
@@ -112,27 +119,60 @@ root = %q
 			t.Fatal(err)
 		}
 	}
+	if err := uf.Save(usersFile); err != nil {
+		t.Fatal(err)
+	}
 	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := auth.NewFileAuthenticator(uf, auth.Options{
-		Anonymous:     cfg.Auth.Anonymous,
-		AnonymousHome: cfg.Auth.AnonymousHome,
-		Logger:        logger,
-	})
-	srv, err := server.New(cfg, server.Options{Logger: logger, Auth: a})
+	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
+	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, srv: srv, Addr: srv.Addrs()[0].String(), Root: root, backend: b, store: st, logs: logs}
+	ts := &testServer{t: t, srv: srv, cfg: cfg, Addr: srv.Addrs()[0].String(), Root: root, backend: b, store: st, logs: logs}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
 	return ts
+}
+
+// reload applies a copy of the served config, changed by mutate, to the
+// running server, as SIGHUP does with the re-read file.
+func (ts *testServer) reload(mutate func(*config.Config)) {
+	ts.t.Helper()
+	next := cloneConfig(ts.cfg)
+	if mutate != nil {
+		mutate(next)
+	}
+	if err := ts.srv.Reload(ts.t.Context(), next); err != nil {
+		ts.t.Fatalf("Reload: %v", err)
+	}
+	ts.cfg = next
+}
+
+// cloneConfig copies c deeply enough that changing the copy leaves c
+// alone: a reloaded config is always a new one, never the served one
+// changed in place.
+func cloneConfig(c *config.Config) *config.Config {
+	n := *c
+	n.Listeners = slices.Clone(c.Listeners)
+	for i := range n.Listeners {
+		l := &n.Listeners[i]
+		l.Passive = slices.Clone(l.Passive)
+		for j := range l.Passive {
+			l.Passive[j].Clients = slices.Clone(l.Passive[j].Clients)
+		}
+		l.ProxyTrusted = slices.Clone(l.ProxyTrusted)
+		if l.ActiveMode != nil {
+			v := *l.ActiveMode
+			l.ActiveMode = &v
+		}
+	}
+	return &n
 }
 
 // Port is the control port.

@@ -135,4 +135,3 @@ func waitNoSessions(t *testing.T, ts *testServer) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-

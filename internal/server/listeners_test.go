@@ -31,11 +31,6 @@ func TestSeveralListeners(t *testing.T) {
 				Passive:      []config.PassiveRule{{Clients: []string{"10.0.0.0/8"}, Address: "198.51.100.10"}},
 			},
 		}
-		for i := range c.Listeners {
-			c.Listeners[i].TLS = config.TLSOff
-			c.Listeners[i].TLSData = config.PolicyOptional
-			c.Listeners[i].TLSSessionReuse = config.PolicyRequired
-		}
 	})
 	addrs := ts.srv.Addrs()
 	if len(addrs) != 2 {

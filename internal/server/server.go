@@ -1,112 +1,102 @@
-// Package server runs cloudftpd's listeners: it accepts control
-// connections, enforces connection limits, hands each connection to an
-// ftp.Session, and shuts down gracefully.
+// Package server builds cloudftpd from a config and runs it: it accepts
+// control connections on every listener, enforces connection limits, hands
+// each connection to an ftp.Session, applies a reloaded config to new
+// sessions, and shuts down gracefully.
 //
-// It offers Server with Start, Serve, Addrs, Shutdown and Close, shaped like
-// net/http's Server, and New, which builds one from a config.Config.
+// It offers Wire, which builds a server's parts (a Wiring) without
+// serving them, for check-config and doctor as much as for the server; and
+// Server with New, Start, Serve, Addrs, Reload, Shutdown and Close, shaped
+// like net/http's Server.
 package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/cloudftpd/cloudftpd/internal/auth"
-	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
-	"github.com/cloudftpd/cloudftpd/internal/storage"
-	"github.com/cloudftpd/cloudftpd/internal/storage/local"
-	s3store "github.com/cloudftpd/cloudftpd/internal/storage/s3"
 )
 
-// ErrServerClosed is returned by Serve after Shutdown or Close.
+// ErrServerClosed is returned by Serve, Start and Reload after Shutdown or
+// Close.
 var ErrServerClosed = errors.New("server: closed")
 
-// Options are the parts of a Server that do not come from the config file.
-type Options struct {
-	Logger *slog.Logger
-	// Auth overrides the users file named in the config.
-	Auth auth.Authenticator
-	// Storage overrides the backend named in the config.
-	Storage storage.Backend
-}
-
-// Server serves every listener of one configuration.
+// Server serves every listener of one configuration at a time.
 type Server struct {
-	cfg     *config.Config
+	opts    Options
 	logger  *slog.Logger
-	auth    auth.Authenticator
-	storage storage.Backend
-	ports   []*netpolicy.PortPool // one per listener, same index
-	certs   []*certs.Store        // one per listener (nil without TLS)
-	// sources are the discovered passive addresses ("aws", DNS names),
-	// shared by every rule that names them so each is refreshed once.
-	sources  map[string]refreshingSource
-	bgCancel context.CancelFunc
-	metrics  *metrics.Metrics // nil without [metrics]
+	metrics *metrics.Metrics // nil without [metrics]
 
-	mu          sync.Mutex
-	listeners   []net.Listener
-	metricsSrv  *http.Server // the /metrics endpoint, once started
+	// wireMu serialises Start and Reload, which each read the running
+	// wiring, build on it and commit.
+	wireMu sync.Mutex
+
+	mu        sync.Mutex
+	wiring    *Wiring     // the committed one: new sessions get its parts
+	listeners []*listener // open, in config order
+	// pools and closers are what committed wirings built. Sessions of an
+	// older config may still use them, so they are released only when the
+	// server ends.
+	pools       []*netpolicy.PortPool
+	closers     []io.Closer
+	bg          context.Context // background work (address refreshes), from Start
+	bgCancel    context.CancelFunc
+	started     bool
+	closing     bool
+	done        chan struct{} // closed when Shutdown or Close begins
+	metricsSrv  *http.Server  // the /metrics endpoint, once started
 	metricsAddr net.Addr
 	sessions    map[*ftp.Session]struct{}
 	perIP       map[netip.Addr]int
-	closing     bool
 	serving     sync.WaitGroup // accept loops
 	active      sync.WaitGroup // sessions
 }
 
-// New builds a server from cfg. Nothing listens until Start.
-func New(cfg *config.Config, opts Options) (*Server, error) {
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// listener is one listening socket. It outlives reloads that keep its
+// address; what it gives new connections is swapped underneath.
+type listener struct {
+	key     string
+	ln      net.Listener
+	gen     atomic.Pointer[generation]
+	removed atomic.Bool // closed by a reload: its accept loop ends quietly
+}
+
+// generation is what a listener gives a connection accepted now. It is
+// never changed: a reload stores a new one, and sessions keep the one
+// they started with.
+type generation struct {
+	session *ftp.Config
+	// proxy is set when control connections from trusted balancers must
+	// carry a PROXY header.
+	proxy   bool
+	trusted []netip.Prefix
+	limits  config.Server
+}
+
+// New builds a server from cfg (see Wire) within ctx. It opens no socket
+// and starts no goroutine: nothing listens until Start.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		logger:   logger,
-		auth:     opts.Auth,
-		storage:  opts.Storage,
+		opts:     opts,
+		logger:   opts.Logger,
+		done:     make(chan struct{}),
 		sessions: make(map[*ftp.Session]struct{}),
 		perIP:    make(map[netip.Addr]int),
-	}
-	if s.auth == nil {
-		if cfg.Auth.UsersFile == "" {
-			return nil, errors.New("server: auth.users_file is not set")
-		}
-		uf, err := auth.LoadUsersFile(cfg.Path(cfg.Auth.UsersFile))
-		if err != nil {
-			return nil, fmt.Errorf("server: %w", err)
-		}
-		s.auth = auth.NewFileAuthenticator(uf, auth.Options{
-			Anonymous:     cfg.Auth.Anonymous,
-			AnonymousHome: cfg.Auth.AnonymousHome,
-			Logger:        logger,
-		})
-	}
-	for i := range cfg.Listeners {
-		lc := &cfg.Listeners[i]
-		var st *certs.Store
-		if lc.TLS != config.TLSOff {
-			var err error
-			if st, err = certs.Load(cfg.Path(lc.TLSCert), cfg.Path(lc.TLSKey)); err != nil {
-				return nil, fmt.Errorf("server: listener[%d]: %w", i, err)
-			}
-		}
-		s.certs = append(s.certs, st)
-	}
-	if err := s.discoverAddresses(); err != nil {
-		return nil, err
 	}
 	if cfg.Metrics.Address != "" {
 		s.metrics = metrics.New()
@@ -114,118 +104,270 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.metrics.Gauge("cloudftpd_passive_ports_open", "Passive sockets open (waiting for or lingering after a transfer), all listeners.",
 			func() float64 { return float64(s.openPassivePorts()) })
 	}
-	if s.storage == nil {
-		b, err := newBackend(cfg, logger)
-		if err != nil {
-			return nil, fmt.Errorf("server: storage: %w", err)
-		}
-		s.storage = b
+	w, err := wire(ctx, cfg, opts, nil, s.sessionMetrics())
+	if err != nil {
+		w.Close()
+		return nil, err
 	}
+	s.mu.Lock()
+	s.adopt(w)
+	s.mu.Unlock()
 	return s, nil
 }
 
-// newBackend builds the storage backend the config names.
-func newBackend(cfg *config.Config, logger *slog.Logger) (storage.Backend, error) {
-	st := cfg.Storage
-	if st.Backend == "s3" {
-		// Bounded: New checks the bucket once, so a wrong endpoint or
-		// missing permission stops the start with its reason.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return s3store.New(ctx, s3store.Options{
-			Bucket:      st.Bucket,
-			Prefix:      st.Prefix,
-			Region:      st.Region,
-			Endpoint:    st.Endpoint,
-			PathStyle:   st.PathStyle,
-			PartSize:    int64(st.PartSize),
-			Concurrency: st.Concurrency,
-			Logger:      logger,
-		})
-	}
-	return local.New(cfg.Path(st.Root), local.Options{})
-}
-
-// refreshingSource is an address source that keeps itself current.
-type refreshingSource interface {
-	netpolicy.AddressSource
-	Run(ctx context.Context)
-}
-
-// discoverAddresses resolves every "aws" and DNS-name passive address once,
-// at start-up: a server that cannot learn its public address refuses to
-// start with the reason, instead of handing clients addresses that hang.
-func (s *Server) discoverAddresses() error {
-	s.sources = make(map[string]refreshingSource)
-	for i := range s.cfg.Listeners {
-		for j, r := range s.cfg.Listeners[i].Passive {
-			key := strings.ToLower(r.Address)
-			if _, done := s.sources[key]; done {
-				continue
-			}
-			var src refreshingSource
-			var err error
-			switch r.Kind() {
-			case config.AddressAWS:
-				src, err = netpolicy.NewAWSAddress(context.Background(), netpolicy.AWSOptions{Logger: s.logger})
-			case config.AddressDNS:
-				src, err = netpolicy.NewDNSAddress(context.Background(), r.Address, netpolicy.DNSOptions{Logger: s.logger})
-			default:
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("server: listener[%d].passive[%d].address %q: %w", i, j, r.Address, err)
-			}
-			s.sources[key] = src
+// adopt makes w the committed wiring; s.mu is held.
+func (s *Server) adopt(w *Wiring) {
+	s.wiring = w
+	for _, c := range w.owned {
+		if p, ok := c.(*netpolicy.PortPool); ok {
+			s.pools = append(s.pools, p)
+		} else {
+			s.closers = append(s.closers, c)
 		}
 	}
-	return nil
+	w.owned = nil
+	if s.opts.Level != nil {
+		s.opts.Level.Set(w.Config.SlogLevel())
+	}
 }
 
-// Start opens every configured listener and serves them in the background.
-// If one cannot be opened, the others are closed and the error returned.
-func (s *Server) Start() error {
-	bg, cancel := context.WithCancel(context.Background())
+// Start opens every configured listener (and /metrics) and serves them in
+// the background. ctx bounds the background work, the refreshing of
+// discovered passive addresses; Shutdown and Close end it too. If a
+// listener cannot be opened, the others are closed and the error
+// returned.
+func (s *Server) Start(ctx context.Context) error {
+	s.wireMu.Lock()
+	defer s.wireMu.Unlock()
 	s.mu.Lock()
-	s.bgCancel = cancel
+	w, closing, started := s.wiring, s.closing, s.started
 	s.mu.Unlock()
-	for _, src := range s.sources {
-		go src.Run(bg)
+	switch {
+	case closing:
+		return ErrServerClosed
+	case started:
+		return errors.New("server: already started")
 	}
 	if err := s.startMetrics(); err != nil {
 		return err
 	}
+	lns, err := listen(w.Listeners)
+	if err != nil {
+		s.stopMetrics()
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		closeAll(lns)
+		s.stopMetrics()
+		return ErrServerClosed
+	}
+	s.bg, s.bgCancel = context.WithCancel(ctx)
+	s.started = true
+	var opened []*listener
+	for i, lw := range w.Listeners {
+		l := &listener{key: lw.key, ln: lns[i]}
+		l.gen.Store(newGeneration(w, lw))
+		s.listeners = append(s.listeners, l)
+		s.serveListener(l)
+		opened = append(opened, l)
+	}
+	s.startSources(w)
+	s.mu.Unlock()
+	for i, l := range opened {
+		s.logger.Info("listening", "address", l.ln.Addr().String(), "passive_ports", w.Listeners[i].Config.PassivePorts)
+	}
+	return nil
+}
+
+// Serve is Start, then waits until Shutdown or Close and returns
+// ErrServerClosed, like net/http's ListenAndServe.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-s.done
+	return ErrServerClosed
+}
+
+// listen opens the sockets of lws, in order; on a failure it closes those
+// it opened.
+func listen(lws []*ListenerWiring) ([]net.Listener, error) {
 	var lns []net.Listener
-	for i := range s.cfg.Listeners {
-		lc := &s.cfg.Listeners[i]
-		ln, err := net.Listen("tcp", lc.AddrPort().String())
+	for _, lw := range lws {
+		ln, err := net.Listen("tcp", lw.Config.AddrPort().String())
 		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			s.stopMetrics()
-			return fmt.Errorf("server: listener[%d]: %w", i, err)
+			closeAll(lns)
+			return nil, fmt.Errorf("server: %s.address: %w", lw.Name, err)
 		}
 		lns = append(lns, ln)
 	}
-	for i, ln := range lns {
-		if lc := &s.cfg.Listeners[i]; lc.ProxyProtocol {
-			ln = netpolicy.WrapProxyProtocol(ln, lc.TrustedProxies())
-		}
-		if err := s.track(ln); err != nil {
-			return err
-		}
-		sc, err := s.sessionConfig(i)
-		if err != nil {
-			return err
-		}
-		s.serving.Add(1)
-		go func() {
-			defer s.serving.Done()
-			s.serve(ln, sc)
-		}()
-		s.logger.Info("listening", "address", ln.Addr().String(), "passive_ports", s.cfg.Listeners[i].PassivePorts)
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
 	}
+}
+
+func newGeneration(w *Wiring, lw *ListenerWiring) *generation {
+	g := &generation{session: lw.Session, limits: w.Config.Server}
+	if lw.Config.ControlProxy() == config.PolicyRequired {
+		g.proxy, g.trusted = true, slices.Clone(lw.Config.TrustedProxies())
+	}
+	return g
+}
+
+// serveListener starts l's accept loop; s.mu is held and s is not closing.
+func (s *Server) serveListener(l *listener) {
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		s.serve(l)
+	}()
+}
+
+// startSources starts the refresh loop of every address source of w that
+// has none yet; s.mu is held and s is started.
+func (s *Server) startSources(w *Wiring) {
+	for _, src := range w.sources {
+		if src.cancel != nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(s.bg)
+		src.cancel = cancel
+		go src.src.Run(ctx)
+	}
+}
+
+// Reload applies cfg to the running server (SIGHUP), or changes nothing.
+//
+// It builds cfg's wiring (see Wire) and opens the sockets of listeners
+// whose address is new. If any of that fails, the server stays exactly as
+// it was; the failure is logged (error level, with cfg.File) and
+// returned. Otherwise, at once for new sessions: passive rules, limits,
+// timeouts, TLS settings, the users file and certificates, and the log
+// level (Options.Level). A listener whose address stays keeps its socket
+// and port pool, so sessions and passive reservations in flight are
+// untouched; a listener no longer configured stops accepting, and its
+// sessions go on until they end. Sessions already running keep their
+// settings. Changing metrics.address or log.format takes a restart; a
+// reload says so in the log.
+//
+// cfg must be a config of its own, as Load returns for the re-read file:
+// the running config changed in place would hide what changed.
+func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
+	s.wireMu.Lock()
+	defer s.wireMu.Unlock()
+	err := s.reload(ctx, cfg)
+	if err != nil {
+		s.logger.Error("config not reloaded; the server keeps running as it was", "file", cfg.File, "err", err)
+	}
+	return err
+}
+
+func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
+	s.mu.Lock()
+	prev, started, closing := s.wiring, s.started, s.closing
+	running := make(map[string]*listener, len(s.listeners))
+	for _, l := range s.listeners {
+		running[l.key] = l
+	}
+	s.mu.Unlock()
+	if closing {
+		return ErrServerClosed
+	}
+	w, err := wire(ctx, cfg, s.opts, prev, s.sessionMetrics())
+	if err != nil {
+		w.Close()
+		return err
+	}
+	var fresh []*ListenerWiring
+	for _, lw := range w.Listeners {
+		if running[lw.key] == nil {
+			fresh = append(fresh, lw)
+		}
+	}
+	var lns []net.Listener
+	if started {
+		if lns, err = listen(fresh); err != nil {
+			w.Close()
+			return err
+		}
+	}
+
+	// Commit: nothing below can fail.
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		closeAll(lns)
+		w.Close()
+		return ErrServerClosed
+	}
+	var next, added, removed []*listener
+	if started {
+		for _, lw := range w.Listeners {
+			l := running[lw.key]
+			if l == nil {
+				l = &listener{key: lw.key, ln: lns[0]}
+				lns = lns[1:]
+				l.gen.Store(newGeneration(w, lw))
+				s.serveListener(l)
+				added = append(added, l)
+			} else {
+				l.gen.Store(newGeneration(w, lw))
+				delete(running, lw.key)
+			}
+			next = append(next, l)
+		}
+		for _, l := range s.listeners {
+			if running[l.key] == l {
+				removed = append(removed, l)
+			}
+		}
+		s.listeners = next
+	}
+	s.adopt(w)
+	if w.reloadUsers != nil {
+		w.reloadUsers.Reload(w.Users)
+	}
+	if started {
+		s.startSources(w)
+		for key, src := range prev.sources {
+			if w.sources[key] != src && src.cancel != nil {
+				src.cancel() // no rule names it any more
+			}
+		}
+	}
+	s.mu.Unlock()
+
+	for _, l := range removed {
+		l.removed.Store(true)
+		l.ln.Close()
+		s.logger.Info("listener closed by reload; its sessions carry on", "address", l.ln.Addr().String())
+	}
+	for _, l := range added {
+		s.logger.Info("listening", "address", l.ln.Addr().String())
+	}
+	if w.Users != nil {
+		s.logger.Info("users reloaded", "users", len(w.Users.Users()))
+	}
+	for i, lw := range w.Listeners {
+		if lw.Certs != nil {
+			leaf := lw.Certs.Leaf()
+			s.logger.Info("certificate reloaded", "listener", i, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+		}
+	}
+	if cfg.Metrics.Address != prev.Config.Metrics.Address {
+		s.logger.Warn("metrics.address changed: that takes a restart; /metrics stays where it was",
+			"running", prev.Config.Metrics.Address, "configured", cfg.Metrics.Address)
+	}
+	if cfg.Log.Format != prev.Config.Log.Format {
+		s.logger.Warn("log.format changed: that takes a restart", "running", prev.Config.Log.Format, "configured", cfg.Log.Format)
+	}
+	s.logger.Info("config reloaded", "file", cfg.File, "listeners", len(w.Listeners), "added", len(added), "removed", len(removed))
 	return nil
 }
 
@@ -236,7 +378,10 @@ func (s *Server) startMetrics() error {
 	if s.metrics == nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.cfg.Metrics.Address)
+	s.mu.Lock()
+	address := s.wiring.Config.Metrics.Address
+	s.mu.Unlock()
+	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return fmt.Errorf("server: metrics.address: %w", err)
 	}
@@ -281,67 +426,9 @@ func (s *Server) Addrs() []net.Addr {
 	defer s.mu.Unlock()
 	out := make([]net.Addr, len(s.listeners))
 	for i, l := range s.listeners {
-		out[i] = l.Addr()
+		out[i] = l.ln.Addr()
 	}
 	return out
-}
-
-func (s *Server) track(ln net.Listener) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners = append(s.listeners, ln)
-	return nil
-}
-
-// sessionConfig builds what listener i gives its sessions.
-func (s *Server) sessionConfig(i int) (*ftp.Config, error) {
-	lc := &s.cfg.Listeners[i]
-	lo, hi, _ := lc.PortRange()
-	pool, err := netpolicy.NewPortPool(lc.AddrPort().Addr(), lo, hi, s.logger)
-	if err != nil {
-		return nil, fmt.Errorf("server: listener[%d]: %w", i, err)
-	}
-	s.mu.Lock()
-	s.ports = append(s.ports, pool)
-	s.mu.Unlock()
-	policy := &netpolicy.Policy{Ports: pool, ActiveAllowed: lc.ActiveAllowed(), Logger: s.logger}
-	if lc.PassiveProxyProtocol {
-		trusted := lc.TrustedProxies()
-		pool.SetListenerWrapper(func(l net.Listener) net.Listener { return netpolicy.WrapProxyProtocol(l, trusted) })
-	}
-	policy.Rules = s.passiveRules(lc)
-	var tp ftp.TLSPolicy
-	if st := s.certs[i]; st != nil {
-		tp = ftp.TLSPolicy{
-			Config:         st.ServerConfig(),
-			Implicit:       lc.TLS == config.TLSImplicit,
-			RequireControl: lc.TLS == config.TLSRequired || lc.TLS == config.TLSImplicit,
-			RequireData:    lc.TLSData == config.PolicyRequired,
-			RequireReuse:   lc.TLSSessionReuse == config.PolicyRequired,
-			AllowCCC:       lc.TLSAllowCCC,
-		}
-	}
-	sc := s.cfg.Server
-	return &ftp.Config{
-		TLS:               tp,
-		Banner:            sc.Banner,
-		IdleTimeout:       sc.IdleTimeout.D(),
-		DataTimeout:       sc.DataTimeout.D(),
-		StallTimeout:      sc.StallTimeout.D(),
-		LoginTimeout:      sc.LoginTimeout.D(),
-		MaxLoginFailures:  sc.MaxLoginFailures,
-		LoginFailureDelay: sc.LoginFailureDelay.D(),
-		ReplaceGrace:      sc.ReplaceGraceDuration(),
-		Auth:              s.auth,
-		Storage:           s.storage,
-		Network:           policy,
-		Logger:            s.logger,
-		Metrics:           s.sessionMetrics(),
-	}, nil
 }
 
 // sessionMetrics is what sessions report to: nothing (a nil interface,
@@ -364,38 +451,19 @@ func (s *Server) openPassivePorts() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, p := range s.ports {
+	for _, p := range s.pools {
 		n += p.OpenPorts()
 	}
 	return n
 }
 
-// passiveRules turns a listener's passive rules into the policy's, with
-// the address sources discoverAddresses made.
-func (s *Server) passiveRules(lc *config.Listener) []netpolicy.Rule {
-	var rules []netpolicy.Rule
-	for j := range lc.Passive {
-		r := &lc.Passive[j]
-		rule := netpolicy.Rule{Clients: r.ClientPrefixes()}
-		switch r.Kind() {
-		case config.AddressControl:
-		case config.AddressLiteral:
-			rule.Source = netpolicy.StaticAddress(netip.MustParseAddr(r.Address))
-		default:
-			rule.Source = s.sources[strings.ToLower(r.Address)]
-		}
-		rules = append(rules, rule)
-	}
-	return rules
-}
-
 // serve is the accept loop of one listener.
-func (s *Server) serve(ln net.Listener, sc *ftp.Config) {
+func (s *Server) serve(l *listener) {
 	var backoff time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := l.ln.Accept()
 		if err != nil {
-			if s.isClosing() {
+			if s.isClosing() || l.removed.Load() {
 				return
 			}
 			var ne net.Error
@@ -406,16 +474,18 @@ func (s *Server) serve(ln net.Listener, sc *ftp.Config) {
 				time.Sleep(backoff)
 				continue
 			}
-			s.logger.Error("accept loop ends", "address", ln.Addr().String(), "err", err)
+			s.logger.Error("accept loop ends", "address", l.ln.Addr().String(), "err", err)
 			return
 		}
 		backoff = 0
+		// The settings current at accept are the session's for good.
+		g := l.gen.Load()
 		// Admission runs in the connection's own goroutine: with PROXY
 		// protocol, learning the client address means reading a header.
 		s.active.Add(1)
 		go func() {
 			defer s.active.Done()
-			s.handle(c, sc)
+			s.handle(c, g)
 		}()
 	}
 }
@@ -427,7 +497,10 @@ func isTemporary(err error) bool {
 
 // handle admits one control connection and serves it, or turns it away
 // with 421.
-func (s *Server) handle(c net.Conn, sc *ftp.Config) {
+func (s *Server) handle(c net.Conn, g *generation) {
+	if g.proxy {
+		c = netpolicy.ProxyConn(c, g.trusted)
+	}
 	if err := netpolicy.CheckProxyHeader(c); err != nil {
 		s.countRefused("proxy_header")
 		s.logger.Warn("connection refused", "err", err)
@@ -441,9 +514,9 @@ func (s *Server) handle(c net.Conn, sc *ftp.Config) {
 	switch {
 	case s.closing:
 		reason, label = "Server shutting down.", "shutdown"
-	case s.cfg.Server.MaxSessions > 0 && len(s.sessions) >= s.cfg.Server.MaxSessions:
+	case g.limits.MaxSessions > 0 && len(s.sessions) >= g.limits.MaxSessions:
 		reason, label = "Too many users connected; try again later.", "max_sessions"
-	case s.cfg.Server.MaxSessionsPerIP > 0 && s.perIP[client] >= s.cfg.Server.MaxSessionsPerIP:
+	case g.limits.MaxSessionsPerIP > 0 && s.perIP[client] >= g.limits.MaxSessionsPerIP:
 		reason, label = "Too many connections from your address; try again later.", "max_sessions_per_ip"
 	}
 	if reason != "" {
@@ -455,7 +528,7 @@ func (s *Server) handle(c net.Conn, sc *ftp.Config) {
 		c.Close()
 		return
 	}
-	sess := ftp.NewSession(sc, c, client, local)
+	sess := ftp.NewSession(g.session, c, client, local)
 	s.sessions[sess] = struct{}{}
 	s.perIP[client]++
 	s.mu.Unlock()
@@ -480,7 +553,10 @@ func (s *Server) isClosing() bool {
 // stopAccepting closes the listeners and returns the live sessions.
 func (s *Server) stopAccepting() []*ftp.Session {
 	s.mu.Lock()
-	s.closing = true
+	if !s.closing {
+		s.closing = true
+		close(s.done)
+	}
 	lns := s.listeners
 	s.listeners = nil
 	sessions := make([]*ftp.Session, 0, len(s.sessions))
@@ -489,7 +565,7 @@ func (s *Server) stopAccepting() []*ftp.Session {
 	}
 	s.mu.Unlock()
 	for _, l := range lns {
-		l.Close()
+		l.ln.Close()
 	}
 	s.serving.Wait()
 	return sessions
@@ -515,7 +591,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeSessions()
 		<-done
 	}
-	s.closePorts()
+	s.release()
 	s.stopMetrics()
 	return err
 }
@@ -525,7 +601,7 @@ func (s *Server) Close() error {
 	s.stopAccepting()
 	s.closeSessions()
 	s.active.Wait()
-	s.closePorts()
+	s.release()
 	s.stopMetrics()
 	return nil
 }
@@ -542,51 +618,22 @@ func (s *Server) closeSessions() {
 	}
 }
 
-func (s *Server) closePorts() {
+// release ends the background work and frees what every committed wiring
+// built, once no session is left to use it.
+func (s *Server) release() {
 	s.mu.Lock()
-	ports := s.ports
+	pools, closers := s.pools, s.closers
+	s.pools, s.closers = nil, nil
 	if s.bgCancel != nil {
 		s.bgCancel() // address refresh loops
 	}
 	s.mu.Unlock()
-	for _, p := range ports {
+	for _, p := range pools {
 		p.Close()
 	}
-}
-
-// ReloadUsers re-reads the users file named in the config (SIGHUP). New
-// logins see the change at once; sessions already logged in keep their
-// user. It does nothing when the authenticator did not come from the file.
-func (s *Server) ReloadUsers() error {
-	fa, ok := s.auth.(*auth.FileAuthenticator)
-	if !ok || s.cfg.Auth.UsersFile == "" {
-		return nil
+	for _, c := range closers {
+		c.Close()
 	}
-	uf, err := auth.LoadUsersFile(s.cfg.Path(s.cfg.Auth.UsersFile))
-	if err != nil {
-		return fmt.Errorf("server: reload users: %w", err)
-	}
-	fa.Reload(uf)
-	s.logger.Info("users reloaded", "users", len(uf.Users()))
-	return nil
-}
-
-// ReloadCertificates re-reads every listener's certificate and key
-// (SIGHUP). New handshakes use the new certificate; established sessions
-// keep theirs. A listener whose files fail to load keeps its old one.
-func (s *Server) ReloadCertificates() error {
-	var errs []error
-	for i, st := range s.certs {
-		if st == nil {
-			continue
-		}
-		if err := st.Reload(); err != nil {
-			errs = append(errs, fmt.Errorf("listener[%d]: %w", i, err))
-			continue
-		}
-		s.logger.Info("certificate reloaded", "listener", i, "subject", st.Leaf().Subject.String(), "not_after", st.Leaf().NotAfter)
-	}
-	return errors.Join(errs...)
 }
 
 // SessionCount reports the number of live sessions.

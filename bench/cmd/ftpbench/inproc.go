@@ -34,6 +34,7 @@ func startInproc(root, storage string) (*inprocServer, error) {
 	if storage == "" {
 		storage = fmt.Sprintf("backend = \"local\"\nroot = %q", filepath.Join(root, "homes"))
 	}
+	usersFile := filepath.Join(root, "users.toml")
 	certFile := filepath.Join(root, "cert.pem")
 	keyFile := filepath.Join(root, "key.pem")
 	if err := certs.SelfSigned([]string{"localhost", "127.0.0.1"}, 24*time.Hour, certFile, keyFile); err != nil {
@@ -58,13 +59,12 @@ tls_key = %q
 [storage]
 %s
 
+[auth]
+users_file = %q
+
 [log]
 level = "warn"
-`, certFile, keyFile, storage)
-	cfg, err := config.Parse([]byte(text))
-	if err != nil {
-		return nil, err
-	}
+`, certFile, keyFile, storage, usersFile)
 	const user, password = "bench", "bench-password"
 	hash, err := auth.HashPassword(password)
 	if err != nil {
@@ -78,16 +78,24 @@ level = "warn"
 	if err := uf.Add(user, hash, user, all); err != nil {
 		return nil, err
 	}
+	if err := uf.Save(usersFile); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		return nil, err
+	}
 	home := filepath.Join(root, "homes", user)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(cfg, server.Options{Logger: logger, Auth: auth.NewFileAuthenticator(uf, auth.Options{Logger: logger})})
+	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, server.Options{Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.Start(); err != nil {
+	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
 	addrs := srv.Addrs()

@@ -1,6 +1,6 @@
-package server_test
+package doctor_test
 
-// cloudftpd doctor's checks (server.Diagnose) against configs that are
+// cloudftpd doctor's checks (doctor.Diagnose) against configs that are
 // valid but fail their clients, on this machine or on a pretended one
 // (LocalAddrs) with the addresses of an EC2 instance.
 
@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +23,9 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/diag/diagtest"
+	"github.com/cloudftpd/cloudftpd/internal/doctor"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy/imdstest"
-	"github.com/cloudftpd/cloudftpd/internal/server"
+	"github.com/cloudftpd/cloudftpd/internal/s3test"
 )
 
 // ec2Addrs is an EC2 instance's view of itself: a private address only.
@@ -76,7 +78,7 @@ func diagnose(t *testing.T, cfg *config.Config, localAddrs func() ([]netip.Addr,
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	checks := server.Diagnose(ctx, cfg, server.DoctorOptions{LocalAddrs: localAddrs})
+	checks := doctor.Diagnose(ctx, cfg, doctor.Options{LocalAddrs: localAddrs})
 	var b strings.Builder
 	diag.Write(&b, "doctor", checks)
 	t.Logf("\n%s", b.String())
@@ -241,23 +243,38 @@ func TestDoctorFailures(t *testing.T) {
 // S3 storage: a reachable bucket is checked for writing without an
 // object or upload left behind, and a missing one fails.
 func TestDoctorS3(t *testing.T) {
-	forBackends(t, s3Backends, func(t *testing.T, b backend) {
-		srv := b.s3(t, s3Bucket)
-		cfg := doctorConfig(t, "", "")
-		useS3(t, cfg, srv)
-		checks := diagnose(t, cfg, nil)
-		diagtest.Want(t, checks, "storage", diag.OK, "s3://"+s3Bucket+"/"+s3Prefix, "readable and writable")
-		if keys := srv.Keys(t, ""); len(keys) != 0 {
-			t.Errorf("the storage check left keys behind: %v", keys)
-		}
-		ups, err := srv.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &srv.Bucket})
-		if err == nil && len(ups.Uploads) != 0 {
-			t.Errorf("the storage check left %d multipart uploads behind", len(ups.Uploads))
-		}
-		cfg.Storage.Bucket = "no-such-bucket"
-		checks = diagnose(t, cfg, nil)
-		diagtest.Want(t, checks, "storage", diag.Fail, "no-such-bucket")
-	})
+	for _, b := range []struct {
+		name  string
+		start func(testing.TB, string) *s3test.Server
+	}{{"s3-gofakes3", s3test.Fake}, {"s3-versitygw", s3test.Versitygw}} {
+		t.Run(b.name, func(t *testing.T) { testDoctorS3(t, b.start(t, s3Bucket)) })
+	}
+}
+
+// The bucket and key prefix of the S3 servers.
+const (
+	s3Bucket = "ftp-bucket"
+	s3Prefix = "homes/"
+)
+
+func testDoctorS3(t *testing.T, srv *s3test.Server) {
+	srv.Env(t)
+	cfg := doctorConfig(t, "", "")
+	cfg.Storage = config.Storage{Backend: "s3", Bucket: srv.Bucket, Prefix: s3Prefix, Region: s3test.Region,
+		Endpoint: srv.URL, PathStyle: true, PartSize: 5 << 20, Concurrency: 2}
+	mustValidate(t, cfg)
+	checks := diagnose(t, cfg, nil)
+	diagtest.Want(t, checks, "storage", diag.OK, "s3://"+s3Bucket+"/"+s3Prefix, "readable and writable")
+	if keys := srv.Keys(t, ""); len(keys) != 0 {
+		t.Errorf("the storage check left keys behind: %v", keys)
+	}
+	ups, err := srv.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &srv.Bucket})
+	if err == nil && len(ups.Uploads) != 0 {
+		t.Errorf("the storage check left %d multipart uploads behind", len(ups.Uploads))
+	}
+	cfg.Storage.Bucket = "no-such-bucket"
+	checks = diagnose(t, cfg, nil)
+	diagtest.Want(t, checks, "storage", diag.Fail, "no-such-bucket")
 }
 
 func mustValidate(t *testing.T, cfg *config.Config) {
@@ -274,4 +291,41 @@ func mustPerms(t *testing.T, perms ...string) auth.Permissions {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// hashes caches the slow password hashes across tests.
+var hashes sync.Map
+
+func hashFor(t *testing.T, pw string) string {
+	t.Helper()
+	if h, ok := hashes.Load(pw); ok {
+		return h.(string)
+	}
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes.Store(pw, h)
+	return h
+}
+
+// freeRange returns n consecutive ports free on 127.0.0.1, as "lo-hi".
+func freeRange(t *testing.T, n int) string {
+	t.Helper()
+	for base := 40000 + int(time.Now().UnixNano()%20000); base < 65000; base += n {
+		ok := true
+		for p := base; p < base+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return fmt.Sprintf("%d-%d", base, base+n-1)
+		}
+	}
+	t.Fatal("no free port range")
+	return ""
 }

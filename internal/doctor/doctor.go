@@ -1,10 +1,20 @@
-package server
+// Package doctor checks a cloudftpd config against the machine it is to
+// run on, without serving it (cloudftpd doctor): the users file, the
+// storage and the server's write access to it, each listener's address,
+// certificate and passive port range, and the address PASV replies would
+// give each kind of client. It finds what makes a server that starts fine
+// fail its clients, above all a private address sent to internet clients
+// behind NAT.
+//
+// It builds the config with server.Wire, as serve and check-config do, so
+// what it calls a failure is exactly what stops serve; its other checks
+// (ports, permissions, PASV addresses) look further than serve can.
+package doctor
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,16 +23,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/server"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
 
-// DoctorOptions adjusts Diagnose.
-type DoctorOptions struct {
+// Options adjusts Diagnose.
+type Options struct {
 	// LocalAddrs lists this machine's addresses, for listeners on a
 	// wildcard address; nil reads the network interfaces.
 	LocalAddrs func() ([]netip.Addr, error)
@@ -34,13 +44,10 @@ type DoctorOptions struct {
 // a real client).
 var internetClient = netip.MustParseAddr("203.0.113.7")
 
-// Diagnose checks cfg against this machine without serving it: the users
-// file, the storage (and that the server may write to it), each listener's
-// address, certificate and passive port range, and the address each kind
-// of client would find in PASV replies. It finds what makes a server that
-// starts fine fail its clients: above all a private address sent to
-// internet clients behind NAT.
-func Diagnose(ctx context.Context, cfg *config.Config, opts DoctorOptions) []diag.Check {
+// Diagnose checks cfg against this machine without serving it. Every part
+// server.Wire fails to build is a failed check named after the part; the
+// parts it builds are examined further.
+func Diagnose(ctx context.Context, cfg *config.Config, opts Options) []diag.Check {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -49,68 +56,107 @@ func Diagnose(ctx context.Context, cfg *config.Config, opts DoctorOptions) []dia
 	if localAddrs == nil {
 		localAddrs = interfaceAddrs
 	}
-	var checks []diag.Check
-	checks = append(checks, checkUsers(cfg), checkStorage(ctx, cfg, logger))
+	w, err := server.Wire(ctx, cfg, server.Options{Logger: logger})
+	defer w.Close()
+	failed := map[string]*server.PartError{}
+	var werr *server.WiringError
+	switch {
+	case errors.As(err, &werr):
+		for _, pe := range werr.Parts {
+			if failed[pe.Part] == nil {
+				failed[pe.Part] = pe
+			}
+		}
+	case err != nil:
+		return []diag.Check{{Step: "config", Status: diag.Fail, Detail: err.Error()}}
+	}
+	// part returns the failed check of a part, and takes it off the list
+	// of failures still to report.
+	part := func(name string) (diag.Check, bool) {
+		pe := failed[name]
+		if pe == nil {
+			return diag.Check{}, false
+		}
+		delete(failed, name)
+		return diag.Check{Step: name, Status: diag.Fail, Detail: pe.Error()}, true
+	}
 
-	s := &Server{cfg: cfg, logger: logger}
-	discovery := s.discoverAddresses()
-	if discovery != nil {
-		checks = append(checks, diag.Check{Step: "passive addresses", Status: diag.Fail, Detail: discovery.Error(),
-			Fix: "serve refuses to start until this address can be discovered"})
+	var checks []diag.Check
+	if c, ok := part("users"); ok {
+		checks = append(checks, c)
+	} else {
+		checks = append(checks, checkUsers(w))
+	}
+	if c, ok := part("storage"); ok {
+		checks = append(checks, c)
+	} else {
+		checks = append(checks, checkStorage(ctx, w))
+	}
+	discovered := true
+	if c, ok := part("passive addresses"); ok {
+		c.Fix = "serve refuses to start until this address can be discovered"
+		checks = append(checks, c)
+		discovered = false
 	}
 	if cfg.Metrics.Address != "" {
 		checks = append(checks, checkBind("metrics", cfg.Metrics.Address))
 	}
-	for i := range cfg.Listeners {
-		lc := &cfg.Listeners[i]
-		name := fmt.Sprintf("listener[%d]", i)
-		checks = append(checks, checkBind(name, lc.AddrPort().String()))
-		if lc.TLS != config.TLSOff {
-			checks = append(checks, checkCert(name, cfg, lc))
+	for _, lw := range w.Listeners {
+		checks = append(checks, checkBind(lw.Name, lw.Config.AddrPort().String()))
+		if c, ok := part(lw.Name + " TLS"); ok {
+			checks = append(checks, c)
+		} else if lw.Certs != nil {
+			checks = append(checks, checkCert(lw.Name, lw.Certs))
 		}
-		checks = append(checks, checkPassivePorts(name, lc))
-		if discovery == nil {
-			checks = append(checks, s.checkPassiveReplies(ctx, name, lc, localAddrs))
+		if c, ok := part(lw.Name + " passive ports"); ok {
+			checks = append(checks, c)
+		} else {
+			checks = append(checks, checkPassivePorts(lw.Name, lw.Config))
+		}
+		if discovered {
+			checks = append(checks, checkPassiveReplies(ctx, lw, localAddrs))
+		}
+	}
+	// Any part this file does not know yet still fails the diagnosis.
+	if werr != nil {
+		for _, pe := range werr.Parts {
+			if failed[pe.Part] == pe {
+				delete(failed, pe.Part)
+				checks = append(checks, diag.Check{Step: pe.Part, Status: diag.Fail, Detail: pe.Error()})
+			}
 		}
 	}
 	return checks
 }
 
-func checkUsers(cfg *config.Config) diag.Check {
+func checkUsers(w *server.Wiring) diag.Check {
+	cfg := w.Config
 	c := diag.Check{Step: "users", Status: diag.OK}
-	if cfg.Auth.UsersFile != "" {
-		uf, err := auth.LoadUsersFile(cfg.Path(cfg.Auth.UsersFile))
-		if err != nil {
-			c.Status, c.Detail = diag.Fail, err.Error()
-			return c
-		}
-		c.Detail = fmt.Sprintf("%d in %s", len(uf.Users()), cfg.Path(cfg.Auth.UsersFile))
-		if len(uf.Users()) == 0 && !cfg.Auth.Anonymous {
+	if w.Users != nil {
+		n := len(w.Users.Users())
+		c.Detail = fmt.Sprintf("%d in %s", n, cfg.Path(cfg.Auth.UsersFile))
+		if n == 0 && cfg.Auth.AnonymousPolicy() == config.PolicyOff {
 			c.Status = diag.Warn
 			c.Fix = "nobody can log in: add a user with \"cloudftpd user add NAME\""
 		}
 	}
-	if cfg.Auth.Anonymous {
-		c.Detail = strings.TrimPrefix(c.Detail+"; anonymous logins allowed", "; ")
+	switch cfg.Auth.AnonymousPolicy() {
+	case config.PolicyOptional:
+		c.Detail += "; anonymous logins allowed"
+	case config.PolicyRequired:
+		c.Detail = "no users file: anonymous logins only"
 	}
 	return c
 }
 
-func checkStorage(ctx context.Context, cfg *config.Config, logger *slog.Logger) diag.Check {
+func checkStorage(ctx context.Context, w *server.Wiring) diag.Check {
+	cfg := w.Config
 	c := diag.Check{Step: "storage"}
 	where := cfg.Path(cfg.Storage.Root)
 	if cfg.Storage.Backend == "s3" {
 		where = "s3://" + cfg.Storage.Bucket + "/" + cfg.Storage.Prefix
 	}
-	b, err := newBackend(cfg, logger)
-	if err != nil {
-		c.Status, c.Detail = diag.Fail, err.Error()
-		return c
-	}
-	if cl, ok := b.(io.Closer); ok {
-		defer cl.Close()
-	}
-	if wc, ok := b.(storage.WriteChecker); ok {
+	if wc, ok := w.Storage.(storage.WriteChecker); ok {
 		if err := wc.CheckWrite(ctx); err != nil {
 			c.Status, c.Detail = diag.Fail, err.Error()
 			c.Fix = "uploads will fail: give the account the server runs as write access " +
@@ -149,13 +195,8 @@ func checkBind(name, address string) diag.Check {
 	return c
 }
 
-func checkCert(name string, cfg *config.Config, lc *config.Listener) diag.Check {
+func checkCert(name string, st *certs.Store) diag.Check {
 	c := diag.Check{Step: name + " TLS"}
-	st, err := certs.Load(cfg.Path(lc.TLSCert), cfg.Path(lc.TLSKey))
-	if err != nil {
-		c.Status, c.Detail = diag.Fail, err.Error()
-		return c
-	}
 	leaf := st.Leaf()
 	c.Status = diag.OK
 	c.Detail = fmt.Sprintf("certificate for %s, valid until %s", strings.Join(certs.Names(leaf), ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
@@ -220,8 +261,9 @@ type clientClass struct {
 // checkPassiveReplies works out, for each kind of client and each address
 // of this machine it may connect to, the address PASV replies would carry,
 // with the real policy and discovered addresses.
-func (s *Server) checkPassiveReplies(ctx context.Context, name string, lc *config.Listener, localAddrs func() ([]netip.Addr, error)) diag.Check {
-	c := diag.Check{Step: name + " PASV"}
+func checkPassiveReplies(ctx context.Context, lw *server.ListenerWiring, localAddrs func() ([]netip.Addr, error)) diag.Check {
+	lc := lw.Config
+	c := diag.Check{Step: lw.Name + " PASV"}
 	var locals []netip.Addr
 	switch a := lc.AddrPort().Addr().Unmap(); {
 	case a.IsLoopback():
@@ -250,7 +292,7 @@ func (s *Server) checkPassiveReplies(ctx context.Context, name string, lc *confi
 		return c
 	}
 
-	policy := &netpolicy.Policy{Rules: s.passiveRules(lc)}
+	policy := &netpolicy.Policy{Rules: lw.Rules}
 	var classes []clientClass
 	var shadowed []string
 	coveredInternet := false
