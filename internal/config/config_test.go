@@ -254,6 +254,10 @@ func TestParseDefaults(t *testing.T) {
 		LoginFailureDelay: Duration(time.Second),
 		Banner:            "cloudftpd ready",
 	}
+	if got := c.Server.ReplaceGraceDuration(); got != DefaultReplaceGrace {
+		t.Errorf("replace_grace default = %v, want %v", got, DefaultReplaceGrace)
+	}
+	c.Server.ReplaceGrace = nil // a pointer: compared above
 	if c.Server != want {
 		t.Errorf("server defaults = %+v\nwant %+v", c.Server, want)
 	}
