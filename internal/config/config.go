@@ -100,6 +100,8 @@ type Config struct {
 	Auth      Auth       `toml:"auth"`
 	Log       Log        `toml:"log"`
 	Metrics   Metrics    `toml:"metrics"`
+	Defender  Defender   `toml:"defender"`
+	Control   Control    `toml:"control"`
 
 	// Dir is the directory relative paths in the file are resolved against
 	// (the config file's directory, or the working directory).
@@ -119,6 +121,11 @@ type Server struct {
 	StallTimeout Duration `toml:"stall_timeout"`
 	// LoginTimeout closes a connection that has not logged in by then.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// StateDir holds what must survive a restart: the defender's bans, the
+	// control socket, the event outbox. Relative to the config file;
+	// default "state" for a config file, none for a config built in code
+	// (bans then stay in memory and there is no control socket).
+	StateDir string `toml:"state_dir"`
 	// ReplaceGrace is how long an upload that replaces an existing file
 	// waits, after its data connection closed, for a sign that the client
 	// died mid-upload (its control connection closing too) before the
@@ -293,6 +300,141 @@ type Metrics struct {
 	Address string `toml:"address"`
 }
 
+// Defender scores client addresses and bans the ones that attack (see the
+// README, "Limits and defence"). Zero numbers take the defender's
+// defaults.
+type Defender struct {
+	// Enabled is true unless set to false.
+	Enabled *bool `toml:"enabled"`
+	// Threshold points within Window ban an address for BanTime, each
+	// further ban twice as long up to MaxBanTime.
+	Threshold  int      `toml:"threshold"`
+	Window     Duration `toml:"window"`
+	BanTime    Duration `toml:"ban_time"`
+	MaxBanTime Duration `toml:"max_ban_time"`
+	// Allow lists networks never scored nor banned; Deny networks always
+	// refused. The longest matching prefix decides.
+	Allow []string `toml:"allow"`
+	Deny  []string `toml:"deny"`
+	// StateFile keeps bans across restarts, relative to server.state_dir;
+	// "" keeps them in memory only. Default "defender.json".
+	StateFile *string `toml:"state_file"`
+	// MaxTracked and MaxBans bound the memory the defender uses.
+	MaxTracked int `toml:"max_tracked"`
+	MaxBans    int `toml:"max_bans"`
+	// Weights are the points per offence, by name (login_failed,
+	// unknown_user, bad_command_before_login, tls_handshake_failed,
+	// no_command); unset ones keep their defaults.
+	Weights map[string]int `toml:"weights"`
+
+	allow, deny []netip.Prefix
+}
+
+func (d *Defender) validate() error {
+	var err error
+	if d.allow, err = parsePrefixes(d.Allow); err != nil {
+		return fmt.Errorf("allow: %w", err)
+	}
+	if d.deny, err = parsePrefixes(d.Deny); err != nil {
+		return fmt.Errorf("deny: %w", err)
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"threshold", d.Threshold}, {"max_tracked", d.MaxTracked}, {"max_bans", d.MaxBans}} {
+		if n.v < 0 {
+			return fmt.Errorf("%s: must not be negative", n.key)
+		}
+	}
+	for _, v := range []struct {
+		key string
+		v   Duration
+	}{{"window", d.Window}, {"ban_time", d.BanTime}, {"max_ban_time", d.MaxBanTime}} {
+		if v.v < 0 {
+			return fmt.Errorf("%s: must not be negative", v.key)
+		}
+	}
+	for k, w := range d.Weights {
+		if w < 0 {
+			return fmt.Errorf("weights.%s: must not be negative", k)
+		}
+	}
+	return nil
+}
+
+// parsePrefixes reads CIDR prefixes or single addresses.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s, "/") {
+			p, err = netip.ParsePrefix(s)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(s); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// On reports whether the defender runs.
+func (d *Defender) On() bool { return d.Enabled == nil || *d.Enabled }
+
+// AllowPrefixes and DenyPrefixes are the parsed lists.
+func (d *Defender) AllowPrefixes() []netip.Prefix { return d.allow }
+
+// DenyPrefixes is the parsed deny list.
+func (d *Defender) DenyPrefixes() []netip.Prefix { return d.deny }
+
+// DefaultAllow is defender.allow when unset: the machine itself, whose
+// scripts and monitoring should never lock themselves out.
+var DefaultAllow = []string{"127.0.0.0/8", "::1/128"}
+
+// Control is the local control channel of a running server (cloudftpd
+// ban, sessions, reload): HTTP on a Unix socket whose file permissions say
+// who may use it.
+type Control struct {
+	// Socket is the socket's path, relative to server.state_dir; default
+	// "control.sock"; "off" disables it.
+	Socket string `toml:"socket"`
+}
+
+// StatePath resolves a path under server.state_dir; "" when it is
+// relative and there is no state directory.
+func (c *Config) StatePath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	if c.Server.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(c.Path(c.Server.StateDir), p)
+}
+
+// ControlSocket is the control socket's path, or "" when it is off.
+func (c *Config) ControlSocket() string {
+	if c.Control.Socket == "off" {
+		return ""
+	}
+	return c.StatePath(c.Control.Socket)
+}
+
+// DefenderStateFile is the defender's state file, or "" to keep bans in
+// memory.
+func (c *Config) DefenderStateFile() string {
+	if c.Defender.StateFile == nil || *c.Defender.StateFile == "" {
+		return ""
+	}
+	return c.StatePath(*c.Defender.StateFile)
+}
+
 // Duration is a time.Duration written as "5m" or "30s" in TOML.
 type Duration time.Duration
 
@@ -356,8 +498,16 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.Dir, c.File = abs, path
+	if c.Server.StateDir == "" {
+		// A config file keeps its state beside it; a config built in
+		// code (tests, the built-in demo) has none unless it says so.
+		c.Server.StateDir = DefaultStateDir
+	}
 	return c, nil
 }
+
+// DefaultStateDir is server.state_dir for a config file that sets none.
+const DefaultStateDir = "state"
 
 // indexedKey names key the way validation errors do, with the index of
 // each array table it is in ("listener[1].passive[0].adress"). The TOML
@@ -436,6 +586,16 @@ func listenerValueError(i int, err error) error {
 // validated again never keeps a default derived from an old value.
 func (c *Config) applyDefaults() {
 	s := &c.Server
+	if c.Control.Socket == "" {
+		c.Control.Socket = "control.sock"
+	}
+	if c.Defender.Allow == nil {
+		c.Defender.Allow = DefaultAllow
+	}
+	if c.Defender.StateFile == nil {
+		f := "defender.json"
+		c.Defender.StateFile = &f
+	}
 	setDur := func(d *Duration, v time.Duration) {
 		if *d == 0 {
 			*d = Duration(v)
@@ -485,6 +645,9 @@ func (c *Config) applyDefaults() {
 // again after the config was changed in code.
 func (c *Config) Validate() error {
 	c.applyDefaults()
+	if err := c.Defender.validate(); err != nil {
+		return fmt.Errorf("defender.%w", err)
+	}
 	if c.Metrics.Address != "" {
 		if _, err := parseListenAddr(c.Metrics.Address); err != nil {
 			return fmt.Errorf("metrics.address %q: %v", c.Metrics.Address, err)

@@ -387,3 +387,6 @@ func (s *Session) takePassive() *netpolicy.Reservation {
 }
 
 func (s *Session) releasePassive() { s.setPassive(nil) }
+
+// Client is the client's address (after PROXY protocol).
+func (s *Session) Client() netip.Addr { return s.client }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/defender"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
@@ -38,6 +39,13 @@ type Server struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics.Metrics // nil without [metrics]
+	// defender decides at accept which addresses are refused; nil when
+	// defender.enabled = false. It lives as long as the server: a reload
+	// keeps it and its scores.
+	defender *defender.Defender
+	// control serves the control socket (cloudftpd ban ...), once started.
+	control     *http.Server
+	controlPath string
 
 	// wireMu serialises Start and Reload, which each read the running
 	// wiring, build on it and commit.
@@ -104,9 +112,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.metrics.Gauge("cloudftpd_passive_ports_open", "Passive sockets open (waiting for or lingering after a transfer), all listeners.",
 			func() float64 { return float64(s.openPassivePorts()) })
 	}
-	w, err := wire(ctx, cfg, opts, nil, s.sessionMetrics())
+	// The defender comes first: the sessions' config reports to it.
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: config: %w", err)
+	}
+	if err := s.startDefence(cfg); err != nil {
+		return nil, err
+	}
+	w, err := wire(ctx, cfg, opts, nil, s.hooks())
 	if err != nil {
 		w.Close()
+		s.stopDefence()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -151,9 +167,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.startMetrics(); err != nil {
 		return err
 	}
+	if err := s.startControl(ctx, w.Config); err != nil {
+		s.stopMetrics()
+		return err
+	}
 	lns, err := listen(w.Listeners)
 	if err != nil {
 		s.stopMetrics()
+		s.stopControl()
 		return err
 	}
 	s.mu.Lock()
@@ -279,7 +300,7 @@ func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
 	if closing {
 		return ErrServerClosed
 	}
-	w, err := wire(ctx, cfg, s.opts, prev, s.sessionMetrics())
+	w, err := wire(ctx, cfg, s.opts, prev, s.hooks())
 	if err != nil {
 		w.Close()
 		return err
@@ -480,6 +501,9 @@ func (s *Server) serve(l *listener) {
 		backoff = 0
 		// The settings current at accept are the session's for good.
 		g := l.gen.Load()
+		if !g.proxy && !s.admit(c) {
+			continue // banned: a closed socket, nothing read or sent
+		}
 		// Admission runs in the connection's own goroutine: with PROXY
 		// protocol, learning the client address means reading a header.
 		s.active.Add(1)
@@ -507,6 +531,9 @@ func (s *Server) handle(c net.Conn, g *generation) {
 		c.Close()
 		return
 	}
+	if g.proxy && !s.admit(c) {
+		return // the client address the header named is banned
+	}
 	client := netpolicy.RemoteAddr(c)
 	local := netpolicy.SocketLocalAddr(c)
 	s.mu.Lock()
@@ -524,7 +551,7 @@ func (s *Server) handle(c net.Conn, g *generation) {
 		s.countRefused(label)
 		s.logger.Warn("connection refused", "client", client.String(), "reason", reason)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("421 " + reason + "\r\n"))
+		c.Write(ftp.RenderReply(ftp.Reply{Code: 421, Lines: []string{reason}}))
 		c.Close()
 		return
 	}
@@ -593,6 +620,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.release()
 	s.stopMetrics()
+	s.stopDefence()
 	return err
 }
 
@@ -603,6 +631,7 @@ func (s *Server) Close() error {
 	s.active.Wait()
 	s.release()
 	s.stopMetrics()
+	s.stopDefence()
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -137,7 +138,7 @@ func (e *WiringError) Unwrap() []error {
 // the parts that were built, for doctor to examine. Either way the caller
 // must Close the wiring when it does not serve it.
 func Wire(ctx context.Context, cfg *config.Config, opts Options) (*Wiring, error) {
-	return wire(ctx, cfg, opts, nil, nil)
+	return wire(ctx, cfg, opts, nil, sessionHooks{})
 }
 
 // Close releases what the wiring built (storage handles, port pools). A
@@ -166,9 +167,9 @@ type refreshingSource interface {
 // wire is Wire for a server: prev is the running wiring on reload, whose
 // parts that the new config leaves alike are taken over (the
 // authenticator, the storage backend, discovered addresses, port pools of
-// listeners that keep their address), and metrics is what sessions
-// report to.
-func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, metrics ftp.Metrics) (*Wiring, error) {
+// listeners that keep their address), and hooks are what sessions report
+// to.
+func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, hooks sessionHooks) (*Wiring, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -218,7 +219,7 @@ func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, m
 		return w, &WiringError{Parts: fails}
 	}
 	for _, lw := range w.Listeners {
-		lw.Session = w.sessionConfig(lw, metrics)
+		lw.Session = w.sessionConfig(lw, hooks)
 	}
 	return w, nil
 }
@@ -407,7 +408,7 @@ func samePassiveSockets(a, b *config.Listener) bool {
 
 // sessionConfig builds what a listener gives its sessions. It is never
 // changed afterwards: a reload builds a new one for new sessions.
-func (w *Wiring) sessionConfig(lw *ListenerWiring, metrics ftp.Metrics) *ftp.Config {
+func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Config {
 	lc := lw.Config
 	var tp ftp.TLSPolicy
 	if lw.Certs != nil {
@@ -435,6 +436,18 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, metrics ftp.Metrics) *ftp.Con
 		Storage:           w.Storage,
 		Network:           &netpolicy.Policy{Rules: lw.Rules, Ports: lw.Ports, ActiveAllowed: lc.ActiveAllowed(), Logger: w.logger},
 		Logger:            w.logger,
-		Metrics:           metrics,
+		Metrics:           hooks.metrics,
+		Guard:             hooks.guard,
+		Events:            hooks.events,
+		Listener:          lc.Address,
+		StorageName:       w.Config.Storage.Backend,
 	}
+}
+
+// sessionHooks are the server-wide parts sessions report to: nil ones
+// hear nothing.
+type sessionHooks struct {
+	metrics ftp.Metrics
+	guard   ftp.Guard
+	events  events.Recorder
 }

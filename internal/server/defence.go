@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/control"
+	"github.com/cloudftpd/cloudftpd/internal/defender"
+	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+)
+
+// hooks are what this server's sessions report to.
+func (s *Server) hooks() sessionHooks {
+	h := sessionHooks{metrics: s.sessionMetrics()}
+	if s.defender != nil {
+		h.guard = guard{s.defender}
+	}
+	return h
+}
+
+// startDefence builds the defender from cfg's [defender]: no socket, no
+// goroutine; the state file is read.
+func (s *Server) startDefence(cfg *config.Config) error {
+	dc := &cfg.Defender
+	if !dc.On() {
+		return nil
+	}
+	weights := make(map[defender.Event]int, len(dc.Weights))
+	for name, w := range dc.Weights {
+		weights[defender.Event(name)] = w
+	}
+	stateFile := cfg.DefenderStateFile()
+	if stateFile != "" {
+		if err := os.MkdirAll(filepath.Dir(stateFile), 0o750); err != nil {
+			return fmt.Errorf("server: server.state_dir: %w", err)
+		}
+	}
+	d, err := defender.New(defender.Config{
+		Threshold:  dc.Threshold,
+		Window:     dc.Window.D(),
+		BanTime:    dc.BanTime.D(),
+		MaxBanTime: dc.MaxBanTime.D(),
+		Weights:    weights,
+		Allow:      dc.AllowPrefixes(),
+		Deny:       dc.DenyPrefixes(),
+		StateFile:  stateFile,
+		MaxTracked: dc.MaxTracked,
+		MaxBans:    dc.MaxBans,
+		OnBan:      s.closeBanned,
+		Logger:     s.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("server: defender: %w", err)
+	}
+	s.defender = d
+	return nil
+}
+
+// admit asks the defender about a new connection; a refused one is closed
+// at once, before the greeting or any TLS, so that a banned flood costs a
+// lookup and a close.
+func (s *Server) admit(c net.Conn) bool {
+	if s.defender == nil || s.defender.Admit(netpolicy.RemoteAddr(c)) {
+		return true
+	}
+	c.Close()
+	s.countRefused("banned")
+	return false
+}
+
+// closeBanned ends the open sessions of a banned prefix (an attacker's
+// connections already inside keep guessing otherwise).
+func (s *Server) closeBanned(b defender.Ban) {
+	s.mu.Lock()
+	var victims []*ftp.Session
+	for sess := range s.sessions {
+		if b.Prefix.Contains(sess.Client()) {
+			victims = append(victims, sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range victims {
+		sess.Close()
+	}
+}
+
+// startControl serves the control socket (cloudftpd ban ...) when the
+// config has one and there is something to control.
+func (s *Server) startControl(_ context.Context, cfg *config.Config) error {
+	path := cfg.ControlSocket()
+	if path == "" || s.defender == nil {
+		return nil
+	}
+	l, err := control.Listen(path)
+	if err != nil {
+		return fmt.Errorf("server: control.socket: %w", err)
+	}
+	h := control.NewHandler(s.defender, s.logger)
+	hs := &http.Server{Handler: h}
+	s.mu.Lock()
+	s.control, s.controlPath = hs, path
+	s.mu.Unlock()
+	go hs.Serve(l)
+	s.logger.Info("control socket", "path", path)
+	return nil
+}
+
+// stopControl closes the control socket.
+func (s *Server) stopControl() {
+	s.mu.Lock()
+	hs, path := s.control, s.controlPath
+	s.control = nil
+	s.mu.Unlock()
+	if hs != nil {
+		hs.Close()
+		os.Remove(path)
+	}
+}
+
+// stopDefence closes the control socket and saves the bans.
+func (s *Server) stopDefence() {
+	s.stopControl()
+	if s.defender != nil {
+		if err := s.defender.Close(); err != nil {
+			s.logger.Error("defender: saving bans", "err", err)
+		}
+	}
+}
+
+// guard turns the engine's offences into the defender's events.
+type guard struct{ d *defender.Defender }
+
+var offenceEvents = map[ftp.Offence]defender.Event{
+	ftp.OffenceLoginFailed:  defender.LoginFailed,
+	ftp.OffenceUnknownUser:  defender.UnknownUser,
+	ftp.OffenceBeforeLogin:  defender.BadCommandBeforeLogin,
+	ftp.OffenceTLSHandshake: defender.TLSHandshakeFailed,
+	ftp.OffenceNoCommand:    defender.NoCommand,
+}
+
+func (g guard) Offend(client netip.Addr, o ftp.Offence) {
+	if e, ok := offenceEvents[o]; ok {
+		g.d.Score(client, e)
+	}
+}
