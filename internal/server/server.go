@@ -26,7 +26,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/local"
-	s3store "github.com/cloudftpd/cloudftpd/internal/storage/s3"
+	"github.com/cloudftpd/cloudftpd/internal/storage/s3store"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
