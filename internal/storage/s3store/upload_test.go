@@ -387,44 +387,61 @@ func TestUploadMemory(t *testing.T) {
 
 func TestPartSizeFor(t *testing.T) {
 	for _, tt := range []struct {
-		base int64
-		n    int32
-		want int64
+		base, limit int64
+		n           int32
+		want        int64
 	}{
-		{5 * mib, 1, 5 * mib},
-		{5 * mib, 1000, 5 * mib},
-		{5 * mib, 1001, 10 * mib},
-		{5 * mib, 2001, 20 * mib},
-		{5 * mib, 10_000, 5 * mib << 9},
-		{16 * mib, 8001, 4096 * mib},
-		{16 * mib, 9001, MaxPartSize},
-		{16 * mib, 10_000, MaxPartSize},
-		{MaxPartSize, 5000, MaxPartSize},
-		{1 << 30, 4001, MaxPartSize},
+		{5 * mib, MaxPartSize, 1, 5 * mib},
+		{5 * mib, MaxPartSize, 1000, 5 * mib},
+		{5 * mib, MaxPartSize, 1001, 10 * mib},
+		{5 * mib, MaxPartSize, 2001, 20 * mib},
+		{5 * mib, MaxPartSize, 10_000, 5 * mib << 9},
+		{16 * mib, MaxPartSize, 8001, 4096 * mib},
+		{16 * mib, MaxPartSize, 9001, MaxPartSize},
+		{16 * mib, MaxPartSize, 10_000, MaxPartSize},
+		{MaxPartSize, MaxPartSize, 5000, MaxPartSize},
+		{1 << 30, MaxPartSize, 4001, MaxPartSize},
+		// The upload memory caps the growth, also between two doublings.
+		{16 * mib, 256 * mib, 4001, 256 * mib},
+		{16 * mib, 256 * mib, 10_000, 256 * mib},
+		{16 * mib, 100 * mib, 2001, 64 * mib},
+		{16 * mib, 100 * mib, 3001, 100 * mib},
+		{16 * mib, 16 * mib, 9000, 16 * mib},
 	} {
-		if got := partSizeFor(tt.base, tt.n); got != tt.want {
-			t.Errorf("partSizeFor(%d, %d) = %d, want %d", tt.base, tt.n, got, tt.want)
+		if got := partSizeFor(tt.base, tt.limit, tt.n); got != tt.want {
+			t.Errorf("partSizeFor(%d, %d, %d) = %d, want %d", tt.base, tt.limit, tt.n, got, tt.want)
 		}
 	}
 	// What 10,000 parts cover, for the documentation's claims.
 	for _, tt := range []struct {
-		base, atLeast int64
+		base, limit     int64
+		atLeast, atMost int64
 	}{
-		{MinPartSize, 48 << 40 / 10}, // 4.8 TiB
-		{DefaultPartSize, 5 << 40},
+		{MinPartSize, MaxPartSize, 48 << 40 / 10, 5 << 40},                     // 4.8 TiB
+		{DefaultPartSize, MaxPartSize, 5 << 40, 100 << 40},                     // S3's largest object
+		{DefaultPartSize, DefaultUploadMemory, 169 << 40 / 100, 17 << 40 / 10}, // 1.69 TiB with the defaults
+		{DefaultPartSize, 2 << 30, 5 << 40, 100 << 40},                         // 5 TiB needs 2 GiB
+		{DefaultPartSize, 1 << 30, 0, 5 << 40},                                 // and 1 GiB is not enough
 	} {
 		var total int64
 		prev := int64(0)
 		for n := int32(1); n <= maxParts; n++ {
-			size := partSizeFor(tt.base, n)
-			if size < prev || size > MaxPartSize {
-				t.Fatalf("partSizeFor(%d, %d) = %d after %d", tt.base, n, size, prev)
+			size := partSizeFor(tt.base, tt.limit, n)
+			if size < prev || size > tt.limit || size > MaxPartSize {
+				t.Fatalf("partSizeFor(%d, %d, %d) = %d after %d", tt.base, tt.limit, n, size, prev)
 			}
 			prev = size
 			total += size
 		}
-		if total < tt.atLeast {
-			t.Errorf("10,000 parts from %d bytes cover %d bytes, want at least %d", tt.base, total, tt.atLeast)
+		if total < tt.atLeast || total > tt.atMost {
+			t.Errorf("10,000 parts from %d bytes up to %d cover %d bytes, want %d to %d", tt.base, tt.limit, total, tt.atLeast, tt.atMost)
+		}
+		if got := maxUploadSize(tt.base, tt.limit); got != total {
+			t.Errorf("maxUploadSize(%d, %d) = %d, want %d", tt.base, tt.limit, got, total)
+		}
+		sizes := partSizes(tt.base, tt.limit)
+		if sizes[0] != tt.base || sizes[len(sizes)-1] != prev {
+			t.Errorf("partSizes(%d, %d) = %v", tt.base, tt.limit, sizes)
 		}
 	}
 }
