@@ -164,12 +164,23 @@ func (u *upload) enter(op string) error {
 }
 
 // leave ends a method of the writer; an Abort that came meanwhile left
-// the cleanup to it.
+// the cleanup to it. After a failure the buffer being filled goes back to
+// the part memory at once, for other uploads: this one can only be
+// aborted now.
 func (u *upload) leave() {
 	u.mu.Lock()
-	u.inside = false
 	cleanup := u.state == aborted && !u.released
+	var drop []byte
+	if u.err != nil && !cleanup {
+		// Taken while still inside: once inside is false, an Abort may
+		// release buf itself.
+		drop, u.buf = u.buf, nil
+	}
+	u.inside = false
 	u.mu.Unlock()
+	if drop != nil {
+		u.t.b.mem.put(drop)
+	}
 	if cleanup {
 		u.discard()
 	}
