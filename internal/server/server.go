@@ -141,6 +141,11 @@ func newBackend(cfg *config.Config, logger *slog.Logger) (storage.Backend, error
 			PartSize:    int64(st.PartSize),
 			Concurrency: st.Concurrency,
 			Logger:      logger,
+
+			// Shared by all sessions: bounds the part buffers of all
+			// uploads, and the silence of any one S3 request.
+			UploadMemory:   int64(st.UploadMemory),
+			RequestTimeout: st.RequestTimeout.D(),
 		})
 	}
 	return local.New(cfg.Path(st.Root), local.Options{})
