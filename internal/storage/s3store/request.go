@@ -109,7 +109,10 @@ func (w *watchdog) option(o *s3.Options) {
 		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("cloudftpdWatchdog",
 			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
 				out, md, err := next.HandleDeserialize(ctx, in)
-				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && resp.Body != nil {
+				// Only a response that arrived: after a transport error the
+				// SDK drains what body there is, and would log the
+				// watchdog's error if it came from there.
+				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && err == nil && resp.Body != nil {
 					w.kick()
 					resp.Body = &recvBody{r: resp.Body, w: w}
 				}
