@@ -36,17 +36,26 @@
 //
 // Create streams through a multipart upload with bounded memory: at most
 // Concurrency parts are being sent while one more is filled, each in a
-// buffer of PartSize bytes reused between parts and uploads. A file smaller
-// than one part is sent by a single PutObject on Commit. Abort, and any
-// failed Commit, abort the multipart upload, so no partial object appears
-// and the previous object is left as it was; nothing is visible before
-// Commit. The size of an FTP upload is not known in advance, so the part
-// size doubles after every 1,000 parts (capped at the S3 maximum of 5 GiB):
-// S3's limit of 10,000 parts then covers 4.9 TiB with the minimum part
-// size of 5 MiB, and more than the largest S3 object (5 TiB) with the
-// default 16 MiB. Memory per upload is (Concurrency+1) x the current part
-// size: 80 MiB with the defaults for files up to 16 GiB, doubling with the
-// part size beyond.
+// buffer of the part size. A file smaller than one part is sent by a
+// single PutObject on Commit. Abort, and any failed Commit, abort the
+// multipart upload, so no partial object appears and the previous object
+// is left as it was; nothing is visible before Commit. Commit alone sends
+// the final request; an Abort before that request wins (Commit then fails
+// and sends nothing), an Abort after it does nothing.
+//
+// The buffers of all uploads of a Backend come from one budget,
+// UploadMemory: an upload waits for room (honouring its context) rather
+// than allocate beyond it, and buffers are reused between parts and
+// uploads. An upload holds only the buffer it fills and those being sent,
+// (Concurrency+1) x the part size at most: 80 MiB with the defaults, while
+// all uploads together hold at most UploadMemory (256 MiB). The size of an
+// FTP upload is not known in advance, so the part size doubles after
+// every 1,000 parts, up to the S3 maximum of 5 GiB or UploadMemory,
+// whichever is smaller, so that a part always fits in the budget. S3's
+// limit of 10,000 parts then covers 1.69 TiB with the defaults; 4.9 TiB
+// with the minimum part size of 5 MiB, and the largest S3 object (5 TiB)
+// with the default 16 MiB, need an UploadMemory of 2.5 GiB and 2 GiB. A
+// larger upload fails with storage.ErrNoSpace.
 //
 // A part request cancelled in flight (an FTP client that vanished) may
 // still be stored by the server after the abort, which brings the upload
@@ -60,6 +69,21 @@
 // CompleteMultipartUpload (older S3-compatible ones) are covered by another
 // HeadObject just before completing, which leaves a window of one request
 // in which a concurrent writer can still be overwritten.
+//
+// # Timeouts
+//
+// Every request fails when it has sent and received nothing for
+// RequestTimeout (a hung or black-holed endpoint), with an error that
+// matches context.DeadlineExceeded and not context.Canceled. It is a limit
+// on silence, not on the length of the request: the countdown restarts
+// with every read of the request body by the connection and every read of
+// the response body, so a large part on a slow link, a long
+// CompleteMultipartUpload or CopyObject (AWS keeps those alive with white
+// space) and a long download go on as long as they move. A download's
+// countdown runs only during its reads, so a slow FTP client does not time
+// it out. The SDK's retries happen within the same request. A final
+// request (PutObject, CompleteMultipartUpload) that times out may still
+// have been carried out by the server.
 //
 // # What S3 cannot do
 //

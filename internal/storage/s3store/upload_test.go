@@ -425,6 +425,7 @@ func TestPartSizeFor(t *testing.T) {
 		{DefaultPartSize, DefaultUploadMemory, 169 << 40 / 100, 17 << 40 / 10}, // 1.69 TiB with the defaults
 		{DefaultPartSize, 2 << 30, 5 << 40, 100 << 40},                         // 5 TiB needs 2 GiB
 		{DefaultPartSize, 1 << 30, 0, 5 << 40},                                 // and 1 GiB is not enough
+		{MinPartSize, 2560 << 20, 48 << 40 / 10, 5 << 40},                      // 4.8 TiB from 5 MiB needs 2.5 GiB
 	} {
 		var total int64
 		prev := int64(0)
