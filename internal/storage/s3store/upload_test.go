@@ -669,3 +669,72 @@ func TestUploadMemoryBudgetVersitygw(t *testing.T) {
 		t.Errorf("part memory peak %d: the uploads never had to wait, the test tests nothing", peak)
 	}
 }
+
+// TestUploadWaitsForMemory checks that an upload that finds the part
+// memory used up waits: until another upload gives its buffer back, or
+// until its context ends (a session that is closed), and not longer.
+func TestUploadWaitsForMemory(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cancel bool // end the waiting upload's context; else finish the other upload
+	}{
+		{"the other upload ends", false},
+		{"its context ends", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			b := f.backend(t, Options{PartSize: 5 * mib, UploadMemory: 5 * mib})
+			s, _ := b.Home(t.Context(), "alice")
+			holder := create(t, s, "/holder")
+			if _, err := holder.Write([]byte("holds the only part buffer")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			waiter, err := s.Create(ctx, "/waiter", storage.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer waiter.Abort()
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := waiter.Write([]byte("waits"))
+				wrote <- err
+			}()
+			select {
+			case err := <-wrote:
+				t.Fatalf("Write did not wait for memory: %v", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if tt.cancel {
+				cancel()
+			} else if err := holder.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-wrote:
+				switch {
+				case tt.cancel && !errors.Is(err, context.Canceled):
+					t.Errorf("Write after its context ended: %v, want context.Canceled", err)
+				case !tt.cancel && err != nil:
+					t.Errorf("Write once memory was free: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Write still waits")
+			}
+			if !tt.cancel {
+				if err := waiter.Commit(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if got := string(f.get(t, "alice/waiter")); got != "waits" {
+					t.Errorf("waiter stored %q", got)
+				}
+			}
+			holder.Abort()
+			waiter.Abort()
+			if inUse, peak := b.mem.usage(); inUse != 0 || peak != 5*mib {
+				t.Errorf("part memory: %d in use, peak %d; want 0 and %d", inUse, peak, 5*mib)
+			}
+		})
+	}
+}
