@@ -147,7 +147,9 @@ func newUpload(ctx context.Context, t *tree, key string, exclusive bool) *upload
 	}
 }
 
-// enter starts a method of the writer, which requires the state writing.
+// enter starts a method of the writer, which requires the state writing;
+// Commit's moves it to committing in the same step, so that no Abort can
+// come in between unseen.
 func (u *upload) enter(op string) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -160,6 +162,9 @@ func (u *upload) enter(op string) error {
 		return &opError{op: op, key: u.key, err: errors.New("concurrent use of an upload")}
 	}
 	u.inside = true
+	if op == "commit" {
+		u.state = committing
+	}
 	return nil
 }
 
@@ -360,7 +365,6 @@ func (u *upload) Commit(ctx context.Context) error {
 	}
 	defer u.leave()
 	u.mu.Lock()
-	u.state = committing
 	id := u.id
 	u.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -405,7 +409,7 @@ func (u *upload) end(ok bool) {
 	u.discard() // after a success, only releases what is left
 }
 
-// aborted is Commit's error when an Abort came first.
+// abortedErr is Commit's error when an Abort came first.
 func (u *upload) abortedErr() error {
 	return &opError{op: "commit", key: u.key, err: errAborted}
 }
