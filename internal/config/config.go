@@ -7,6 +7,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -234,11 +235,24 @@ type Storage struct {
 	Endpoint  string `toml:"endpoint"`   // S3-compatible servers
 	PathStyle bool   `toml:"path_style"` // bucket in the path, not the host name
 	// PartSize is the multipart upload part size ("16MiB"); it grows
-	// for very large uploads. Memory per upload is (Concurrency+1) parts.
+	// for very large uploads.
 	PartSize ByteSize `toml:"part_size"`
 	// Concurrency is how many parts of one upload are sent at once.
 	Concurrency int `toml:"concurrency"`
+	// UploadMemory bounds the part buffers of all uploads together
+	// (default 256MiB, at least one part); uploads wait for room.
+	UploadMemory ByteSize `toml:"upload_memory"`
+	// RequestTimeout fails an S3 request that sends and receives nothing
+	// for this long (default 30s), so a hung endpoint gets an answer.
+	RequestTimeout Duration `toml:"request_timeout"`
 }
+
+// Defaults of the S3 settings, applied when the backend is "s3".
+const (
+	defaultPartSize       = 16 << 20
+	defaultUploadMemory   = 256 << 20
+	defaultRequestTimeout = 30 * time.Second
+)
 
 // ByteSize is a size written as "16MiB", "5MB", "1GiB" or a number of
 // bytes.
@@ -620,6 +634,12 @@ func (c *Config) applyDefaults() {
 	if c.Storage.Backend == "" {
 		c.Storage.Backend = "local"
 	}
+	if st := &c.Storage; st.Backend == "s3" {
+		if st.UploadMemory == 0 {
+			st.UploadMemory = max(defaultUploadMemory, st.PartSize)
+		}
+		setDur(&st.RequestTimeout, defaultRequestTimeout)
+	}
 	if c.Auth.AnonymousHome == "" {
 		c.Auth.AnonymousHome = "pub"
 	}
@@ -692,6 +712,12 @@ func (c *Config) Validate() error {
 	if err := c.checkOverlaps(); err != nil {
 		return err
 	}
+	switch st := &c.Storage; {
+	case st.UploadMemory < 0:
+		return errors.New("storage.upload_memory: must not be negative")
+	case st.RequestTimeout < 0:
+		return errors.New("storage.request_timeout: must not be negative")
+	}
 	switch st := &c.Storage; st.Backend {
 	case "local":
 		if st.Root == "" {
@@ -705,6 +731,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("storage.part_size: %d bytes is outside S3's 5MiB-5GiB part limits", st.PartSize)
 		case st.Concurrency < 0:
 			return errors.New("storage.concurrency: must not be negative")
+		case st.UploadMemory != 0 && st.UploadMemory < cmp.Or(st.PartSize, defaultPartSize):
+			return fmt.Errorf("storage.upload_memory: %d bytes is less than one part (storage.part_size, %d bytes): no upload could fill a part", st.UploadMemory, cmp.Or(st.PartSize, defaultPartSize))
 		case strings.HasPrefix(st.Prefix, "/") || slices.Contains(strings.Split(st.Prefix, "/"), ".."):
 			return fmt.Errorf("storage.prefix: %q must be relative, without \"..\"", st.Prefix)
 		}

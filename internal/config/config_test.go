@@ -295,6 +295,38 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// s3Storage is a valid file with S3 storage and the extra [storage] lines.
+func s3Storage(extra string) string {
+	return "[[listener]]\naddress = \"127.0.0.1:2121\"\n\n[storage]\nbackend = \"s3\"\nbucket = \"b\"\n" + extra + "\n" + usersOnly
+}
+
+// TestParseS3Limits checks the defaults and the parsing of the settings
+// that bound S3 uploads' memory and requests' silence.
+func TestParseS3Limits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		extra   string
+		memory  ByteSize
+		timeout time.Duration
+	}{
+		{"defaults", "", 256 << 20, 30 * time.Second},
+		{"set", "upload_memory = \"1GiB\"\nrequest_timeout = \"2m\"", 1 << 30, 2 * time.Minute},
+		{"exactly one part", "upload_memory = \"16MiB\"", 16 << 20, 30 * time.Second},
+		{"large parts raise the default", "part_size = \"512MiB\"", 512 << 20, 30 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(s3Storage(tc.extra)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Storage.UploadMemory != tc.memory || c.Storage.RequestTimeout.D() != tc.timeout {
+				t.Errorf("upload_memory %d, request_timeout %v; want %d, %v", c.Storage.UploadMemory, c.Storage.RequestTimeout.D(), tc.memory, tc.timeout)
+			}
+		})
+	}
+}
+
 func TestParseDurations(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -437,6 +469,13 @@ address = ":2122"
 
 		{"unknown backend", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"ftp\"\nroot = \"x\"\n" + usersOnly, []string{"storage.backend", `"ftp"`}},
 		{"local without root", "[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"local\"\n" + usersOnly, []string{"storage.root"}},
+		{"negative request timeout", s3Storage("request_timeout = \"-1s\""), []string{"storage.request_timeout", "negative"}},
+		{"request timeout as number", s3Storage("request_timeout = 30"), []string{"storage.request_timeout"}},
+		{"negative request timeout, local", withoutAuth + "request_timeout = \"-5s\"\n" + usersOnly, []string{"storage.request_timeout", "negative"}},
+		{"negative upload memory", s3Storage("upload_memory = -1"), []string{"storage.upload_memory", "not a size"}},
+		{"upload memory below the default part", s3Storage(`upload_memory = "10MiB"`), []string{"storage.upload_memory", "less than one part", "16777216"}},
+		{"upload memory below the part", s3Storage("part_size = \"64MiB\"\nupload_memory = \"32MiB\""), []string{"storage.upload_memory", "67108864"}},
+		{"bad upload memory", s3Storage(`upload_memory = "lots"`), []string{"upload_memory"}},
 
 		{"log format", minimal + "\n[log]\nformat = \"xml\"\n", []string{"log.format", `"xml"`}},
 		{"log level", minimal + "\n[log]\nlevel = \"verbose\"\n", []string{"log.level", `"verbose"`}},

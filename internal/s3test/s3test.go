@@ -64,6 +64,8 @@ type Server struct {
 	// Dir/Bucket and an object "a/b" the file Dir/Bucket/a/b. Empty for
 	// gofakes3.
 	Dir string
+
+	gw *gateway // versitygw's process; nil for gofakes3
 }
 
 // startTimeout bounds a gateway's start, from exec to its first answer.
@@ -118,6 +120,7 @@ func Versitygw(t testing.TB, bucket string) *Server {
 		s.URL = "http://127.0.0.1:" + port
 		err = gw.waitReady(s.URL)
 		if err == nil {
+			s.gw = gw
 			t.Cleanup(func() {
 				if err := gw.stop(); err != nil {
 					t.Errorf("versitygw: %v", err)
@@ -145,6 +148,30 @@ func Versitygw(t testing.TB, bucket string) *Server {
 	s.Client = newClient(s.URL, s.AccessKey, s.SecretKey)
 	s.createBucket(t)
 	return s
+}
+
+// Pause stops the gateway's process with SIGSTOP, as a hung S3 endpoint:
+// the kernel still accepts connections and buffers requests, and nothing
+// answers. Resume, or the end of the test, continues it. Only versitygw
+// can be paused (gofakes3 runs in the test's own process).
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	if s.gw == nil {
+		t.Fatalf("%s cannot be paused", s.Name)
+	}
+	if err := s.gw.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("%s: SIGSTOP: %v", s.Name, err)
+	}
+	t.Cleanup(func() { s.Resume(t) })
+}
+
+// Resume continues a paused gateway (SIGCONT); it does nothing to one
+// that runs.
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.gw.cmd.Process.Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("%s: SIGCONT: %v", s.Name, err)
+	}
 }
 
 // Fake starts gofakes3 (memory backend) on 127.0.0.1 with bucket and
@@ -371,6 +398,7 @@ func (g *gateway) stop() error {
 	default:
 	}
 	g.cmd.Process.Signal(syscall.SIGTERM)
+	g.cmd.Process.Signal(syscall.SIGCONT) // a paused gateway acts on SIGTERM only once continued
 	select {
 	case <-g.done:
 	case <-time.After(5 * time.Second):

@@ -19,6 +19,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/jlaffaye/ftp"
+
+	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
 // bucket returns ts's bucket, failing the test on local storage.
@@ -341,6 +343,98 @@ func TestS3ImplicitDirectories(t *testing.T) {
 		check(t, "RMD /imp", c.RemoveDir("/imp"))
 		if entries, err := c.List("/"); err != nil || len(entries) != 0 {
 			t.Errorf("home after removing the tree: %+v, %v; want empty", entries, err)
+		}
+	})
+}
+
+// TestS3HungEndpoint stops the gateway's process (SIGSTOP: connections
+// and requests are still accepted by the kernel, nothing answers) and
+// checks that commands touching storage get 451 after the request
+// timeout, in every session at once, instead of no reply ever: a STOR
+// refused at its start, a STOR whose data had all arrived (the commit
+// times out), and another session's LIST, SIZE and RETR meanwhile. Once
+// the gateway continues, the server works again.
+func TestS3HungEndpoint(t *testing.T) {
+	const timeout = 2 * time.Second
+	forBackends(t, []backend{s3Versitygw}, func(t *testing.T, b backend) {
+		ts := startServerOn(t, b, func(cfg *config.Config) {
+			cfg.Storage.RequestTimeout = config.Duration(timeout)
+		})
+		ts.write("bob/dir/f.txt", []byte("content"))
+
+		mid := dialRaw(t, ts.Addr) // a STOR started before the stop
+		mid.login("alice", "alice-secret")
+		midData := mid.epsv()
+		mid.must(150, "STOR mid.txt")
+		starter := dialRaw(t, ts.Addr) // a STOR started after it
+		starter.login("alice", "alice-secret")
+		starterData := starter.epsv()
+		other := dialRaw(t, ts.Addr) // another session's commands
+		other.login("bob", "bob-secret")
+
+		ts.bucket().srv.Pause(t)
+		start := time.Now()
+		// The two uploads wait in other goroutines, so that the other
+		// session's commands run while their requests hang.
+		type reply struct {
+			what string
+			code int
+			msg  string
+			err  error
+			took time.Duration
+		}
+		replies := make(chan reply, 2)
+		go func() {
+			midData.Write([]byte("all of it"))
+			midData.Close()
+			code, msg, err := mid.tp.ReadResponse(0)
+			replies <- reply{"STOR whose data arrived", code, msg, err, time.Since(start)}
+		}()
+		go func() {
+			if err := starter.tp.PrintfLine("STOR new.txt"); err != nil {
+				replies <- reply{what: "STOR", err: err}
+				return
+			}
+			code, msg, err := starter.tp.ReadResponse(0)
+			starterData.Close()
+			replies <- reply{"STOR", code, msg, err, time.Since(start)}
+		}()
+		// Each reply comes after about one request timeout: no command
+		// waits for another's hung request.
+		checkReply := func(what string, code int, msg string, took time.Duration) {
+			t.Helper()
+			if code != 451 || !strings.Contains(msg, "in time") {
+				t.Errorf("%s while S3 hangs: %d %q, want 451 Storage did not answer in time", what, code, msg)
+			}
+			if took > 2*timeout {
+				t.Errorf("%s while S3 hangs: reply after %v, with a request timeout of %v", what, took, timeout)
+			}
+		}
+		for _, c := range []string{"SIZE /dir/f.txt", "MKD /newdir", "LIST /dir", "RETR /dir/f.txt", "MLSD /dir"} {
+			dc := other.epsv()
+			begin := time.Now()
+			code, msg := other.cmd("%s", c)
+			checkReply(c, code, msg, time.Since(begin))
+			if code == 150 {
+				readAll(t, dc)
+				other.read()
+			}
+			dc.Close()
+		}
+		for range 2 {
+			r := <-replies
+			if r.err != nil {
+				t.Errorf("%s while S3 hangs: %v", r.what, r.err)
+				continue
+			}
+			checkReply(r.what, r.code, r.msg, r.took)
+		}
+
+		ts.bucket().srv.Resume(t)
+		dc := other.epsv()
+		other.stor(dc, "after.txt", []byte("works again"))
+		if got := string(ts.read("bob/after.txt")); got != "works again" {
+			t.Errorf("STOR after the gateway continued stored %q", got)
 		}
 	})
 }

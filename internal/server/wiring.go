@@ -20,7 +20,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/local"
-	s3store "github.com/cloudftpd/cloudftpd/internal/storage/s3"
+	"github.com/cloudftpd/cloudftpd/internal/storage/s3store"
 )
 
 // Options are the parts of a Server that do not come from the config file.
@@ -295,6 +295,11 @@ func newBackend(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			PartSize:    int64(st.PartSize),
 			Concurrency: st.Concurrency,
 			Logger:      logger,
+
+			// Shared by all sessions: bounds the part buffers of all
+			// uploads, and the silence of any one S3 request.
+			UploadMemory:   int64(st.UploadMemory),
+			RequestTimeout: st.RequestTimeout.D(),
 		})
 	}
 	return local.New(cfg.Path(st.Root), local.Options{})

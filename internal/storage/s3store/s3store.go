@@ -36,17 +36,26 @@
 //
 // Create streams through a multipart upload with bounded memory: at most
 // Concurrency parts are being sent while one more is filled, each in a
-// buffer of PartSize bytes reused between parts and uploads. A file smaller
-// than one part is sent by a single PutObject on Commit. Abort, and any
-// failed Commit, abort the multipart upload, so no partial object appears
-// and the previous object is left as it was; nothing is visible before
-// Commit. The size of an FTP upload is not known in advance, so the part
-// size doubles after every 1,000 parts (capped at the S3 maximum of 5 GiB):
-// S3's limit of 10,000 parts then covers 4.9 TiB with the minimum part
-// size of 5 MiB, and more than the largest S3 object (5 TiB) with the
-// default 16 MiB. Memory per upload is (Concurrency+1) x the current part
-// size: 80 MiB with the defaults for files up to 16 GiB, doubling with the
-// part size beyond.
+// buffer of the part size. A file smaller than one part is sent by a
+// single PutObject on Commit. Abort, and any failed Commit, abort the
+// multipart upload, so no partial object appears and the previous object
+// is left as it was; nothing is visible before Commit. Commit alone sends
+// the final request; an Abort before that request wins (Commit then fails
+// and sends nothing), an Abort after it does nothing.
+//
+// The buffers of all uploads of a Backend come from one budget,
+// UploadMemory: an upload waits for room (honouring its context) rather
+// than allocate beyond it, and buffers are reused between parts and
+// uploads. An upload holds only the buffer it fills and those being sent,
+// (Concurrency+1) x the part size at most: 80 MiB with the defaults, while
+// all uploads together hold at most UploadMemory (256 MiB). The size of an
+// FTP upload is not known in advance, so the part size doubles after
+// every 1,000 parts, up to the S3 maximum of 5 GiB or UploadMemory,
+// whichever is smaller, so that a part always fits in the budget. S3's
+// limit of 10,000 parts then covers 1.69 TiB with the defaults; 4.9 TiB
+// with the minimum part size of 5 MiB, and the largest S3 object (5 TiB)
+// with the default 16 MiB, need an UploadMemory of 2.5 GiB and 2 GiB. A
+// larger upload fails with storage.ErrNoSpace.
 //
 // A part request cancelled in flight (an FTP client that vanished) may
 // still be stored by the server after the abort, which brings the upload
@@ -60,6 +69,21 @@
 // CompleteMultipartUpload (older S3-compatible ones) are covered by another
 // HeadObject just before completing, which leaves a window of one request
 // in which a concurrent writer can still be overwritten.
+//
+// # Timeouts
+//
+// Every request fails when it has sent and received nothing for
+// RequestTimeout (a hung or black-holed endpoint), with an error that
+// matches context.DeadlineExceeded and not context.Canceled. It is a limit
+// on silence, not on the length of the request: the countdown restarts
+// with every read of the request body by the connection and every read of
+// the response body, so a large part on a slow link, a long
+// CompleteMultipartUpload or CopyObject (AWS keeps those alive with white
+// space) and a long download go on as long as they move. A download's
+// countdown runs only during its reads, so a slow FTP client does not time
+// it out. The SDK's retries happen within the same request. A final
+// request (PutObject, CompleteMultipartUpload) that times out may still
+// have been carried out by the server.
 //
 // # What S3 cannot do
 //
@@ -105,7 +129,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -160,6 +183,16 @@ type Options struct {
 	// Concurrency is how many parts of one upload are sent in parallel
 	// (default 4).
 	Concurrency int
+	// UploadMemory bounds the part buffers of all uploads together
+	// (default 256 MiB, at least PartSize): an upload waits for room
+	// rather than allocate beyond it. It also caps the part size, which
+	// otherwise doubles every 1,000 parts; see the package documentation.
+	UploadMemory int64
+	// RequestTimeout is how long one S3 request may go without progress
+	// (no byte sent or received) before it fails with an error matching
+	// context.DeadlineExceeded (default 30s). See the package
+	// documentation.
+	RequestTimeout time.Duration
 	// Client, when set, is used as is and the fields Region, Endpoint and
 	// PathStyle are ignored; its RequestChecksumCalculation decides
 	// whether multipart uploads carry CRC32 checksums (unless it is
@@ -175,19 +208,21 @@ type Options struct {
 // Backend hands out homes below the prefix of one bucket. It is safe for
 // concurrent use.
 type Backend struct {
-	client      *s3.Client
-	bucket      string
-	prefix      string // "" or ends with "/"
-	partSize    int64
-	concurrency int
-	pageSize    int32 // keys per ListObjectsV2 request
-	checksums   bool  // send CRC32 checksums with multipart uploads
-	log         *slog.Logger
+	client         *s3.Client
+	bucket         string
+	prefix         string // "" or ends with "/"
+	partSize       int64  // of the first parts of an upload
+	maxPartSize    int64  // the part size stops doubling here
+	concurrency    int
+	requestTimeout time.Duration
+	pageSize       int32 // keys per ListObjectsV2 request
+	checksums      bool  // send CRC32 checksums with multipart uploads
+	log            *slog.Logger
 	// reabortAfter: see defaultReabortAfter.
 	reabortAfter []time.Duration
 
-	// bufs holds part buffers of partSize bytes, shared by all uploads.
-	bufs sync.Pool
+	// mem is the budget of part buffers, shared by all uploads.
+	mem *partMemory
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -215,6 +250,19 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	case opts.Concurrency < 0:
 		return nil, fmt.Errorf("s3: concurrency %d must be positive", opts.Concurrency)
 	}
+	switch {
+	case opts.UploadMemory == 0:
+		opts.UploadMemory = max(DefaultUploadMemory, opts.PartSize)
+	case opts.UploadMemory < opts.PartSize:
+		// Less than a part and no upload could ever fill one.
+		return nil, fmt.Errorf("s3: upload memory %d must be at least the part size %d", opts.UploadMemory, opts.PartSize)
+	}
+	switch {
+	case opts.RequestTimeout == 0:
+		opts.RequestTimeout = DefaultRequestTimeout
+	case opts.RequestTimeout < 0:
+		return nil, fmt.Errorf("s3: request timeout %v must be positive", opts.RequestTimeout)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -227,21 +275,24 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	}
 	o := client.Options()
 	b := &Backend{
-		client:      client,
-		bucket:      opts.Bucket,
-		prefix:      prefix,
-		partSize:    opts.PartSize,
-		concurrency: opts.Concurrency,
-		pageSize:    defaultPageSize,
-		checksums:   o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired,
-		log:         opts.Logger,
+		client:         client,
+		bucket:         opts.Bucket,
+		prefix:         prefix,
+		partSize:       opts.PartSize,
+		maxPartSize:    min(MaxPartSize, opts.UploadMemory),
+		concurrency:    opts.Concurrency,
+		requestTimeout: opts.RequestTimeout,
+		pageSize:       defaultPageSize,
+		checksums:      o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired,
+		log:            opts.Logger,
 
 		reabortAfter: defaultReabortAfter,
 	}
+	b.mem = newPartMemory(opts.UploadMemory, partSizes(b.partSize, b.maxPartSize))
 	// A listing of the prefix rather than HeadBucket: it needs exactly the
 	// permission the server uses, which a policy may limit to the prefix
 	// (HeadBucket carries no prefix, so such a policy denies it).
-	_, err = client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+	_, err = do(ctx, b, "ListObjectsV2", client.ListObjectsV2, &s3.ListObjectsV2Input{
 		Bucket: &b.bucket, Prefix: &b.prefix, MaxKeys: aws.Int32(1),
 	})
 	if err != nil {
@@ -358,21 +409,3 @@ func validElems(p string) bool {
 
 // maxKeyLen is the longest key S3 accepts, in bytes.
 const maxKeyLen = 1024
-
-// getBuf returns an empty buffer of capacity size.
-func (b *Backend) getBuf(size int64) []byte {
-	if size == b.partSize {
-		if p, ok := b.bufs.Get().(*[]byte); ok {
-			return (*p)[:0]
-		}
-	}
-	return make([]byte, 0, size)
-}
-
-// putBuf returns a buffer from getBuf for reuse; grown ones are dropped.
-func (b *Backend) putBuf(buf []byte) {
-	if int64(cap(buf)) == b.partSize {
-		buf = buf[:0]
-		b.bufs.Put(&buf)
-	}
-}

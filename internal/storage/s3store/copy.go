@@ -34,12 +34,12 @@ func (t *tree) copy(ctx context.Context, from, to string, size int64) error {
 	source := escapeCopySource(t.b.bucket + "/" + from)
 	part := copyPartSize(size)
 	if part == 0 {
-		_, err := t.b.client.CopyObject(ctx, &s3.CopyObjectInput{
+		_, err := do(ctx, t.b, "CopyObject", t.b.client.CopyObject, &s3.CopyObjectInput{
 			Bucket: &t.b.bucket, Key: &to, CopySource: &source,
 		})
 		return t.mapErr("copy", from+" -> "+to, err)
 	}
-	create, err := t.b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &t.b.bucket, Key: &to})
+	create, err := do(ctx, t.b, "CreateMultipartUpload", t.b.client.CreateMultipartUpload, &s3.CreateMultipartUploadInput{Bucket: &t.b.bucket, Key: &to})
 	if err != nil {
 		return t.mapErr("copy", to, err)
 	}
@@ -47,7 +47,7 @@ func (t *tree) copy(ctx context.Context, from, to string, size int64) error {
 	var parts []types.CompletedPart
 	for n, start := int32(1), int64(0); start < size; n, start = n+1, start+part {
 		end := min(start+part, size) - 1
-		out, err := t.b.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+		out, err := do(ctx, t.b, "UploadPartCopy", t.b.client.UploadPartCopy, &s3.UploadPartCopyInput{
 			Bucket: &t.b.bucket, Key: &to, UploadId: &id, PartNumber: aws.Int32(n),
 			CopySource: &source, CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", start, end)),
 		})
@@ -57,7 +57,7 @@ func (t *tree) copy(ctx context.Context, from, to string, size int64) error {
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(n)})
 	}
-	_, err = t.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	_, err = do(ctx, t.b, "CompleteMultipartUpload", t.b.client.CompleteMultipartUpload, &s3.CompleteMultipartUploadInput{
 		Bucket: &t.b.bucket, Key: &to, UploadId: &id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})

@@ -67,7 +67,7 @@ func (t *tree) mapErr(op, key string, err error) error {
 
 // head describes the object key, returning the SDK's error as is.
 func (t *tree) head(ctx context.Context, key string) (*s3.HeadObjectOutput, error) {
-	return t.b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &t.b.bucket, Key: &key})
+	return do(ctx, t.b, "HeadObject", t.b.client.HeadObject, &s3.HeadObjectInput{Bucket: &t.b.bucket, Key: &key})
 }
 
 // findDir reports whether the directory with the key prefix dir ("a/b/")
@@ -77,7 +77,7 @@ func (t *tree) findDir(ctx context.Context, op, dir string) (bool, time.Time, er
 	if dir == t.prefix {
 		return true, time.Time{}, nil
 	}
-	out, err := t.b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+	out, err := do(ctx, t.b, "ListObjectsV2", t.b.client.ListObjectsV2, &s3.ListObjectsV2Input{
 		Bucket: &t.b.bucket, Prefix: &dir, MaxKeys: aws.Int32(1),
 	})
 	if err != nil {
@@ -153,7 +153,10 @@ func (t *tree) Stat(ctx context.Context, name string) (storage.FileInfo, error) 
 // Open starts a download of name at offset (a GET with a Range header when
 // offset > 0). An offset at or beyond the end reads nothing (S3 answers
 // 416 InvalidRange, taken as an empty file). The body is read under ctx,
-// so pass the transfer's context: cancelling it ends the download.
+// so pass the transfer's context: cancelling it ends the download. A
+// read that gets nothing from S3 for the request timeout fails with an
+// error matching context.DeadlineExceeded; the time between reads does
+// not count.
 func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	key, root, err := t.resolve(ctx, "get", name)
 	if err != nil {
@@ -169,10 +172,15 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 	if offset > 0 {
 		in.Range = aws.String("bytes=" + strconv.FormatInt(offset, 10) + "-")
 	}
-	out, err := t.b.client.GetObject(ctx, in)
+	// Not do: the body is read after GetObject returns, so the request
+	// (and its watchdog) lives until the body is closed.
+	rctx, w := t.b.watch(ctx, "GetObject")
+	out, err := t.b.client.GetObject(rctx, in, w.option)
 	if err == nil {
-		return out.Body, nil
+		return &download{ReadCloser: out.Body, key: key, w: w}, nil
 	}
+	w.stop()
+	err = w.check(err)
 	if offset > 0 && isStatus(err, "InvalidRange", 416) {
 		// The object exists and the range starts at or after its end:
 		// a download resumed from a complete file reads nothing.
@@ -188,6 +196,28 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 		return nil, newErr("get", key, storage.ErrIsDir, "")
 	}
 	return nil, err
+}
+
+// download is the body of a GetObject; closing it ends the request.
+type download struct {
+	io.ReadCloser // a recvBody, possibly wrapped by the SDK
+	key           string
+	w             *watchdog
+}
+
+// Read reads the body, naming the object in errors.
+func (d *download) Read(p []byte) (int, error) {
+	n, err := d.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &opError{op: "get", key: d.key, err: err}
+	}
+	return n, err
+}
+
+func (d *download) Close() error {
+	err := d.ReadCloser.Close()
+	d.w.stop()
+	return err
 }
 
 // Create starts an upload of name; see the package documentation. Append
@@ -284,7 +314,7 @@ func (t *tree) Mkdir(ctx context.Context, name string) error {
 	}
 	// Not conditional: a marker written twice by racing Mkdirs is one
 	// directory, and some S3-compatible servers refuse If-None-Match.
-	_, err = t.b.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err = do(ctx, t.b, "PutObject", t.b.client.PutObject, &s3.PutObjectInput{
 		Bucket: &t.b.bucket, Key: &marker, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
 	})
 	return t.mapErr("mkdir", marker, err)
@@ -316,7 +346,7 @@ func (t *tree) Remove(ctx context.Context, name string) error {
 	if err := t.keepParent(ctx, "delete", key); err != nil {
 		return err
 	}
-	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &key})
+	_, err = do(ctx, t.b, "DeleteObject", t.b.client.DeleteObject, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &key})
 	return t.mapErr("delete", key, err)
 }
 
@@ -336,7 +366,7 @@ func (t *tree) keepParent(ctx context.Context, op, key string) error {
 	} else if err = t.mapErr(op, dir, err); !errors.Is(err, storage.ErrNotExist) {
 		return err
 	}
-	_, err := t.b.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err := do(ctx, t.b, "PutObject", t.b.client.PutObject, &s3.PutObjectInput{
 		Bucket: &t.b.bucket, Key: &dir, Body: strings.NewReader(""), ContentLength: aws.Int64(0),
 	})
 	return t.mapErr(op, dir, err)
@@ -360,7 +390,7 @@ func (t *tree) RemoveDir(ctx context.Context, name string) error {
 		return err
 	}
 	marker := key + "/"
-	out, err := t.b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+	out, err := do(ctx, t.b, "ListObjectsV2", t.b.client.ListObjectsV2, &s3.ListObjectsV2Input{
 		Bucket: &t.b.bucket, Prefix: &marker, MaxKeys: aws.Int32(2),
 	})
 	if err != nil {
@@ -379,7 +409,7 @@ func (t *tree) RemoveDir(ctx context.Context, name string) error {
 	if err := t.keepParent(ctx, "rmdir", key); err != nil {
 		return err
 	}
-	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &marker})
+	_, err = do(ctx, t.b, "DeleteObject", t.b.client.DeleteObject, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &marker})
 	return t.mapErr("rmdir", marker, err)
 }
 
@@ -432,7 +462,7 @@ func (t *tree) Rename(ctx context.Context, from, to string) error {
 	if err := t.keepParent(ctx, "rename", fromKey); err != nil {
 		return err
 	}
-	_, err = t.b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &fromKey})
+	_, err = do(ctx, t.b, "DeleteObject", t.b.client.DeleteObject, &s3.DeleteObjectInput{Bucket: &t.b.bucket, Key: &fromKey})
 	if err != nil {
 		return t.mapErr("rename", keys, fmt.Errorf("copied, but the source could not be deleted: %w", err))
 	}

@@ -64,7 +64,7 @@ func (it *dirIter) fetch() (int, error) {
 		return 0, &opError{op: "list", key: it.prefix, err: err}
 	}
 	t := it.t
-	out, err := t.b.client.ListObjectsV2(it.ctx, &s3.ListObjectsV2Input{
+	out, err := do(it.ctx, t.b, "ListObjectsV2", t.b.client.ListObjectsV2, &s3.ListObjectsV2Input{
 		Bucket: &t.b.bucket, Prefix: &it.prefix, Delimiter: aws.String("/"),
 		MaxKeys: aws.Int32(t.b.pageSize), ContinuationToken: it.token,
 	})

@@ -12,11 +12,11 @@ import (
 // s3:AbortMultipartUpload), with no object written.
 func (b *Backend) CheckWrite(ctx context.Context) error {
 	key := b.prefix + ".cloudftpd-check"
-	out, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &key})
+	out, err := do(ctx, b, "CreateMultipartUpload", b.client.CreateMultipartUpload, &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
 		return fmt.Errorf("s3: start an upload to s3://%s/%s: %w", b.bucket, key, err)
 	}
-	if _, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+	if _, err := do(ctx, b, "AbortMultipartUpload", b.client.AbortMultipartUpload, &s3.AbortMultipartUploadInput{
 		Bucket: &b.bucket, Key: &key, UploadId: out.UploadId,
 	}); err != nil {
 		return fmt.Errorf("s3: abort the check upload to s3://%s/%s: %w", b.bucket, key, err)
