@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
 )
@@ -21,8 +22,10 @@ const banUsage = `Usage:
   cloudftpd ban remove ADDR|CIDR
 
 Flags (before or after the address):
-  --socket PATH    the running server's control socket
-                   (default ` + control.DefaultSocket + `)
+  --config FILE    the server's config, to find its control socket
+                   (default ./cloudftpd.toml when it exists)
+  --socket PATH    the control socket itself (default: [control] socket
+                   of the config, else ` + control.DefaultSocket + `)
   --for DURATION   how long: 90m, 24h, forever; default: the server's
                    ban_time, doubled for each recent ban of the same address
   --reason TEXT    kept with the ban and shown by "ban list"
@@ -38,7 +41,26 @@ first one again. Scripts can read the JSON API on the same socket:
 const banTimeout = 10 * time.Second
 
 type banFlags struct {
-	socket, dur, reason string
+	config, socket, dur, reason string
+}
+
+// socketPath is --socket, else the control socket of --config (or of
+// ./cloudftpd.toml), else the package default.
+func (f banFlags) socketPath() (string, error) {
+	if f.socket != "" {
+		return f.socket, nil
+	}
+	if path := configPath(f.config); path != "" {
+		cfg, err := config.Load(path)
+		if err != nil {
+			return "", err
+		}
+		if p := cfg.ControlSocket(); p != "" {
+			return p, nil
+		}
+		return "", fmt.Errorf("%s has no control socket ([control] socket = \"off\")", cfg.File)
+	}
+	return control.DefaultSocket, nil
 }
 
 // runBan implements `cloudftpd ban list|add|remove`. args excludes "ban".
@@ -65,7 +87,8 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 	set := flag.NewFlagSet("ban "+sub, flag.ContinueOnError)
 	set.SetOutput(stderr)
 	set.Usage = func() { fmt.Fprint(stderr, banUsage) }
-	set.StringVar(&f.socket, "socket", control.DefaultSocket, "control socket")
+	set.StringVar(&f.socket, "socket", "", "control socket")
+	set.StringVar(&f.config, "config", "", "config file")
 	if sub == "add" {
 		set.StringVar(&f.dur, "for", "", "duration")
 		set.StringVar(&f.reason, "reason", "", "reason")
@@ -88,7 +111,12 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), banTimeout)
 	defer cancel()
-	c := &control.Client{SocketPath: f.socket}
+	socket, err := f.socketPath()
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudftpd ban:", err)
+		return 1
+	}
+	c := &control.Client{SocketPath: socket}
 	switch sub {
 	case "list":
 		err = banList(ctx, c, stdout)
