@@ -60,6 +60,17 @@ func (s *Server) startDefence(cfg *config.Config) error {
 		return fmt.Errorf("server: defender: %w", err)
 	}
 	s.defender = d
+	if s.metrics != nil {
+		stat := func(f func(defender.Stats) float64) func() float64 {
+			return func() float64 { return f(d.Stats()) }
+		}
+		s.metrics.Gauge("cloudftpd_defender_bans", "Bans in force.", stat(func(st defender.Stats) float64 { return float64(st.Active) }))
+		s.metrics.Gauge("cloudftpd_defender_tracked_addresses", "Client addresses with a score.", stat(func(st defender.Stats) float64 { return float64(st.Tracked) }))
+		s.metrics.Counter("cloudftpd_defender_bans_total", "Bans made, automatic and by hand.", stat(func(st defender.Stats) float64 { return float64(st.Bans) }))
+		s.metrics.Counter("cloudftpd_defender_refused_banned_total", "Connections closed at accept because their address is banned.", stat(func(st defender.Stats) float64 { return float64(st.RefusedBanned) }))
+		s.metrics.Counter("cloudftpd_defender_refused_denied_total", "Connections closed at accept because their address is on the deny list.", stat(func(st defender.Stats) float64 { return float64(st.RefusedDenied) }))
+		s.metrics.Counter("cloudftpd_defender_evicted_total", "Scores and bans forgotten early for max_tracked or max_bans: a flood.", stat(func(st defender.Stats) float64 { return float64(st.Evicted) }))
+	}
 	return nil
 }
 
@@ -70,8 +81,7 @@ func (s *Server) admit(c net.Conn) bool {
 	if s.defender == nil || s.defender.Admit(netpolicy.RemoteAddr(c)) {
 		return true
 	}
-	c.Close()
-	s.countRefused("banned")
+	c.Close() // counted by the defender (cloudftpd_defender_refused_*)
 	return false
 }
 
