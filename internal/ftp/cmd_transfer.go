@@ -215,8 +215,13 @@ func (s *Session) clientDied(x *transfer, p string) bool {
 	if s.cfg.ReplaceGrace <= 0 {
 		return false
 	}
-	if _, err := s.fs.Stat(s.ctx, p); err != nil {
-		return false // nothing to replace (or nothing we can see)
+	// The look-up is bounded by the grace too: a slow backend (S3 not
+	// answering) must not hold the upload up for longer than that.
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReplaceGrace)
+	_, err := s.fs.Stat(ctx, p)
+	cancel()
+	if err != nil {
+		return false // nothing to replace (or nothing we can see in time)
 	}
 	t := time.NewTimer(s.cfg.ReplaceGrace)
 	defer t.Stop()
