@@ -170,7 +170,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		LoginFailureDelay: 0, // the delay itself is not under test; speed is
 		Auth:              harnessAuth{auth.NewFileAuthenticator(uf, auth.Options{Anonymous: o.anonymous, Logger: logger})},
 		Storage:           fs,
-		Network:           &netpolicy.Policy{Ports: pool, ActiveAllowed: true, Logger: logger},
+		Network:           &netpolicy.Policy{Ports: pool, ActiveAllowed: true},
 		Logger:            logger,
 	}
 	h := &harness{t: t, fs: fs, cfg: cfg, pool: pool, done: make(chan struct{}), logs: logs}

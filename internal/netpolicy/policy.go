@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 )
 
@@ -65,7 +64,6 @@ type Policy struct {
 	Ports *PortPool
 	// ActiveAllowed permits PORT/EPRT.
 	ActiveAllowed bool
-	Logger        *slog.Logger
 }
 
 // PassiveAddr chooses the address advertised to client, which reached the

@@ -439,7 +439,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		ReplaceGrace:      sc.ReplaceGraceDuration(),
 		Auth:              w.Auth,
 		Storage:           w.Storage,
-		Network:           &netpolicy.Policy{Rules: lw.Rules, Ports: lw.Ports, ActiveAllowed: lc.ActiveAllowed(), Logger: w.logger},
+		Network:           &netpolicy.Policy{Rules: lw.Rules, Ports: lw.Ports, ActiveAllowed: lc.ActiveAllowed()},
 		Logger:            w.logger,
 		Metrics:           hooks.metrics,
 		Guard:             hooks.guard,
