@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 )
 
 // clock is a fake clock for Config.Now.
@@ -48,25 +50,6 @@ func newTest(t *testing.T, cfg Config) (*Defender, *clock) {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d, c
-}
-
-// syncBuffer is a log destination a test may read while goroutines that
-// are not synchronized with it write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -574,7 +557,7 @@ func TestStateWriteFailureRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		file := filepath.Join(dir, "defender.json")
-		var log syncBuffer
+		var log clienttest.LogBuffer
 		d, err := New(Config{StateFile: file, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package ftp
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/memstore"
@@ -133,7 +133,7 @@ type harness struct {
 	conn net.Conn // raw, or TLS over it
 	tp   *textproto.Conn
 	done chan struct{} // closed when Serve has returned
-	logs *syncBuffer
+	logs *clienttest.LogBuffer
 
 	clientTLS *tls.Config // when TLS is configured
 	protP     bool        // wrap data connections in TLS
@@ -150,7 +150,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if o.caps != nil {
 		fs.SetCapabilities(*o.caps)
 	}
-	logs := &syncBuffer{}
+	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool, err := netpolicy.NewPortPool(netip.MustParseAddr("127.0.0.1"), 0, 0, logger)
 	if err != nil {
@@ -582,24 +582,6 @@ var testCertOnce = sync.OnceValues(func() (certAndPool, error) {
 	pool.AddCert(leaf)
 	return certAndPool{tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool}, nil
 })
-
-// syncBuffer collects the server log for a failing test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // Coverage of the command table. Every reply the harness reads is
 // recorded by verb; TestMain then checks, when the whole suite ran, that

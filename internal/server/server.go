@@ -182,6 +182,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.mu.Unlock()
 		closeAll(lns)
 		s.stopMetrics()
+		s.stopControl()
 		return ErrServerClosed
 	}
 	s.bg, s.bgCancel = context.WithCancel(ctx)
