@@ -119,7 +119,7 @@ esac
 echo ran > "`+out+`/$CLOUDFTPD_EVENT_ID"
 `)
 	var logs logBuffer
-	d := commandDispatcher(t, hook, 1, 500*time.Millisecond, &logs)
+	d := commandDispatcher(t, hook, 1, time.Second, &logs)
 	run(t, d)
 	ids := record(t, d,
 		events.Event{Type: events.UploadCommitted, Path: "/hang"},
@@ -141,7 +141,7 @@ echo ran > "`+out+`/$CLOUDFTPD_EVENT_ID"
 		t.Errorf("hanging hook ran %q, want once", b)
 	}
 	logText := logs.String()
-	if !strings.Contains(logText, "hook killed at its timeout") || !strings.Contains(logText, "timeout=500ms") {
+	if !strings.Contains(logText, "hook killed at its timeout") || !strings.Contains(logText, "timeout=1s") {
 		t.Errorf("no timeout log line:\n%s", logText)
 	}
 	if !strings.Contains(logText, `hook failed; not run again`) || !strings.Contains(logText, "exit status 3") || !strings.Contains(logText, "disk on fire") {
@@ -192,7 +192,7 @@ func TestCommandHookConcurrency(t *testing.T) {
 	out := t.TempDir()
 	hook := writeHook(t, t.TempDir(), `
 touch "`+out+`/running.$CLOUDFTPD_EVENT_ID"
-sleep 0.3
+sleep 1
 ls "`+out+`" | grep -c '^running' > "`+out+`/seen.$CLOUDFTPD_EVENT_ID"
 rm "`+out+`/running.$CLOUDFTPD_EVENT_ID"
 `)

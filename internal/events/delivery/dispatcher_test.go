@@ -192,6 +192,7 @@ func TestRetryInOrder(t *testing.T) {
 	if got := flaky.delivered(); !slices.Equal(got, ids) {
 		t.Fatalf("delivered %v, want once each in record order %v", got, ids)
 	}
+	eventually(t, "the counters", func() bool { return stats(d, "flaky").Delivered == 10 })
 	st := stats(d, "flaky")
 	if st.Queued != 10 || st.Delivered != 10 || st.Retried != 3 || st.LastError != "" {
 		t.Errorf("stats = %+v; want 10 queued and delivered, 3 retried, no last error", st)
@@ -251,6 +252,7 @@ func TestFilterMovesCursor(t *testing.T) {
 		p, _ := store.Progress(ctx, "ups")
 		return p.Backlog == 0
 	})
+	eventually(t, "the counters", func() bool { return stats(d, "ups").Delivered == 2 })
 	if st := stats(d, "ups"); st.Queued != 2 || st.Delivered != 2 {
 		t.Errorf("stats = %+v, want 2 queued and delivered", st)
 	}
@@ -285,6 +287,7 @@ func TestBacklogDrop(t *testing.T) {
 		t.Errorf("delivered %v, want the newest 10 %v", got, ids[15:])
 	}
 	eventually(t, "the caught-up note", func() bool { return logs.count("caught up after dropping") == 1 })
+	eventually(t, "the counters", func() bool { st := stats(d, "s"); return st.Delivered == 10 && st.Backlog == 0 })
 	if st := stats(d, "s"); st.Queued != 25 || st.Dropped != 15 || st.Delivered != 10 || st.Backlog != 0 {
 		t.Errorf("stats = %+v", st)
 	}

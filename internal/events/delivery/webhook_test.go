@@ -134,7 +134,7 @@ func (rc *receiver) snapshot() (first []string, seen map[string]int, bad []strin
 }
 
 func webhookConfig(url string) events.SinkConfig {
-	c := fast(events.SinkConfig{Name: "hook", Kind: events.KindWebhook, URL: url, Secret: testSecret, Timeout: 300 * time.Millisecond})
+	c := fast(events.SinkConfig{Name: "hook", Kind: events.KindWebhook, URL: url, Secret: testSecret, Timeout: time.Second})
 	return c
 }
 
@@ -163,7 +163,7 @@ func TestWebhookDownThenUp(t *testing.T) {
 
 	eventually(t, "refused attempts", func() bool { return stats(d, "hook").Retried >= 2 })
 	rc := newReceiver(t, "503")
-	rc.hangFor = time.Second
+	rc.hangFor = 10 * time.Second
 	l, err = net.Listen("tcp", addr) // the same address, now answering
 	if err != nil {
 		t.Fatal(err)
