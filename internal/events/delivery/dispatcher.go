@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -288,6 +289,8 @@ func (d *Dispatcher) Stats() []SinkStats {
 // sink, and move the cursor past what was delivered or skipped.
 func (d *Dispatcher) deliverLoop(ctx context.Context, s *sinkLoop) {
 	log := d.log.With("sink", s.cfg.Name, "kind", s.cfg.Kind)
+	// A command hook counts its own failures (they are not errors:
+	// the hook ran and is not retried).
 	if f, ok := s.sink.(interface{ setFailed(func()) }); ok {
 		f.setFailed(func() { s.failed.Add(1) })
 	}
@@ -342,7 +345,7 @@ func (d *Dispatcher) deliverLoop(ctx context.Context, s *sinkLoop) {
 		}
 		n, derr := len(want), error(nil)
 		if len(want) > 0 {
-			n, derr = s.sink.Deliver(ctx, want)
+			n, derr = d.deliver(ctx, log, s, want)
 		}
 		// Done: everything before the first undelivered wanted event,
 		// or the whole batch (skipped events included).
@@ -381,6 +384,25 @@ func (d *Dispatcher) deliverLoop(ctx context.Context, s *sinkLoop) {
 			d.pause(ctx, log, err)
 		}
 	}
+}
+
+// deliver calls the sink, turning a panic into a retried error (one
+// bad event must not take the server down) and holding a sink to its
+// contract: an error leaves at least one event undelivered.
+func (d *Dispatcher) deliver(ctx context.Context, log *slog.Logger, s *sinkLoop, evs []events.Event) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("events: sink panicked", "panic", p, "stack", string(debug.Stack()))
+			n, err = 0, fmt.Errorf("events: sink %s panicked: %v", s.cfg.Name, p)
+		}
+	}()
+	n, err = s.sink.Deliver(ctx, evs)
+	n = max(0, min(n, len(evs)))
+	if err != nil && n == len(evs) {
+		log.Warn("events: sink reported an error after delivering everything; taken as delivered", "err", err)
+		err = nil
+	}
+	return n, err
 }
 
 // wait sleeps until the retry time (when d > 0), a wake-up, or a poll.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,5 +332,41 @@ func TestRecordBeforeRunAndAfterStop(t *testing.T) {
 	}
 	if err := d2.Run(context.Background()); err == nil {
 		t.Error("a second Run was accepted")
+	}
+}
+
+// panicSink panics on its first call.
+type panicSink struct {
+	fakeSink
+	panicked atomic.Bool
+}
+
+func (p *panicSink) Deliver(ctx context.Context, evs []events.Event) (int, error) {
+	if p.panicked.CompareAndSwap(false, true) {
+		panic("bad sink")
+	}
+	return p.fakeSink.Deliver(ctx, evs)
+}
+
+// TestSinkPanicRetried: a sink that panics costs a retry and a log line
+// with the stack, not the process.
+func TestSinkPanicRetried(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	var logs logBuffer
+	p := &panicSink{}
+	d, err := newDispatcher(context.Background(), store, events.Config{StateDir: "x", Sinks: []events.SinkConfig{
+		fast(events.SinkConfig{Name: "p", Kind: events.KindAudit, Path: "unused"}),
+	}}, testOptions(&logs), func(events.SinkConfig) (Sink, error) { return p, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := record(t, d, uploads(2)...)
+	run(t, d)
+	eventually(t, "delivery after the panic", func() bool { return len(p.delivered()) == 2 })
+	if got := p.delivered(); !slices.Equal(got, ids) {
+		t.Errorf("delivered %v, want %v", got, ids)
+	}
+	if !strings.Contains(logs.String(), "sink panicked") || !strings.Contains(logs.String(), "goroutine") {
+		t.Errorf("no panic log line with a stack:\n%s", logs.String())
 	}
 }
