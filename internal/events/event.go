@@ -9,12 +9,19 @@
 // It offers:
 //   - Event, one versioned record (SchemaVersion), with its JSON form;
 //   - Type, the kinds of event;
-//   - Recorder, the interface the engine reports to, and Discard.
+//   - Recorder, the interface the engine reports to, and Discard;
+//   - Config and SinkConfig, the [events] configuration, with Validate,
+//     and SinkConfig.Match, a sink's filter.
+//
+// The outbox lives in internal/state; internal/events/delivery is the
+// Recorder the server wires in and the sinks it delivers to.
 package events
 
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -80,7 +87,13 @@ type Event struct {
 	Reason   string        `json:"reason,omitempty"` // why it failed, for people
 	Code     int           `json:"code,omitempty"`   // the FTP reply code sent
 	SHA256   string        `json:"sha256,omitempty"` // hex, uploads
-	Storage  string        `json:"storage,omitempty"`
+	// TransferType is the FTP representation type of a transfer:
+	// "binary" (TYPE I, the default when empty) or "ascii" (TYPE A).
+	TransferType string `json:"transfer_type,omitempty"`
+	// Anonymous is set for the anonymous (ftp) login; User is then the
+	// login name the client gave.
+	Anonymous bool   `json:"anonymous,omitempty"`
+	Storage   string `json:"storage,omitempty"`
 	// Object is where the file is in the backend: an S3 key or a path
 	// on disk.
 	Object string `json:"object,omitempty"`
@@ -99,6 +112,18 @@ func (e *Event) Stamp(now time.Time) {
 	e.Millis = float64(e.Duration.Microseconds()) / 1000
 }
 
+// UnmarshalJSON decodes an event and restores Duration from duration_ms,
+// so an event read back from the outbox is the event that was recorded.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event // without methods, so this does not recurse
+	if err := json.Unmarshal(b, (*plain)(e)); err != nil {
+		return err
+	}
+	// Millis holds whole microseconds (see Stamp); round them back.
+	e.Duration = time.Duration(math.Round(e.Millis*1000)) * time.Microsecond
+	return nil
+}
+
 // NewID returns a unique id that sorts by time: 12 hex digits of
 // milliseconds, then 10 random bytes.
 func NewID(now time.Time) string {
@@ -114,8 +139,10 @@ func NewID(now time.Time) string {
 
 // Recorder takes events from the engine. Record must not block for long:
 // it is called on the session's goroutines. It returns once the event is
-// durably recorded (or known lost, which it logs); an error is for the
-// caller to log and never stops the operation, which has already happened.
+// durably recorded; an error means the event may be lost, and is for the
+// caller to log: it never stops the operation, which has already happened.
+// Record stamps the event (see Stamp), so the engine may leave ID, Time
+// and Schema empty.
 type Recorder interface {
 	Record(e Event) error
 }
