@@ -135,11 +135,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(hup)
 	go func() {
-		for range hup {
-			sv.reload(ctx, path)
+		for sig := range hup {
+			// Both reopen the event sinks' files (logrotate sends
+			// USR1); HUP also reloads the config.
+			if err := sv.srv.ReopenLogs(); err != nil {
+				sv.logger.Error("reopening event log files", "err", err)
+			}
+			if sig == syscall.SIGHUP {
+				sv.reload(ctx, path)
+			}
 		}
 	}()
 	<-ctx.Done()

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/cloudftpd/cloudftpd/internal/events"
 )
 
 // Policy says whether something is off, offered, or demanded. It is the
@@ -102,6 +104,10 @@ type Config struct {
 	Log       Log        `toml:"log"`
 	Metrics   Metrics    `toml:"metrics"`
 	Defender  Defender   `toml:"defender"`
+	// Events are the sinks that hear what happened (see the README,
+	// "Events and audit"); the outbox lives in server.state_dir unless
+	// events.state_dir says otherwise.
+	Events events.Config `toml:"events"`
 	Control   Control    `toml:"control"`
 
 	// Dir is the directory relative paths in the file are resolved against
@@ -503,7 +509,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data)
+	c, err := decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -516,6 +522,11 @@ func Load(path string) (*Config, error) {
 		// A config file keeps its state beside it; a config built in
 		// code (tests, the built-in demo) has none unless it says so.
 		c.Server.StateDir = DefaultStateDir
+	}
+	// Validated once the file's directory is known: relative paths
+	// (sinks, the state directory) are resolved against it.
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
@@ -557,6 +568,18 @@ func indexedKey(keys []toml.Key, key toml.Key) string {
 // Parse decodes and validates a configuration; relative paths stay relative
 // to the working directory.
 func Parse(data []byte) (*Config, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decode reads a configuration without validating it.
+func decode(data []byte) (*Config, error) {
 	// Listeners are decoded one by one, so that a bad value in one (a tls
 	// mode, a policy) is reported with its index: the decoder names keys
 	// without one ("listener.tls").
@@ -577,9 +600,6 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, fmt.Errorf("unknown key %q", indexedKey(md.Keys(), und[0]))
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
 	}
 	return c, nil
 }
@@ -667,6 +687,19 @@ func (c *Config) Validate() error {
 	c.applyDefaults()
 	if err := c.Defender.validate(); err != nil {
 		return fmt.Errorf("defender.%w", err)
+	}
+	if c.Events.StateDir == "" {
+		c.Events.StateDir = c.StatePath(".")
+	} else {
+		c.Events.StateDir = c.Path(c.Events.StateDir)
+	}
+	for i := range c.Events.Sinks {
+		if p := c.Events.Sinks[i].Path; p != "" {
+			c.Events.Sinks[i].Path = c.Path(p)
+		}
+	}
+	if err := c.Events.Validate(); err != nil {
+		return fmt.Errorf("events.%w", err)
 	}
 	if c.Metrics.Address != "" {
 		if _, err := parseListenAddr(c.Metrics.Address); err != nil {

@@ -47,6 +47,7 @@ func (s *Session) record(e events.Event) {
 		e.User = s.userLabel()
 	}
 	e.Client = s.client.String()
+	e.Anonymous = s.user != nil && s.user.Anonymous
 	e.Listener = s.cfg.Listener
 	e.ControlTLS = tlsOf(s.controlConn())
 	e.Storage = s.cfg.StorageName

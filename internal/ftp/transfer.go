@@ -266,7 +266,10 @@ func sameAddr(a, b net.Addr) bool {
 // recordTransfer reports a finished upload or download as an event.
 // Listings are not events: they change nothing and say little.
 func (s *Session) recordTransfer(x *transfer, r xferResult, outcome string, took time.Duration) {
-	e := events.Event{Path: x.path, Size: x.bytes.Load(), Duration: took, Result: outcome, Code: r.code, DataTLS: x.dataTLS}
+	e := events.Event{Path: x.path, Size: x.bytes.Load(), Duration: took, Result: outcome, Code: r.code, DataTLS: x.dataTLS, TransferType: "ascii"}
+	if s.binary { // the transfer's own: TYPE waits for the transfer to end
+		e.TransferType = "binary"
+	}
 	switch x.verb {
 	case "STOR", "APPE", "STOU":
 		e.Type = events.UploadCommitted

@@ -19,6 +19,9 @@ import (
 // hooks are what this server's sessions report to.
 func (s *Server) hooks() sessionHooks {
 	h := sessionHooks{metrics: s.sessionMetrics()}
+	if s.events != nil {
+		h.events = s.events
+	}
 	if s.defender != nil {
 		h.guard = guard{s.defender}
 	}

@@ -25,9 +25,11 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
+	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
 // ErrServerClosed is returned by Serve, Start and Reload after Shutdown or
@@ -43,6 +45,12 @@ type Server struct {
 	// defender.enabled = false. It lives as long as the server: a reload
 	// keeps it and its scores.
 	defender *defender.Defender
+	// events records what sessions report into the outbox (store) and
+	// delivers it to the sinks; nil without [[events.sink]].
+	events     *delivery.Dispatcher
+	store      *state.Store
+	eventsStop context.CancelFunc
+	eventsDone chan struct{}
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
@@ -119,10 +127,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err := s.startDefence(cfg); err != nil {
 		return nil, err
 	}
+	if err := s.openEvents(ctx, cfg); err != nil {
+		s.stopDefence()
+		return nil, err
+	}
 	w, err := wire(ctx, cfg, opts, nil, s.hooks())
 	if err != nil {
 		w.Close()
 		s.stopDefence()
+		s.closeEvents()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -187,6 +200,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.bg, s.bgCancel = context.WithCancel(ctx)
 	s.started = true
+	s.mu.Unlock()
+	s.runEvents(s.bg)
+	s.mu.Lock()
 	var opened []*listener
 	for i, lw := range w.Listeners {
 		l := &listener{key: lw.key, ln: lns[i]}
@@ -622,6 +638,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.release()
 	s.stopMetrics()
 	s.stopDefence()
+	s.closeEvents()
 	return err
 }
 
@@ -633,6 +650,7 @@ func (s *Server) Close() error {
 	s.release()
 	s.stopMetrics()
 	s.stopDefence()
+	s.closeEvents()
 	return nil
 }
 

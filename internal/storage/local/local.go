@@ -34,6 +34,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -115,7 +116,7 @@ func (b *Backend) Home(ctx context.Context, home string) (storage.Storage, error
 	if err != nil {
 		return nil, mapErr("home", home, err)
 	}
-	t := &tree{root: sh.root, opts: b.opts}
+	t := &tree{root: sh.root, opts: b.opts, dir: filepath.Join(b.root.Name(), filepath.FromSlash(rel))}
 	t.release = func() error { return b.release(rel, sh) }
 	return t, nil
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 type tree struct {
 	root *os.Root // shared with the other sessions in the same home
 	opts Options
+	dir  string // the home on disk, for Locate
 
 	release   func() error // gives root back to the backend
 	closed    atomic.Bool  // refuse work once closed: root may live on
@@ -285,4 +288,9 @@ func fileInfo(fi fs.FileInfo) storage.FileInfo {
 		info.Size = 0
 	}
 	return info
+}
+
+// Locate is where name is on disk, for events.
+func (t *tree) Locate(name string) string {
+	return filepath.Join(t.dir, filepath.FromSlash(strings.TrimPrefix(name, "/")))
 }

@@ -495,3 +495,8 @@ func (t *tree) Capabilities() storage.Capabilities {
 // Close does nothing: a tree holds no resources, and uploads and
 // downloads in progress finish or fail on their own.
 func (t *tree) Close() error { return nil }
+
+// Locate is the object key of name, for events.
+func (t *tree) Locate(name string) string {
+	return t.prefix + strings.TrimPrefix(name, "/")
+}
