@@ -107,8 +107,8 @@ type Config struct {
 	// Events are the sinks that hear what happened (see the README,
 	// "Events and audit"); the outbox lives in server.state_dir unless
 	// events.state_dir says otherwise.
-	Events events.Config `toml:"events"`
-	Control   Control    `toml:"control"`
+	Events  events.Config `toml:"events"`
+	Control Control       `toml:"control"`
 
 	// Dir is the directory relative paths in the file are resolved against
 	// (the config file's directory, or the working directory).
