@@ -163,6 +163,37 @@ func (s *Server) Pause(t testing.TB) {
 		t.Fatalf("%s: SIGSTOP: %v", s.Name, err)
 	}
 	t.Cleanup(func() { s.Resume(t) })
+	// kill(2) returns before every thread has stopped: a request the
+	// gateway had already read could still be answered. Wait until the
+	// kernel shows all of them stopped.
+	deadline := time.Now().Add(5 * time.Second)
+	for !stopped(s.gw.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not stopped 5s after SIGSTOP", s.Name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of pid is in the stopped state
+// (Linux /proc; elsewhere it trusts the signal).
+func stopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return true
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume continues a paused gateway (SIGCONT); it does nothing to one
