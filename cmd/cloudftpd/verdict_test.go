@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
@@ -73,7 +73,7 @@ func TestVerdictsAgree(t *testing.T) {
 				tt.setup(t, dir)
 			}
 			path := filepath.Join(dir, "cloudftpd.toml")
-			text := fmt.Sprintf("[[listener]]\naddress = %q\n%s\n\n[storage]\nroot = \"data\"\n\n[auth]\n%s\n", freeAddr(t), tt.listener, tt.auth)
+			text := fmt.Sprintf("[[listener]]\naddress = %q\n%s\n\n[storage]\nroot = \"data\"\n\n[auth]\n%s\n", clienttest.FreeAddr(t), tt.listener, tt.auth)
 			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -102,22 +102,12 @@ func TestVerdictsAgree(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestSIGHUPBadFile: a config file that no longer loads leaves the server
 // as it was, with one error line naming the file.
 func TestSIGHUPBadFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cloudftpd.toml")
-	good := fmt.Sprintf("[[listener]]\naddress = %q\n[storage]\nroot = \"data\"\n[auth]\nanonymous = true\n[server]\nbanner = \"first\"\n", freeAddr(t))
+	good := fmt.Sprintf("[[listener]]\naddress = %q\n[storage]\nroot = \"data\"\n[auth]\nanonymous = true\n[server]\nbanner = \"first\"\n", clienttest.FreeAddr(t))
 	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}

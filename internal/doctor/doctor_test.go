@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/diag/diagtest"
@@ -47,7 +48,7 @@ func doctorConfig(t *testing.T, listen, extra string) *config.Config {
 		t.Fatal(err)
 	}
 	if listen == "" {
-		listen = freeAddr(t)
+		listen = clienttest.FreeAddr(t)
 	}
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 [[listener]]
@@ -62,16 +63,6 @@ users_file = %q
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func diagnose(t *testing.T, cfg *config.Config, localAddrs func() ([]netip.Addr, error)) []diag.Check {
@@ -114,7 +105,7 @@ func TestDoctorPASVBehindNAT(t *testing.T) {
   clients = ["10.0.0.0/8"]
   address = "control"
 `
-	port := func(t *testing.T) string { _, p, _ := net.SplitHostPort(freeAddr(t)); return "0.0.0.0:" + p }
+	port := func(t *testing.T) string { _, p, _ := net.SplitHostPort(clienttest.FreeAddr(t)); return "0.0.0.0:" + p }
 	tests := []struct {
 		name  string
 		rules string
@@ -187,7 +178,7 @@ func TestDoctorFailures(t *testing.T) {
 			t.Cleanup(func() { ln.Close() })
 		}, "listener[0]", diag.Warn, []string{": in use", "ss -ltnp"}},
 		{"passive port in use", func(t *testing.T, cfg *config.Config) {
-			cfg.Listeners[0].PassivePorts = freeRange(t, 2)
+			cfg.Listeners[0].PassivePorts = clienttest.FreeRange(t, 2)
 			mustValidate(t, cfg)
 			lo, _, _ := cfg.Listeners[0].PortRange()
 			ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", lo))
@@ -307,25 +298,4 @@ func hashFor(t *testing.T, pw string) string {
 	}
 	hashes.Store(pw, h)
 	return h
-}
-
-// freeRange returns n consecutive ports free on 127.0.0.1, as "lo-hi".
-func freeRange(t *testing.T, n int) string {
-	t.Helper()
-	for base := 40000 + int(time.Now().UnixNano()%20000); base < 65000; base += n {
-		ok := true
-		for p := base; p < base+n; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return fmt.Sprintf("%d-%d", base, base+n-1)
-		}
-	}
-	t.Fatal("no free port range")
-	return ""
 }

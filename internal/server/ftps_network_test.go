@@ -181,7 +181,7 @@ type sharedDownload struct {
 // address it comes from; the content of each transfer tells them apart.
 func TestFTPSSharedPassivePorts(t *testing.T) {
 	cert := newFTPSCert(t)
-	portRange := freeRange(t, 2)
+	portRange := clienttest.FreeRange(t, 2)
 	ts := startServer(t, ftpsMode(cert, config.TLSExplicit, func(l *config.Listener) { l.PassivePorts = portRange }))
 	lo, _ := strconv.Atoi(strings.Split(portRange, "-")[0])
 

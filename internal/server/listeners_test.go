@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
@@ -12,9 +13,9 @@ import (
 // passive rules, port range and active-mode policy: the "two vsftpd
 // configs" case in one server.
 func TestSeveralListeners(t *testing.T) {
-	partners, staff := freeRange(t, 3), ""
+	partners, staff := clienttest.FreeRange(t, 3), ""
 	for staff == "" || staff == partners {
-		staff = freeRange(t, 3)
+		staff = clienttest.FreeRange(t, 3)
 	}
 	off := false
 	ts := startServer(t, func(c *config.Config) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
@@ -49,7 +50,7 @@ func wantSample(t *testing.T, got map[string]string, series, value string) {
 // TestMetrics drives sessions that log in, fail to, transfer and run out
 // of passive ports, and checks the counters Prometheus would read.
 func TestMetrics(t *testing.T) {
-	ports := freeRange(t, 1)
+	ports := clienttest.FreeRange(t, 1)
 	ts := startServer(t, func(c *config.Config) {
 		c.Metrics.Address = "127.0.0.1:0"
 		c.Listeners[0].PassivePorts = ports

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
@@ -554,7 +554,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestDataConnectionTimeoutAndPortRelease(t *testing.T) {
 	ts := startServer(t, func(c *config.Config) {
 		c.Server.DataTimeout = config.Duration(200 * time.Millisecond)
-		c.Listeners[0].PassivePorts = freeRange(t, 3)
+		c.Listeners[0].PassivePorts = clienttest.FreeRange(t, 3)
 	})
 	rc := dialRaw(t, ts.Addr)
 	rc.login("alice", "alice-secret")
@@ -642,26 +642,4 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// freeRange finds n consecutive free TCP ports on 127.0.0.1 and returns them
-// as "lo-hi".
-func freeRange(t *testing.T, n int) string {
-	t.Helper()
-	for base := 40000 + int(time.Now().UnixNano()%20000); base < 65000; base += n {
-		ok := true
-		for p := base; p < base+n; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return fmt.Sprintf("%d-%d", base, base+n-1)
-		}
-	}
-	t.Fatal("no free port range")
-	return ""
 }

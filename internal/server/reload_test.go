@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
@@ -39,17 +40,6 @@ func greeting(t *testing.T, addr string) (int, string) {
 	return code, msg
 }
 
-// freeAddr is a 127.0.0.1 address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func passiveRule(address string) []config.PassiveRule {
 	return []config.PassiveRule{{Clients: []string{"0.0.0.0/0"}, Address: address}}
 }
@@ -59,7 +49,7 @@ func passiveRule(address string) []config.PassiveRule {
 // rule, and the passive port it reserved before the reload still takes
 // its data connection (same listener, same port pool).
 func TestReloadPassiveRule(t *testing.T) {
-	ports := freeRange(t, 4)
+	ports := clienttest.FreeRange(t, 4)
 	ts := startServer(t, func(c *config.Config) {
 		c.Listeners[0].PassivePorts = ports
 		c.Listeners[0].Passive = passiveRule("127.0.0.1")
@@ -130,7 +120,7 @@ func TestReloadLimitsAndTimeouts(t *testing.T) {
 // removed is closed while its sessions carry on, and one that stays keeps
 // its socket.
 func TestReloadListeners(t *testing.T) {
-	a, b := freeAddr(t), freeAddr(t)
+	a, b := clienttest.FreeAddr(t), clienttest.FreeAddr(t)
 	ts := startServer(t, func(c *config.Config) { c.Listeners[0].Address = a })
 	onA := dialRaw(t, a)
 	onA.login("alice", "alice-secret")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
 
@@ -14,7 +15,7 @@ import (
 // then returns ErrServerClosed, and a closed server does not start again.
 func TestNewStartsNothing(t *testing.T) {
 	cfg := anonymousConfig(t, "info")
-	cfg.Listeners[0].Address = freeAddr(t)
+	cfg.Listeners[0].Address = clienttest.FreeAddr(t)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
