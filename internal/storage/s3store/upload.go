@@ -296,7 +296,12 @@ func (u *upload) sendPart() error {
 		if b.checksums {
 			in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
 		}
-		out, err := do(u.ctx, b, "CreateMultipartUpload", b.client.CreateMultipartUpload, in)
+		// Not cancelled with the session: a CreateMultipartUpload that
+		// reached S3 and was cancelled would leave an upload whose id
+		// nobody knows, and so nobody aborts. It is bounded by the
+		// request timeout, and an upload whose session has ended by
+		// then is aborted with its id like any other (the select below).
+		out, err := do(context.WithoutCancel(u.ctx), b, "CreateMultipartUpload", b.client.CreateMultipartUpload, in)
 		if err != nil {
 			err = u.t.mapErr("create-upload", u.key, err)
 			u.fail(err)
