@@ -62,10 +62,10 @@ func (s *Session) cmdRETR(arg string) {
 			var err error
 			if binary {
 				// Unwrapped *os.File to *net.TCPConn: sendfile.
-				err = s.copyData(x, data, data, f)
+				err = s.copyData(ctx, x, data, data, f)
 			} else {
 				aw := newASCIIWriter(data)
-				if err = s.copyData(x, data, aw, f); err == nil {
+				if err = s.copyData(ctx, x, data, aw, f); err == nil {
 					err = aw.Flush()
 				}
 			}
@@ -168,7 +168,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			}
 			// up is the backend's writer as is: for local storage it
 			// reaches os.File.ReadFrom, which splices from the socket.
-			if err := s.copyData(x, data, up, src); err != nil {
+			if err := s.copyData(ctx, x, data, up, src); err != nil {
 				return s.dataPhaseResult(data, "write", p, err, "Transfer failed: connection closed or stalled; upload discarded.", " Upload discarded.")
 			}
 			return xferResult{code: 226, text: done}

@@ -317,12 +317,13 @@ func dataErrText(err error) string {
 const copyChunk = 1 << 20
 
 // copyData copies src to dst, failing when no chunk completes within the
-// stall timeout. A plain local transfer goes zero-copy (sendfile for
-// downloads, splice for uploads), so dst and src are passed through
-// unwrapped apart from an io.LimitedReader, which both understand. Any
-// other transfer (TLS, TYPE A, S3) goes through a pooled buffer that is
-// filled before each write.
-func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Reader) error {
+// stall timeout or when a gate ends the transfer. A plain local transfer
+// goes zero-copy (sendfile for downloads, splice for uploads), so dst and
+// src are passed through unwrapped apart from an io.LimitedReader, which
+// both understand. Any other transfer (TLS, TYPE A, S3) goes through a
+// pooled buffer that is filled before each write. Gates (gate.go) bound
+// each chunk without touching the data, so they keep zero-copy.
+func (s *Session) copyData(ctx context.Context, x *transfer, data net.Conn, dst io.Writer, src io.Reader, gates ...gate) error {
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	zeroCopy := canZeroCopy(dst, src)
@@ -331,10 +332,17 @@ func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Rea
 	}
 	lr := &io.LimitedReader{R: src}
 	for {
+		want := int64(copyChunk)
+		if len(gates) > 0 {
+			var err error
+			if want, err = nextChunk(ctx, gates, want); err != nil {
+				return err
+			}
+		}
 		if s.cfg.StallTimeout > 0 {
 			data.SetDeadline(time.Now().Add(s.cfg.StallTimeout))
 		}
-		lr.N = copyChunk
+		lr.N = want
 		var n int64
 		var err error
 		if zeroCopy {
@@ -343,10 +351,15 @@ func (s *Session) copyData(x *transfer, data net.Conn, dst io.Writer, src io.Rea
 			n, err = copyFilled(dst, lr, *bp)
 		}
 		x.bytes.Add(n)
+		if len(gates) > 0 {
+			if gerr := chunkMoved(gates, n); gerr != nil {
+				return gerr
+			}
+		}
 		if err != nil {
 			return err
 		}
-		if n < copyChunk {
+		if n < want {
 			return nil
 		}
 	}
