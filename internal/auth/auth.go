@@ -40,6 +40,8 @@ type User struct {
 	// and data connections: "required", "optional", or "" for the
 	// listener's own.
 	TLS, TLSData string
+	// Limits bound what the user may do beyond Perms (limits.go).
+	Limits Limits
 }
 
 // ErrBadCredentials is returned for an unknown user or a wrong password;
@@ -132,9 +134,10 @@ func (a *FileAuthenticator) Reload(f *UsersFile) {
 			// Entries were validated when loaded or added, so parsing
 			// cannot fail here.
 			perms, _ := ParsePermissions(e.Permissions)
+			limits, _ := e.LimitsEntry.Parse()
 			m[e.Name] = userRecord{
 				hash: e.PasswordHash,
-				user: User{Name: e.Name, Home: cleanHome(e.Name, e.Home), Perms: perms, TLS: e.TLS, TLSData: e.TLSData},
+				user: User{Name: e.Name, Home: cleanHome(e.Name, e.Home), Perms: perms, TLS: e.TLS, TLSData: e.TLSData, Limits: limits},
 			}
 		}
 	}

@@ -26,6 +26,9 @@ type UserEntry struct {
 	// "required" or "optional"; empty keeps the listener's.
 	TLS     string `toml:"tls,omitempty"`
 	TLSData string `toml:"tls_data,omitempty"`
+	// Limits: networks, expiry, sessions, quotas, rates, name rules,
+	// retention; all optional (limits.go).
+	LimitsEntry
 }
 
 // usersFileDoc is the whole file; [[user]] is the only top-level key.
@@ -49,6 +52,11 @@ const usersFileHeader = `# cloudftpd users
 # permissions: all, read, dropbox, or any of list, download, upload,
 #   overwrite, delete, rename, mkdir, chmod.
 # tls, tls_data: "required" or "optional" override the listener's FTPS policy.
+# Optional limits (README "Limits and defence"): disabled, expires,
+#   allowed_networks, denied_networks, max_sessions, quota_bytes, quota_files,
+#   max_file_size, upload_rate, download_rate, allowed_patterns,
+#   denied_patterns, retention, and [[user.dir]] tables (path,
+#   allowed_patterns, denied_patterns, retention).
 
 `
 
@@ -149,6 +157,9 @@ func validateEntry(e *UserEntry) error {
 		if k.v != "" && k.v != "optional" && k.v != "required" {
 			return fmt.Errorf("%s: %q (want \"required\" or \"optional\")", k.key, k.v)
 		}
+	}
+	if _, err := e.LimitsEntry.Parse(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -313,6 +324,11 @@ func (f *UsersFile) Users() []UserEntry {
 	out := make([]UserEntry, len(f.entries))
 	for i, e := range f.entries {
 		e.Permissions = slices.Clone(e.Permissions)
+		e.AllowedNetworks = slices.Clone(e.AllowedNetworks)
+		e.DeniedNetworks = slices.Clone(e.DeniedNetworks)
+		e.AllowedPatterns = slices.Clone(e.AllowedPatterns)
+		e.DeniedPatterns = slices.Clone(e.DeniedPatterns)
+		e.Dirs = slices.Clone(e.Dirs)
 		out[i] = e
 	}
 	slices.SortFunc(out, func(a, b UserEntry) int { return strings.Compare(a.Name, b.Name) })

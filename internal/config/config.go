@@ -21,6 +21,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/cloudftpd/cloudftpd/internal/bytesize"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 )
 
@@ -262,28 +263,7 @@ const (
 
 // ByteSize is a size written as "16MiB", "5MB", "1GiB" or a number of
 // bytes.
-type ByteSize int64
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (b *ByteSize) UnmarshalText(text []byte) error {
-	s := strings.TrimSpace(string(text))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return fmt.Errorf("%q is not a size (e.g. \"16MiB\")", text)
-	}
-	*b = ByteSize(n * mult)
-	return nil
-}
+type ByteSize = bytesize.Size
 
 // Auth configures users.
 type Auth struct {
