@@ -25,10 +25,12 @@ const (
 	// KindCommand runs Command once per event, the JSON on its stdin
 	// and the main fields in CLOUDFTPD_* environment variables.
 	KindCommand Kind = "command"
+	// KindSQS sends each event's JSON as a message to QueueURL.
+	KindSQS Kind = "sqs"
 )
 
 // Kinds lists every sink kind, for messages.
-var Kinds = []Kind{KindAudit, KindXferlog, KindWebhook, KindCommand}
+var Kinds = []Kind{KindAudit, KindXferlog, KindWebhook, KindCommand, KindSQS}
 
 // TransferTypes are the event types an xferlog records.
 var TransferTypes = []Type{UploadCommitted, UploadFailed, DownloadDone}
@@ -93,7 +95,16 @@ type SinkConfig struct {
 	// keeps them in event order).
 	Concurrency int `toml:"concurrency"`
 
-	// Timeout bounds one webhook request (default 10s) or one hook run
+	// QueueURL is an SQS sink's queue
+	// (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME; ".fifo" for a FIFO
+	// queue). Region, when empty, comes from the URL or the AWS
+	// configuration; Endpoint overrides the SQS endpoint (a VPC
+	// endpoint, a local stand-in).
+	QueueURL string `toml:"queue_url"`
+	Region   string `toml:"region"`
+	Endpoint string `toml:"endpoint"`
+
+	// Timeout bounds one webhook or SQS request (default 10s) or one hook run
 	// (default 1m; its process group is killed then).
 	Timeout time.Duration `toml:"timeout"`
 
@@ -188,6 +199,19 @@ func (s *SinkConfig) Validate() error {
 		}
 		if s.Timeout == 0 {
 			s.Timeout = DefaultCommandTimeout
+		}
+	case KindSQS:
+		u, err := url.Parse(s.QueueURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return fmt.Errorf("queue_url: %q: want the queue's URL, e.g. https://sqs.eu-west-1.amazonaws.com/123456789012/cloudftpd-events", s.QueueURL)
+		}
+		if s.Endpoint != "" {
+			if e, err := url.Parse(s.Endpoint); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+				return fmt.Errorf("endpoint: %q: want an http or https URL", s.Endpoint)
+			}
+		}
+		if s.Timeout == 0 {
+			s.Timeout = DefaultWebhookTimeout
 		}
 	case "":
 		return fmt.Errorf("kind: required (one of %v)", Kinds)

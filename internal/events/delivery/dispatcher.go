@@ -197,6 +197,8 @@ func buildSink(c events.SinkConfig, log *slog.Logger) (Sink, error) {
 		return NewWebhook(c.URL, c.Secret, c.Timeout), nil
 	case events.KindCommand:
 		return NewCommand(c.Name, c.Command, c.Concurrency, c.Timeout, log)
+	case events.KindSQS:
+		return NewSQS(c.QueueURL, c.Region, c.Endpoint, c.Timeout), nil
 	}
 	return nil, fmt.Errorf("kind %q has no sink", c.Kind)
 }
