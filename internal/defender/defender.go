@@ -194,12 +194,10 @@ type Stats struct {
 // Defender is safe for concurrent use. Its zero value is not usable: call
 // New.
 type Defender struct {
-	threshold           int
-	window              time.Duration
-	banTime, maxBanTime time.Duration
-	weights             [len(events)]int
+	// pol is what Reconfigure may change: the scoring, the ban times and
+	// the lists. Each call reads it once, so it sees one policy.
+	pol                 atomic.Pointer[policy]
 	maxTracked, maxBans int
-	rules               rules // allow and deny; never changes after New
 	stateFile           string
 	onBan               func(Ban)
 	now                 func() time.Time
@@ -259,11 +257,11 @@ type scored struct {
 // state file is logged and renamed to StateFile+".corrupt", and the
 // defender starts with no bans.
 func New(cfg Config) (*Defender, error) {
+	pol, err := newPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	d := &Defender{
-		threshold:  cfg.Threshold,
-		window:     cfg.Window,
-		banTime:    cfg.BanTime,
-		maxBanTime: cfg.MaxBanTime,
 		maxTracked: cfg.MaxTracked,
 		maxBans:    cfg.MaxBans,
 		stateFile:  cfg.StateFile,
@@ -275,10 +273,7 @@ func New(cfg Config) (*Defender, error) {
 		done:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 	}
-	setDefault(&d.threshold, DefaultThreshold)
-	setDefault(&d.window, DefaultWindow)
-	setDefault(&d.banTime, DefaultBanTime)
-	setDefault(&d.maxBanTime, DefaultMaxBanTime)
+	d.pol.Store(pol)
 	setDefault(&d.maxTracked, DefaultMaxTracked)
 	setDefault(&d.maxBans, DefaultMaxBans)
 	if d.now == nil {
@@ -287,33 +282,8 @@ func New(cfg Config) (*Defender, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case d.threshold < 0:
-		return nil, fmt.Errorf("defender: threshold %d: must be positive", d.threshold)
-	case d.window < 0, d.banTime < 0, d.maxBanTime < 0:
-		return nil, errors.New("defender: window, ban_time and max_ban_time must be positive")
-	case d.maxBanTime < d.banTime:
-		return nil, fmt.Errorf("defender: max_ban_time %v is shorter than ban_time %v", d.maxBanTime, d.banTime)
-	case d.maxTracked < 0, d.maxBans < 0:
+	if d.maxTracked < 0 || d.maxBans < 0 {
 		return nil, errors.New("defender: max_tracked and max_bans must be positive")
-	}
-	def := DefaultWeights()
-	for i, e := range events {
-		d.weights[i] = def[e]
-	}
-	for e, w := range cfg.Weights {
-		i := eventIndex(e)
-		if i < 0 {
-			return nil, fmt.Errorf("defender: weights: unknown event %q (known: %s)", e, eventNames())
-		}
-		if w < 0 {
-			return nil, fmt.Errorf("defender: weights.%s = %d: must be 0 or more", e, w)
-		}
-		d.weights[i] = w
-	}
-	var err error
-	if d.rules, err = newRules(cfg.Allow, cfg.Deny); err != nil {
-		return nil, err
 	}
 	d.lru.prev, d.lru.next = &d.lru, &d.lru
 	if d.stateFile != "" {
@@ -329,6 +299,73 @@ func setDefault[T int | time.Duration](v *T, def T) {
 	if *v == 0 {
 		*v = def
 	}
+}
+
+// policy is the part of a Defender's configuration that a reload may
+// change without losing scores or bans.
+type policy struct {
+	threshold           int
+	window              time.Duration
+	banTime, maxBanTime time.Duration
+	weights             [len(events)]int
+	rules               rules // allow and deny
+}
+
+// newPolicy fills cfg's defaults and checks it.
+func newPolicy(cfg Config) (*policy, error) {
+	p := &policy{threshold: cfg.Threshold, window: cfg.Window, banTime: cfg.BanTime, maxBanTime: cfg.MaxBanTime}
+	setDefault(&p.threshold, DefaultThreshold)
+	setDefault(&p.window, DefaultWindow)
+	setDefault(&p.banTime, DefaultBanTime)
+	setDefault(&p.maxBanTime, DefaultMaxBanTime)
+	switch {
+	case p.threshold < 0:
+		return nil, fmt.Errorf("defender: threshold %d: must be positive", p.threshold)
+	case p.window < 0, p.banTime < 0, p.maxBanTime < 0:
+		return nil, errors.New("defender: window, ban_time and max_ban_time must be positive")
+	case p.maxBanTime < p.banTime:
+		return nil, fmt.Errorf("defender: max_ban_time %v is shorter than ban_time %v", p.maxBanTime, p.banTime)
+	}
+	def := DefaultWeights()
+	for i, e := range events {
+		p.weights[i] = def[e]
+	}
+	for e, w := range cfg.Weights {
+		i := eventIndex(e)
+		if i < 0 {
+			return nil, fmt.Errorf("defender: weights: unknown event %q (known: %s)", e, eventNames())
+		}
+		if w < 0 {
+			return nil, fmt.Errorf("defender: weights.%s = %d: must be 0 or more", e, w)
+		}
+		p.weights[i] = w
+	}
+	var err error
+	if p.rules, err = newRules(cfg.Allow, cfg.Deny); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// CheckReconfigure reports whether Reconfigure would take cfg, so that a
+// reload can check everything before it changes anything.
+func CheckReconfigure(cfg Config) error {
+	_, err := newPolicy(cfg)
+	return err
+}
+
+// Reconfigure applies a new threshold, window, ban times, weights, allow
+// and deny lists (a config reload). Scores and bans are kept: a ban in
+// force runs its course, and an address now on the allow list is admitted
+// at once whatever its ban. MaxTracked, MaxBans, StateFile, OnBan, Now and
+// Logger are New's alone and ignored here.
+func (d *Defender) Reconfigure(cfg Config) error {
+	p, err := newPolicy(cfg)
+	if err != nil {
+		return err
+	}
+	d.pol.Store(p)
+	return nil
 }
 
 func eventIndex(e Event) int {
@@ -376,7 +413,7 @@ func (d *Defender) Admit(addr netip.Addr) bool {
 	if !ok {
 		return true
 	}
-	switch d.rules.match(a) {
+	switch d.pol.Load().rules.match(a) {
 	case allowed:
 		return true
 	case denied:
@@ -419,12 +456,13 @@ func (d *Defender) bannedLocked(a netip.Addr, now int64) (netip.Prefix, bool) {
 // points within the window reach the threshold. Addresses in the allow or
 // deny list, and addresses already banned, are not scored.
 func (d *Defender) Score(addr netip.Addr, e Event) {
+	pol := d.pol.Load()
 	i := eventIndex(e)
-	if i < 0 || d.weights[i] == 0 {
+	if i < 0 || pol.weights[i] == 0 {
 		return
 	}
 	a, ok := normalize(addr)
-	if !ok || d.rules.match(a) != unlisted {
+	if !ok || pol.rules.match(a) != unlisted {
 		return
 	}
 	key := keyOf(a)
@@ -447,16 +485,16 @@ func (d *Defender) Score(addr netip.Addr, e Event) {
 	} else {
 		tr.unlink()
 	}
-	tr.prune(now - int64(d.window))
-	tr.events = append(tr.events, scored{at: now, w: int32(d.weights[i]), event: uint8(i)})
-	tr.sum += d.weights[i]
-	if tr.sum < d.threshold {
+	tr.prune(now - int64(pol.window))
+	tr.events = append(tr.events, scored{at: now, w: int32(pol.weights[i]), event: uint8(i)})
+	tr.sum += pol.weights[i]
+	if tr.sum < pol.threshold {
 		tr.linkAfter(&d.lru)
 		d.smu.Unlock()
 		return
 	}
 	delete(d.scores, key)
-	reason := tr.summary(d.window)
+	reason := tr.summary(pol.window)
 	d.mu.Lock()
 	// A ban by hand may have come in since the check above; it stands.
 	_, banned = d.bannedLocked(a, now)
@@ -480,7 +518,7 @@ func (d *Defender) evictScoresLocked(now int64) {
 		if old == &d.lru {
 			return // only the entry being added is unlinked
 		}
-		if last := old.events[len(old.events)-1].at; last > now-int64(d.window) {
+		if last := old.events[len(old.events)-1].at; last > now-int64(d.pol.Load().window) {
 			d.evicted.Add(1)
 		}
 		old.unlink()
@@ -549,7 +587,7 @@ func (d *Defender) banLocked(key netip.Prefix, dur time.Duration, reason string,
 	*e = banEntry{since: now, strikes: strikes, reason: reason, manual: manual}
 	if dur != Forever {
 		e.until = now + int64(dur)
-		e.forget = e.until + int64(d.maxBanTime)
+		e.forget = e.until + int64(d.pol.Load().maxBanTime)
 	}
 	d.gen++
 	d.bansTotal.Add(1)
@@ -560,11 +598,12 @@ func (d *Defender) banLocked(key netip.Prefix, dur time.Duration, reason string,
 // escalated is the length of the strikes-th ban: BanTime doubled for
 // each earlier strike, at most MaxBanTime.
 func (d *Defender) escalated(strikes int) time.Duration {
-	dur := d.banTime
-	for i := 1; i < strikes && dur < d.maxBanTime; i++ {
+	pol := d.pol.Load()
+	dur := pol.banTime
+	for i := 1; i < strikes && dur < pol.maxBanTime; i++ {
 		dur *= 2
 	}
-	return min(dur, d.maxBanTime)
+	return min(dur, pol.maxBanTime)
 }
 
 // banned logs a new ban and tells OnBan, outside the locks.
@@ -692,7 +731,7 @@ func (d *Defender) Ban(p netip.Prefix, dur time.Duration, reason string) (Ban, e
 	if dur < 0 && dur != Forever {
 		return Ban{}, fmt.Errorf("defender: ban of %s: negative duration %v", key, dur)
 	}
-	if q, ok := d.rules.allowedPrefix(key); ok {
+	if q, ok := d.pol.Load().rules.allowedPrefix(key); ok {
 		return Ban{}, fmt.Errorf("defender: %s is inside %s of the allow list: %w", key, q, ErrAllowed)
 	}
 	now := d.now().UnixNano()
@@ -788,7 +827,7 @@ func (d *Defender) Stats() Stats {
 // shrinks back after a flood.
 func (d *Defender) sweep() {
 	now := d.now().UnixNano()
-	from := now - int64(d.window)
+	from := now - int64(d.pol.Load().window)
 	d.smu.Lock()
 	for old := d.lru.prev; old != &d.lru && old.events[len(old.events)-1].at <= from; old = d.lru.prev {
 		old.unlink()

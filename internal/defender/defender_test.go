@@ -676,3 +676,54 @@ func TestAdmitAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestReconfigure: a reload changes scoring and the lists at once and
+// keeps what the defender knows: scores go on counting, bans in force
+// stay, and a newly allowed address is admitted whatever its ban.
+func TestReconfigure(t *testing.T) {
+	base := Config{Threshold: 10, Weights: map[Event]int{LoginFailed: 2}}
+	d, _ := newTest(t, base)
+	a, b := addr("198.51.100.7"), addr("203.0.113.9")
+	for range 5 {
+		d.Score(a, LoginFailed)
+	}
+	if d.Admit(a) {
+		t.Fatal("a not banned after 10 points")
+	}
+	for range 2 {
+		d.Score(b, LoginFailed) // 4 of 10 points
+	}
+
+	// Lower the threshold: b's 4 points count, so one more failure bans it.
+	next := base
+	next.Threshold = 6
+	next.Allow = prefixes("198.51.100.0/24")
+	next.Deny = prefixes("192.0.2.0/24")
+	if err := d.Reconfigure(next); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Admit(a) {
+		t.Error("a is on the new allow list but still refused")
+	}
+	if len(d.Bans()) != 1 {
+		t.Errorf("bans after reload = %v, want a's ban kept", d.Bans())
+	}
+	if d.Admit(addr("192.0.2.1")) {
+		t.Error("the new deny list is not applied")
+	}
+	d.Score(b, LoginFailed)
+	if d.Admit(b) {
+		t.Error("b has 6 points and the threshold is now 6, but it is admitted")
+	}
+
+	// A bad config changes nothing.
+	bad := next
+	bad.Threshold = 3
+	bad.Weights = map[Event]int{"made_up": 1}
+	if err := d.Reconfigure(bad); err == nil || CheckReconfigure(bad) == nil {
+		t.Fatal("Reconfigure took an unknown event")
+	}
+	if !d.Admit(a) || d.Admit(addr("192.0.2.1")) {
+		t.Error("a failed Reconfigure changed the lists")
+	}
+}

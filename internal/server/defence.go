@@ -35,30 +35,16 @@ func (s *Server) startDefence(cfg *config.Config) error {
 	if !dc.On() {
 		return nil
 	}
-	weights := make(map[defender.Event]int, len(dc.Weights))
-	for name, w := range dc.Weights {
-		weights[defender.Event(name)] = w
-	}
 	stateFile := cfg.DefenderStateFile()
 	if stateFile != "" {
 		if err := os.MkdirAll(filepath.Dir(stateFile), 0o750); err != nil {
 			return fmt.Errorf("server: server.state_dir: %w", err)
 		}
 	}
-	d, err := defender.New(defender.Config{
-		Threshold:  dc.Threshold,
-		Window:     dc.Window.D(),
-		BanTime:    dc.BanTime.D(),
-		MaxBanTime: dc.MaxBanTime.D(),
-		Weights:    weights,
-		Allow:      dc.AllowPrefixes(),
-		Deny:       dc.DenyPrefixes(),
-		StateFile:  stateFile,
-		MaxTracked: dc.MaxTracked,
-		MaxBans:    dc.MaxBans,
-		OnBan:      s.closeBanned,
-		Logger:     s.logger,
-	})
+	dcfg := defenderConfig(cfg)
+	dcfg.OnBan = s.closeBanned
+	dcfg.Logger = s.logger
+	d, err := defender.New(dcfg)
 	if err != nil {
 		return fmt.Errorf("server: defender: %w", err)
 	}
@@ -75,6 +61,60 @@ func (s *Server) startDefence(cfg *config.Config) error {
 		s.metrics.Counter("cloudftpd_defender_evicted_total", "Scores and bans forgotten early for max_tracked or max_bans: a flood.", stat(func(st defender.Stats) float64 { return float64(st.Evicted) }))
 	}
 	return nil
+}
+
+// defenderConfig is what cfg's [defender] says, apart from the hooks.
+func defenderConfig(cfg *config.Config) defender.Config {
+	dc := &cfg.Defender
+	weights := make(map[defender.Event]int, len(dc.Weights))
+	for name, w := range dc.Weights {
+		weights[defender.Event(name)] = w
+	}
+	return defender.Config{
+		Threshold:  dc.Threshold,
+		Window:     dc.Window.D(),
+		BanTime:    dc.BanTime.D(),
+		MaxBanTime: dc.MaxBanTime.D(),
+		Weights:    weights,
+		Allow:      dc.AllowPrefixes(),
+		Deny:       dc.DenyPrefixes(),
+		StateFile:  cfg.DefenderStateFile(),
+		MaxTracked: dc.MaxTracked,
+		MaxBans:    dc.MaxBans,
+	}
+}
+
+// checkDefenceReload checks that the running defender can take cfg's
+// [defender], before a reload changes anything.
+func (s *Server) checkDefenceReload(cfg *config.Config) error {
+	if s.defender == nil || !cfg.Defender.On() {
+		return nil
+	}
+	if err := defender.CheckReconfigure(defenderConfig(cfg)); err != nil {
+		return fmt.Errorf("server: defender: %w", err)
+	}
+	return nil
+}
+
+// reloadDefence applies cfg's [defender] to the running defender: the
+// threshold, window, ban times, weights and lists change at once, scores
+// and bans are kept. Turning the defender on or off, its state file and
+// its memory bounds take a restart, which is logged.
+func (s *Server) reloadDefence(prev, cfg *config.Config) {
+	if prev.Defender.On() != cfg.Defender.On() {
+		s.logger.Warn("defender.enabled changed: that takes a restart; the defender stays as it was", "running", prev.Defender.On(), "configured", cfg.Defender.On())
+		return
+	}
+	if s.defender == nil {
+		return
+	}
+	next, was := defenderConfig(cfg), defenderConfig(prev)
+	if next.StateFile != was.StateFile || next.MaxTracked != was.MaxTracked || next.MaxBans != was.MaxBans {
+		s.logger.Warn("defender.state_file, max_tracked or max_bans changed: that takes a restart; the rest of [defender] is reloaded")
+	}
+	if err := s.defender.Reconfigure(next); err != nil { // checked before: cannot fail
+		s.logger.Error("defender not reloaded", "err", err)
+	}
 }
 
 // admit asks the defender about a new connection; a refused one is closed

@@ -226,3 +226,34 @@ func stopServer(t *testing.T, ts *testServer) {
 		t.Fatal(err)
 	}
 }
+
+// TestDefenderReload: SIGHUP's reload changes the lists and the scoring
+// of the running defender, keeping its bans: an address put on the deny
+// list is refused at once, one put on the allow list is admitted though
+// it was banned, and a lower threshold bans sooner.
+func TestDefenderReload(t *testing.T) {
+	ts := defended(t, "", nil)
+	guessUntilClosed(t, "127.0.0.11", ts.Addr, 3)
+	guessUntilClosed(t, "127.0.0.11", ts.Addr, 3) // 6 failures: 12 points, banned
+	if greeted(t, "127.0.0.11", ts.Addr) {
+		t.Fatal("127.0.0.11 not banned before the reload")
+	}
+	ts.reload(func(c *config.Config) {
+		c.Defender.Allow = []string{"127.0.0.11"}
+		c.Defender.Deny = []string{"127.0.0.12"}
+		c.Defender.Threshold = 4
+	})
+	if !greeted(t, "127.0.0.11", ts.Addr) {
+		t.Error("127.0.0.11 is on the reloaded allow list but still refused")
+	}
+	if greeted(t, "127.0.0.12", ts.Addr) {
+		t.Error("127.0.0.12 is on the reloaded deny list but was greeted")
+	}
+	guessUntilClosed(t, "127.0.0.13", ts.Addr, 2) // 4 points: the new threshold
+	if greeted(t, "127.0.0.13", ts.Addr) {
+		t.Error("two failures did not ban with threshold 4")
+	}
+	if n := strings.Count(ts.logs.String(), "defender: banned"); n != 2 {
+		t.Errorf("%d bans logged, want 2 (one before the reload, one after)", n)
+	}
+}

@@ -322,6 +322,10 @@ func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
 		w.Close()
 		return err
 	}
+	if err := s.checkDefenceReload(cfg); err != nil {
+		w.Close()
+		return err
+	}
 	var fresh []*ListenerWiring
 	for _, lw := range w.Listeners {
 		if running[lw.key] == nil {
@@ -368,6 +372,7 @@ func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
 		s.listeners = next
 	}
 	s.adopt(w)
+	s.reloadDefence(prev.Config, cfg)
 	if w.reloadUsers != nil {
 		w.reloadUsers.Reload(w.Users)
 	}
