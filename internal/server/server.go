@@ -29,6 +29,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/retention"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
@@ -51,6 +52,10 @@ type Server struct {
 	store      *state.Store
 	eventsStop context.CancelFunc
 	eventsDone chan struct{}
+	// sweeper deletes expired files (retention.go); sweepDone is closed
+	// when its loop has ended.
+	sweeper   *retention.Sweeper
+	sweepDone chan struct{}
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
@@ -131,6 +136,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.stopDefence()
 		return nil, err
 	}
+	s.newRetention()
 	w, err := wire(ctx, cfg, opts, nil, s.hooks())
 	if err != nil {
 		w.Close()
@@ -202,6 +208,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	s.runEvents(s.bg)
+	s.startRetention(s.bg)
 	s.mu.Lock()
 	var opened []*listener
 	for i, lw := range w.Listeners {
@@ -673,9 +680,11 @@ func (s *Server) release() {
 	pools, closers := s.pools, s.closers
 	s.pools, s.closers = nil, nil
 	if s.bgCancel != nil {
-		s.bgCancel() // address refresh loops
+		s.bgCancel() // address refresh loops, the retention sweep
 	}
 	s.mu.Unlock()
+	// The sweep uses the storage and records events: it ends first.
+	s.waitRetention()
 	for _, p := range pools {
 		p.Close()
 	}
