@@ -3,12 +3,55 @@ package server
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
+
+// lockState takes the state directories for this process (New, before
+// anything in them is read): the server's, and the outbox's when the
+// config puts it elsewhere. Two servers on one directory would deliver
+// every event twice and overwrite each other's bans; the second is
+// refused with the directory and the first one's pid.
+func (s *Server) lockState(cfg *config.Config) error {
+	dirs := []struct{ key, dir string }{{"server.state_dir", cfg.StatePath(".")}}
+	if len(cfg.Events.Sinks) > 0 {
+		dirs = append(dirs, struct{ key, dir string }{"events.state_dir", cfg.Events.StateDir})
+	}
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if d.dir == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d.dir)
+		if err != nil {
+			s.unlockState()
+			return fmt.Errorf("server: %s: %w", d.key, err)
+		}
+		if seen[abs] {
+			continue
+		}
+		seen[abs] = true
+		l, err := state.LockDir(abs)
+		if err != nil {
+			s.unlockState()
+			return fmt.Errorf("server: %s: %w", d.key, err)
+		}
+		s.locks = append(s.locks, l)
+	}
+	return nil
+}
+
+// unlockState releases the state directories, last thing at the end.
+func (s *Server) unlockState() {
+	for _, l := range s.locks {
+		l.Close()
+	}
+	s.locks = nil
+}
 
 // openEvents opens the outbox and builds the dispatcher when the config
 // has sinks (New: files are opened, nothing runs yet). Without sinks

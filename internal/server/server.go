@@ -52,6 +52,9 @@ type Server struct {
 	store      *state.Store
 	eventsStop context.CancelFunc
 	eventsDone chan struct{}
+	// locks hold the state directories (server.state_dir, and
+	// events.state_dir when it is another) for this process alone.
+	locks []*state.DirLock
 	// sweeper deletes expired files (retention.go); sweepDone is closed
 	// when its loop has ended.
 	sweeper   *retention.Sweeper
@@ -129,11 +132,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
+	if err := s.lockState(cfg); err != nil {
+		return nil, err
+	}
 	if err := s.startDefence(cfg); err != nil {
+		s.unlockState()
 		return nil, err
 	}
 	if err := s.openEvents(ctx, cfg); err != nil {
 		s.stopDefence()
+		s.unlockState()
 		return nil, err
 	}
 	s.newRetention()
@@ -142,6 +150,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		w.Close()
 		s.stopDefence()
 		s.closeEvents()
+		s.unlockState()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -646,6 +655,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopMetrics()
 	s.stopDefence()
 	s.closeEvents()
+	s.unlockState()
 	return err
 }
 
@@ -658,6 +668,7 @@ func (s *Server) Close() error {
 	s.stopMetrics()
 	s.stopDefence()
 	s.closeEvents()
+	s.unlockState()
 	return nil
 }
 
