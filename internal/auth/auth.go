@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -61,6 +62,17 @@ var ErrUnknownUser = fmt.Errorf("%w (unknown user)", ErrBadCredentials)
 // means the login failed.
 type Authenticator interface {
 	Authenticate(ctx context.Context, name, password string) (*User, error)
+}
+
+// Lister is a user store that can list its users with their limits, for
+// work done outside any session (the retention sweep). A store that
+// cannot list (a remote directory that only answers logins) does not
+// implement it, and that work then has no users to do it for.
+// Implementations must be safe for concurrent use; the users returned are
+// the caller's, but the slices in their Limits are shared and must not be
+// changed.
+type Lister interface {
+	ListUsers(ctx context.Context) ([]User, error)
 }
 
 // Options configures a FileAuthenticator.
@@ -102,7 +114,10 @@ type FileAuthenticator struct {
 	slowVerifies atomic.Int64
 }
 
-var _ Authenticator = (*FileAuthenticator)(nil)
+var (
+	_ Authenticator = (*FileAuthenticator)(nil)
+	_ Lister        = (*FileAuthenticator)(nil)
+)
 
 // NewFileAuthenticator returns an authenticator for the users in f (nil
 // means none, e.g. anonymous-only).
@@ -188,6 +203,22 @@ func (a *FileAuthenticator) Authenticate(ctx context.Context, name, password str
 	}
 	a.cache.add(key)
 	return ptr(rec.user), nil
+}
+
+// ListUsers implements Lister: the users of the file (not the anonymous
+// login, which has no limits), sorted by name, as they are since the last
+// Reload.
+func (a *FileAuthenticator) ListUsers(ctx context.Context) ([]User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	users := *a.users.Load()
+	out := make([]User, 0, len(users))
+	for _, rec := range users {
+		out = append(out, rec.user)
+	}
+	slices.SortFunc(out, func(x, y User) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
 }
 
 // ControlTLSPolicy returns the users-file tls override of name ("required",

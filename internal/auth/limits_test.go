@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -106,5 +107,48 @@ func TestLimitsErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error = %v, want it to contain %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+// TestListUsers: the file's users, sorted, with their limits (not the
+// anonymous login), as of the last Reload.
+func TestListUsers(t *testing.T) {
+	hash, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parseUsersFile(fmt.Appendf(nil, `
+[[user]]
+name = "zed"
+password_hash = %[1]q
+permissions = ["read"]
+
+[[user]]
+name = "amy"
+password_hash = %[1]q
+permissions = ["all"]
+retention = "30d"
+  [[user.dir]]
+  path = "/tmp/"
+  retention = "1h"
+`, hash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewFileAuthenticator(f, Options{Anonymous: true})
+	users, err := a.ListUsers(t.Context())
+	if err != nil || len(users) != 2 || users[0].Name != "amy" || users[1].Name != "zed" {
+		t.Fatalf("ListUsers: %+v, %v; want amy and zed", users, err)
+	}
+	want := []DirRule{{Dir: "/", Retention: 30 * 24 * time.Hour}, {Dir: "/tmp", Retention: time.Hour}}
+	if got := users[0].Limits.Dirs; !reflect.DeepEqual(got, want) || users[0].Home != "amy" {
+		t.Errorf("amy: home %q, dirs %+v; want %+v", users[0].Home, got, want)
+	}
+	if err := f.Delete("zed"); err != nil {
+		t.Fatal(err)
+	}
+	a.Reload(f)
+	if users, _ := a.ListUsers(t.Context()); len(users) != 1 {
+		t.Errorf("after Reload: %+v, want amy alone", users)
 	}
 }

@@ -110,6 +110,9 @@ type Config struct {
 	// events.state_dir says otherwise.
 	Events  events.Config `toml:"events"`
 	Control Control       `toml:"control"`
+	// Retention is the sweep that deletes files older than the users'
+	// retention rules (users file keys; README "Limits and defence").
+	Retention Retention `toml:"retention"`
 
 	// Dir is the directory relative paths in the file are resolved against
 	// (the config file's directory, or the working directory).
@@ -406,6 +409,24 @@ type Control struct {
 	Socket string `toml:"socket"`
 }
 
+// Retention configures the background sweep that deletes expired files.
+// The ages themselves are per user and per directory, in the users file;
+// without any, the sweep finds nothing to do.
+type Retention struct {
+	// Interval is the time between sweeps (default 1h); the first runs a
+	// minute after start, or after Interval when that is shorter.
+	Interval Duration `toml:"interval"`
+	// MaxFiles bounds the directory entries one sweep looks at (default
+	// 100000); the next sweep carries on where it stopped.
+	MaxFiles int `toml:"max_files"`
+}
+
+// Retention defaults.
+const (
+	DefaultRetentionInterval = time.Hour
+	DefaultRetentionMaxFiles = 100000
+)
+
 // StatePath resolves a path under server.state_dir; "" when it is
 // relative and there is no state directory.
 func (c *Config) StatePath(p string) string {
@@ -621,6 +642,10 @@ func (c *Config) applyDefaults() {
 	setDur(&s.LoginTimeout, time.Minute)
 	setDur(&s.ShutdownGrace, 30*time.Second)
 	setDur(&s.LoginFailureDelay, time.Second)
+	setDur(&c.Retention.Interval, DefaultRetentionInterval)
+	if c.Retention.MaxFiles == 0 {
+		c.Retention.MaxFiles = DefaultRetentionMaxFiles
+	}
 	if s.ReplaceGrace == nil {
 		d := Duration(DefaultReplaceGrace)
 		s.ReplaceGrace = &d
@@ -697,6 +722,7 @@ func (c *Config) Validate() error {
 		{"server.shutdown_grace", c.Server.ShutdownGrace},
 		{"server.login_failure_delay", c.Server.LoginFailureDelay},
 		{"server.replace_grace", Duration(c.Server.ReplaceGraceDuration())},
+		{"retention.interval", c.Retention.Interval},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: must not be negative", d.key)
@@ -709,6 +735,7 @@ func (c *Config) Validate() error {
 		{"server.max_sessions", c.Server.MaxSessions},
 		{"server.max_sessions_per_ip", c.Server.MaxSessionsPerIP},
 		{"server.max_login_failures", c.Server.MaxLoginFailures},
+		{"retention.max_files", c.Retention.MaxFiles},
 	} {
 		if n.v < 0 {
 			return fmt.Errorf("%s: must not be negative", n.key)

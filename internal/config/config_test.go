@@ -772,3 +772,28 @@ func TestPolicies(t *testing.T) {
 		t.Errorf("Policy.UnmarshalText(sometimes): %v", err)
 	}
 }
+
+func TestParseRetention(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention.Interval.D() != time.Hour || c.Retention.MaxFiles != DefaultRetentionMaxFiles {
+		t.Errorf("retention defaults = %+v, want 1h and %d", c.Retention, DefaultRetentionMaxFiles)
+	}
+	c, err = Parse([]byte("[retention]\ninterval = \"10m\"\nmax_files = 500\n" + minimal))
+	if err != nil || c.Retention.Interval.D() != 10*time.Minute || c.Retention.MaxFiles != 500 {
+		t.Errorf("retention = %+v, %v; want 10m and 500", c.Retention, err)
+	}
+	for _, tc := range []struct{ text, key string }{
+		{"interval = \"-1m\"", "retention.interval"},
+		{"max_files = -1", "retention.max_files"},
+		{"intervall = \"1h\"", "intervall"},
+	} {
+		_, err := Parse([]byte("[retention]\n" + tc.text + "\n" + minimal))
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: error %v, want one naming %s", tc.text, err, tc.key)
+		}
+	}
+}

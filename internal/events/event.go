@@ -44,10 +44,13 @@ const (
 	LoginOK         Type = "login.succeeded"
 	LoginFailed     Type = "login.failed"
 	SessionEnded    Type = "session.ended"
+	// Expired is a file deleted by the retention sweep, not by a client:
+	// no session, and ModTime says how old it was.
+	Expired Type = "file.expired"
 )
 
 // Types lists every event type, for validating filters.
-var Types = []Type{UploadCommitted, UploadFailed, DownloadDone, Delete, Rename, Mkdir, Rmdir, LoginOK, LoginFailed, SessionEnded}
+var Types = []Type{UploadCommitted, UploadFailed, DownloadDone, Delete, Rename, Mkdir, Rmdir, LoginOK, LoginFailed, SessionEnded, Expired}
 
 // Results of an event.
 const (
@@ -97,6 +100,8 @@ type Event struct {
 	// Object is where the file is in the backend: an S3 key or a path
 	// on disk.
 	Object string `json:"object,omitempty"`
+	// ModTime is the file's modification time, for file.expired.
+	ModTime time.Time `json:"mod_time,omitzero"`
 }
 
 // Stamp fills the fields every event has: schema, id, time, and the

@@ -106,6 +106,41 @@ func (m *Metrics) Counter(name, help string, read func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, read))
 }
 
+// Sample is one labelled value of a family read at scrape time; Labels
+// are the values of the family's label names, in order.
+type Sample struct {
+	Labels []string
+	Value  float64
+}
+
+// CounterFamily registers counters with labels, all read when Prometheus
+// scrapes, for counts another component keeps per thing (the event
+// dispatcher's per sink). read returns one sample per label set.
+func (m *Metrics) CounterFamily(name, help string, labels []string, read func() []Sample) {
+	m.reg.MustRegister(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: prometheus.CounterValue, read: read})
+}
+
+// GaugeFamily is CounterFamily for gauges.
+func (m *Metrics) GaugeFamily(name, help string, labels []string, read func() []Sample) {
+	m.reg.MustRegister(&family{desc: prometheus.NewDesc(name, help, labels, nil), kind: prometheus.GaugeValue, read: read})
+}
+
+// family is a prometheus.Collector of one metric family read at scrape
+// time.
+type family struct {
+	desc *prometheus.Desc
+	kind prometheus.ValueType
+	read func() []Sample
+}
+
+func (f *family) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+
+func (f *family) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range f.read() {
+		ch <- prometheus.MustNewConstMetric(f.desc, f.kind, s.Value, s.Labels...)
+	}
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

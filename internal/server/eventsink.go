@@ -3,11 +3,55 @@ package server
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
+	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
+
+// lockState takes the state directories for this process (New, before
+// anything in them is read): the server's, and the outbox's when the
+// config puts it elsewhere. Two servers on one directory would deliver
+// every event twice and overwrite each other's bans; the second is
+// refused with the directory and the first one's pid.
+func (s *Server) lockState(cfg *config.Config) error {
+	dirs := []struct{ key, dir string }{{"server.state_dir", cfg.StatePath(".")}}
+	if len(cfg.Events.Sinks) > 0 {
+		dirs = append(dirs, struct{ key, dir string }{"events.state_dir", cfg.Events.StateDir})
+	}
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if d.dir == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d.dir)
+		if err != nil {
+			s.unlockState()
+			return fmt.Errorf("server: %s: %w", d.key, err)
+		}
+		if seen[abs] {
+			continue
+		}
+		seen[abs] = true
+		l, err := state.LockDir(abs)
+		if err != nil {
+			s.unlockState()
+			return fmt.Errorf("server: %s: %w", d.key, err)
+		}
+		s.locks = append(s.locks, l)
+	}
+	return nil
+}
+
+// unlockState releases the state directories, last thing at the end.
+func (s *Server) unlockState() {
+	for _, l := range s.locks {
+		l.Close()
+	}
+	s.locks = nil
+}
 
 // openEvents opens the outbox and builds the dispatcher when the config
 // has sinks (New: files are opened, nothing runs yet). Without sinks
@@ -26,7 +70,40 @@ func (s *Server) openEvents(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.store, s.events = st, d
+	if s.metrics != nil {
+		registerEventMetrics(s.metrics, d)
+	}
 	return nil
+}
+
+// registerEventMetrics puts the dispatcher's per-sink counters on
+// /metrics, labelled by sink name and kind, read at scrape time.
+func registerEventMetrics(m *metrics.Metrics, d *delivery.Dispatcher) {
+	labels := []string{"sink", "kind"}
+	family := func(f func(delivery.SinkStats) float64) func() []metrics.Sample {
+		return func() []metrics.Sample {
+			stats := d.Stats()
+			out := make([]metrics.Sample, len(stats))
+			for i, st := range stats {
+				out[i] = metrics.Sample{Labels: []string{st.Name, string(st.Kind)}, Value: f(st)}
+			}
+			return out
+		}
+	}
+	for _, c := range []struct {
+		name, help string
+		read       func(delivery.SinkStats) float64
+	}{
+		{"cloudftpd_events_queued_total", "Recorded events that pass the sink's filter.", func(st delivery.SinkStats) float64 { return float64(st.Queued) }},
+		{"cloudftpd_events_delivered_total", "Events the sink delivered (a command hook: ran, whatever its exit status).", func(st delivery.SinkStats) float64 { return float64(st.Delivered) }},
+		{"cloudftpd_events_retried_total", "Failed delivery attempts that will be tried again.", func(st delivery.SinkStats) float64 { return float64(st.Retried) }},
+		{"cloudftpd_events_failed_total", "Command hooks that ran and failed (non-zero exit, killed at the timeout); not retried.", func(st delivery.SinkStats) float64 { return float64(st.Failed) }},
+		{"cloudftpd_events_dropped_total", "Outbox events skipped because the sink's backlog passed max_backlog.", func(st delivery.SinkStats) float64 { return float64(st.Dropped) }},
+	} {
+		m.CounterFamily(c.name, c.help, labels, family(c.read))
+	}
+	m.GaugeFamily("cloudftpd_events_backlog", "Events after the sink's position in the outbox, when it last looked.", labels,
+		family(func(st delivery.SinkStats) float64 { return float64(st.Backlog) }))
 }
 
 // runEvents starts the delivery loops; they end with ctx.

@@ -29,6 +29,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/retention"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
@@ -51,6 +52,13 @@ type Server struct {
 	store      *state.Store
 	eventsStop context.CancelFunc
 	eventsDone chan struct{}
+	// locks hold the state directories (server.state_dir, and
+	// events.state_dir when it is another) for this process alone.
+	locks []*state.DirLock
+	// sweeper deletes expired files (retention.go); sweepDone is closed
+	// when its loop has ended.
+	sweeper   *retention.Sweeper
+	sweepDone chan struct{}
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
@@ -124,18 +132,25 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
+	if err := s.lockState(cfg); err != nil {
+		return nil, err
+	}
 	if err := s.startDefence(cfg); err != nil {
+		s.unlockState()
 		return nil, err
 	}
 	if err := s.openEvents(ctx, cfg); err != nil {
 		s.stopDefence()
+		s.unlockState()
 		return nil, err
 	}
+	s.newRetention()
 	w, err := wire(ctx, cfg, opts, nil, s.hooks())
 	if err != nil {
 		w.Close()
 		s.stopDefence()
 		s.closeEvents()
+		s.unlockState()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -202,6 +217,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	s.runEvents(s.bg)
+	s.startRetention(s.bg)
 	s.mu.Lock()
 	var opened []*listener
 	for i, lw := range w.Listeners {
@@ -644,6 +660,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopMetrics()
 	s.stopDefence()
 	s.closeEvents()
+	s.unlockState()
 	return err
 }
 
@@ -656,6 +673,7 @@ func (s *Server) Close() error {
 	s.stopMetrics()
 	s.stopDefence()
 	s.closeEvents()
+	s.unlockState()
 	return nil
 }
 
@@ -678,9 +696,11 @@ func (s *Server) release() {
 	pools, closers := s.pools, s.closers
 	s.pools, s.closers = nil, nil
 	if s.bgCancel != nil {
-		s.bgCancel() // address refresh loops
+		s.bgCancel() // address refresh loops, the retention sweep
 	}
 	s.mu.Unlock()
+	// The sweep uses the storage and records events: it ends first.
+	s.waitRetention()
 	for _, p := range pools {
 		p.Close()
 	}

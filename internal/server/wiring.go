@@ -34,6 +34,9 @@ type Options struct {
 	Auth auth.Authenticator
 	// Storage overrides the backend named in the config.
 	Storage storage.Backend
+	// Now is the clock the retention sweep ages files by (time.Now);
+	// tests move it forward, as S3 modification times cannot be set.
+	Now func() time.Time
 }
 
 // Wiring is a server's parts built from one config: the authenticator, the
