@@ -41,6 +41,8 @@ type User struct {
 	// and data connections: "required", "optional", or "" for the
 	// listener's own.
 	TLS, TLSData string
+	// BinaryOnly transfers this user's files unchanged even in TYPE A.
+	BinaryOnly bool
 	// Limits bound what the user may do beyond Perms (limits.go).
 	Limits Limits
 }
@@ -152,7 +154,7 @@ func (a *FileAuthenticator) Reload(f *UsersFile) {
 			limits, _ := e.LimitsEntry.Parse()
 			m[e.Name] = userRecord{
 				hash: e.PasswordHash,
-				user: User{Name: e.Name, Home: cleanHome(e.Name, e.Home), Perms: perms, TLS: e.TLS, TLSData: e.TLSData, Limits: limits},
+				user: User{Name: e.Name, Home: cleanHome(e.Name, e.Home), Perms: perms, TLS: e.TLS, TLSData: e.TLSData, BinaryOnly: e.BinaryOnly, Limits: limits},
 			}
 		}
 	}

@@ -26,6 +26,8 @@ type UserEntry struct {
 	// "required" or "optional"; empty keeps the listener's.
 	TLS     string `toml:"tls,omitempty"`
 	TLSData string `toml:"tls_data,omitempty"`
+	// BinaryOnly transfers the user's files unchanged even in TYPE A.
+	BinaryOnly bool `toml:"binary_only,omitempty"`
 	// Limits: networks, expiry, sessions, quotas, rates, name rules,
 	// retention; all optional (limits.go).
 	LimitsEntry
@@ -52,6 +54,7 @@ const usersFileHeader = `# cloudftpd users
 # permissions: all, read, dropbox, or any of list, download, upload,
 #   overwrite, delete, rename, mkdir, chmod.
 # tls, tls_data: "required" or "optional" override the listener's FTPS policy.
+# binary_only: files are transferred unchanged even after TYPE A.
 # Optional limits (README "Limits and defence"): disabled, expires,
 #   allowed_networks, denied_networks, max_sessions, quota_bytes, quota_files,
 #   max_file_size, upload_rate, download_rate, allowed_patterns,

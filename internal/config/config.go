@@ -197,6 +197,10 @@ type Listener struct {
 	PassiveProxyProtocol bool `toml:"passive_proxy_protocol"`
 	// ProxyTrusted lists the balancers allowed to send PROXY headers.
 	ProxyTrusted []string `toml:"proxy_trusted"`
+	// BinaryOnly transfers every file unchanged: TYPE A is accepted (200)
+	// but converts nothing, for partners whose clients send binaries as
+	// ASCII. Users can have it too (binary_only in the users file).
+	BinaryOnly bool `toml:"binary_only"`
 
 	addr         netip.AddrPort
 	proxyTrusted []netip.Prefix

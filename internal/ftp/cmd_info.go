@@ -105,8 +105,11 @@ func (s *Session) cmdSTAT(arg string) {
 			lines = append(lines, "Not logged in")
 		}
 		typ := "ASCII"
-		if s.binary {
+		switch {
+		case s.binary:
 			typ = "BINARY"
+		case s.binaryOnly():
+			typ = "ASCII (files are transferred unchanged: binary-only)"
 		}
 		lines = append(lines, "TYPE: "+typ+", STRUcture: File, MODE: Stream")
 		if x := s.currentTransfer(); x != nil {
@@ -142,6 +145,10 @@ func (s *Session) cmdTYPE(arg string) {
 		s.reply(200, "Switching to Binary mode.")
 	case f[0] == "A" && (len(f) == 1 || (len(f) == 2 && f[1] == "N")):
 		s.binary = false
+		if s.binaryOnly() {
+			s.reply(200, "TYPE A accepted, but this server transfers files unchanged (binary only).")
+			break
+		}
 		s.reply(200, "Switching to ASCII mode.")
 	case f[0] == "L8" || (f[0] == "L" && len(f) == 2 && f[1] == "8"):
 		s.binary = true

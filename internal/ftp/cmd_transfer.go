@@ -28,8 +28,19 @@ func (s *Session) cmdREST(arg string) {
 	s.reply(350, fmt.Sprintf("Restarting at %d. Send STOR or RETR to continue.", n))
 }
 
+// convertsASCII reports whether transfers convert line endings: TYPE A,
+// unless the listener or the user is binary-only. Windows clients that
+// pick ASCII for "text" files by extension otherwise corrupt binaries
+// that happen to have such a name; Transfer Family is binary-only too.
+// Before login the user is unknown, so this is asked at each transfer.
+func (s *Session) convertsASCII() bool { return !s.binary && !s.binaryOnly() }
+
+func (s *Session) binaryOnly() bool {
+	return s.cfg.BinaryOnly || s.user != nil && s.user.BinaryOnly
+}
+
 func (s *Session) modeName() string {
-	if s.binary {
+	if !s.convertsASCII() {
 		return "BINARY"
 	}
 	return "ASCII"
@@ -56,7 +67,7 @@ func (s *Session) cmdRETR(arg string) {
 		return
 	}
 	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), fi.Size-offset)
-	binary := s.binary
+	binary := !s.convertsASCII()
 	s.startTransfer("RETR", p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var err error
@@ -159,7 +170,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 		s.replyStorageErr("create", p, err)
 		return
 	}
-	binary := s.binary
+	binary := !s.convertsASCII()
 	s.startTransfer(verb, p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var src io.Reader = data

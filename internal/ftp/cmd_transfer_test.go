@@ -1,7 +1,10 @@
 package ftp
 
 import (
+	"context"
+
 	"fmt"
+	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"io"
 	"regexp"
 	"strings"
@@ -406,4 +409,56 @@ func TestABOR(t *testing.T) {
 		h.expectReply(426)
 		h.expectReply(226)
 	})
+}
+
+// binaryOnlyAuth makes every user it authenticates binary-only, as
+// binary_only = true in the users file does.
+type binaryOnlyAuth struct{ auth.Authenticator }
+
+func (a binaryOnlyAuth) Authenticate(ctx context.Context, name, password string) (*auth.User, error) {
+	u, err := a.Authenticator.Authenticate(ctx, name, password)
+	if u != nil {
+		u.BinaryOnly = true
+	}
+	return u, err
+}
+
+// TestBinaryOnly: on a binary-only listener, or for a binary-only user,
+// TYPE A is accepted and files still travel unchanged both ways; without
+// the switch, TYPE A converts line endings as before.
+func TestBinaryOnly(t *testing.T) {
+	t.Parallel()
+	const text = "line one\nline two\r\nbinary \x00\xff\n"
+	for _, tc := range []struct {
+		name       string
+		config     func(*Config)
+		unchanged  bool
+		typeAReply string
+	}{
+		{"default converts", nil, false, "Switching to ASCII mode."},
+		{"listener", func(c *Config) { c.BinaryOnly = true }, true, "binary only"},
+		{"user", func(c *Config) { c.Auth = binaryOnlyAuth{c.Auth} }, true, "binary only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, harnessOpts{config: tc.config})
+			h.login()
+			if msg := h.expect(200, "TYPE A"); !strings.Contains(msg, tc.typeAReply) {
+				t.Errorf("TYPE A: %q, want it to say %q", msg, tc.typeAReply)
+			}
+			h.stor("/up.txt", text)
+			stored := h.file("alice/up.txt")
+			h.put("alice/down.txt", text)
+			got := h.retr("/down.txt")
+			if tc.unchanged {
+				if stored != text || got != text {
+					t.Errorf("binary-only TYPE A changed the data: stored %q, downloaded %q, want %q both", stored, got, text)
+				}
+				return
+			}
+			if stored == text || got == text {
+				t.Errorf("TYPE A converted nothing: stored %q, downloaded %q", stored, got)
+			}
+		})
+	}
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// client died mid-upload (its control connection closing) before the
 	// old file is replaced; 0 does not wait. See clientDied.
 	ReplaceGrace time.Duration
+	// BinaryOnly transfers files unchanged whatever TYPE says (see
+	// convertsASCII).
+	BinaryOnly bool
 	// MaxLineLength bounds a command line (default 4096 bytes).
 	MaxLineLength int
 	// MaxBadLines closes a session after this many consecutive over-long or

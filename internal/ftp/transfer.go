@@ -267,7 +267,7 @@ func sameAddr(a, b net.Addr) bool {
 // Listings are not events: they change nothing and say little.
 func (s *Session) recordTransfer(x *transfer, r xferResult, outcome string, took time.Duration) {
 	e := events.Event{Path: x.path, Size: x.bytes.Load(), Duration: took, Result: outcome, Code: r.code, DataTLS: x.dataTLS, TransferType: "ascii"}
-	if s.binary { // the transfer's own: TYPE waits for the transfer to end
+	if !s.convertsASCII() { // the transfer's own: TYPE waits for the transfer to end
 		e.TransferType = "binary"
 	}
 	switch x.verb {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/config"
 )
 
 // toolTimeout bounds every run of a client program.
@@ -294,6 +295,38 @@ func testCurl(t *testing.T, b backend, curl string) {
 		// curl (7.88, Linux) turns CRLF back into LF when it writes the
 		// file, so the round trip gives the original bytes.
 		sameFile(t, "ASCII download", dst, []byte("one\ntwo\n\nthree"))
+	})
+
+	// binary_only: curl -B sends TYPE A, and files still travel as they
+	// are, both ways: LF on the wire for the download, the CRLFs of the
+	// upload stored as sent.
+	t.Run("ascii-binary-only", func(t *testing.T) {
+		ts := startServerOn(t, b, func(c *config.Config) { c.Listeners[0].BinaryOnly = true })
+		url, local := "ftp://alice:alice-secret@127.0.0.1:"+ts.Port()+"/", t.TempDir()
+		ts.write("alice/text.txt", []byte("one\ntwo\n\nthree"))
+		trace := filepath.Join(local, "trace")
+		mustRun(t, local, "", curl, curlArgs("--trace", trace, "-B", "-o", filepath.Join(local, "text.txt"), url+"text.txt")...)
+		tr, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(tr), "TYPE A") {
+			t.Errorf("curl -B did not send TYPE A:\n%s", tr)
+		}
+		if !strings.Contains(string(tr), "6f 6e 65 0a 74 77 6f 0a 0a 74 68 72 65 65") {
+			t.Errorf("binary-only TYPE A download was converted on the wire:\n%s", tr)
+		}
+		// curl -B turns each LF of the file into CRLF on the wire; a
+		// converting server would store LF again, this one keeps what
+		// was sent.
+		up := filepath.Join(local, "lf.txt")
+		if err := os.WriteFile(up, []byte("x\ny\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, local, "", curl, curlArgs("-B", "-T", up, url+"sent.txt")...)
+		if got, sent := ts.read("alice/sent.txt"), []byte("x\r\ny\r\n"); !bytes.Equal(got, sent) {
+			t.Errorf("binary-only TYPE A upload stored %q, want %q as sent", got, sent)
+		}
 	})
 
 	t.Run("wrong-password", func(t *testing.T) {

@@ -440,6 +440,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		MaxLoginFailures:  sc.MaxLoginFailures,
 		LoginFailureDelay: sc.LoginFailureDelay.D(),
 		ReplaceGrace:      sc.ReplaceGraceDuration(),
+		BinaryOnly:        lc.BinaryOnly,
 		Auth:              w.Auth,
 		Storage:           w.Storage,
 		Network:           &netpolicy.Policy{Rules: lw.Rules, Ports: lw.Ports, ActiveAllowed: lc.ActiveAllowed()},
