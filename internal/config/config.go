@@ -219,10 +219,22 @@ type PassiveRule struct {
 	// a literal IPv4 address, a DNS name (re-resolved periodically), or
 	// "aws" (the Elastic IP from EC2 instance metadata).
 	Address string `toml:"address"`
+	// Ports is the listener's passive range as these clients must
+	// reach it, when something between them and the server maps ports
+	// (a Kubernetes Service, a container port mapping, a balancer
+	// forwarding a public range onto another): "30000-30099" for
+	// passive_ports = "50000-50099". Same length; empty means the ports
+	// the server binds.
+	Ports string `toml:"ports"`
 
-	clients []netip.Prefix
-	kind    AddressKind
+	clients    []netip.Prefix
+	kind       AddressKind
+	portOffset int
 }
+
+// PortOffset is what to add to a bound passive port to get the port
+// these clients connect to (0 without Ports).
+func (r *PassiveRule) PortOffset() int { return r.portOffset }
 
 // AddressKind says where a passive rule's address comes from.
 type AddressKind int
@@ -851,6 +863,20 @@ func (l *Listener) validate() error {
 			return fmt.Errorf("%s.address: %q: %v", key, r.Address, err)
 		}
 		r.kind = kind
+		r.portOffset = 0
+		if r.Ports != "" {
+			lo, hi, err := ParsePortRange(r.Ports)
+			if err != nil {
+				return fmt.Errorf("%s.ports: %q: %v", key, r.Ports, err)
+			}
+			if l.PassivePorts == "" {
+				return fmt.Errorf("%s.ports: needs the listener's passive_ports, the range it maps", key)
+			}
+			if hi-lo != l.maxPort-l.minPort {
+				return fmt.Errorf("%s.ports: %q has %d ports, passive_ports %q has %d: the ranges map one to one", key, r.Ports, int(hi-lo)+1, l.PassivePorts, int(l.maxPort-l.minPort)+1)
+			}
+			r.portOffset = int(lo) - int(l.minPort)
+		}
 	}
 	if l.ProxyProtocol || l.PassiveProxyProtocol {
 		if len(l.ProxyTrusted) == 0 {

@@ -432,6 +432,9 @@ address = ":2122"
 		{"range as number", listener(`passive_ports = 50000`), []string{"passive_ports"}},
 		{"second listener range", minimal + "\n[[listener]]\naddress = \"127.0.0.1:2122\"\npassive_ports = \"20-10\"\n", []string{"listener[1].passive_ports", "min 20 > max 10"}},
 
+		{"mapped ports without passive_ports", rule(`["0.0.0.0/0"]`, `"control"`+"\nports = \"30000-30009\""), []string{"listener[0].passive[0].ports", "needs the listener's passive_ports"}},
+		{"mapped ports of another length", listener("passive_ports = \"50000-50009\"\n[[listener.passive]]\nclients = [\"0.0.0.0/0\"]\naddress = \"control\"\nports = \"30000-30019\"\n"), []string{"listener[0].passive[0].ports", "has 20 ports", "has 10"}},
+		{"mapped ports not a range", listener("passive_ports = \"50000-50009\"\n[[listener.passive]]\nclients = [\"0.0.0.0/0\"]\naddress = \"control\"\nports = \"high\"\n"), []string{"listener[0].passive[0].ports", `"high"`}},
 		{"bad cidr", rule(`["10.0.0.0/33"]`, `"control"`), []string{"listener[0].passive[0].clients", `"10.0.0.0/33"`}},
 		{"address not cidr", rule(`["10.0.0.1"]`, `"control"`), []string{"listener[0].passive[0].clients", `"10.0.0.1"`}},
 		{"no clients", rule(`[]`, `"control"`), []string{"listener[0].passive[0].clients"}},

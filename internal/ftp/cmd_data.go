@@ -67,7 +67,7 @@ func (s *Session) cmdPASV(string) {
 	}
 	s.setPassive(r)
 	a := addr.As4()
-	p := r.Port()
+	p := s.cfg.Network.AdvertisedPort(s.client, r.Port())
 	s.reply(227, fmt.Sprintf("Entering Passive Mode (%d,%d,%d,%d,%d,%d).", a[0], a[1], a[2], a[3], p>>8, p&0xff))
 }
 
@@ -97,7 +97,7 @@ func (s *Session) cmdEPSV(arg string) {
 		return
 	}
 	s.setPassive(r)
-	s.reply(229, fmt.Sprintf("Entering Extended Passive Mode (|||%d|)", r.Port()))
+	s.reply(229, fmt.Sprintf("Entering Extended Passive Mode (|||%d|)", s.cfg.Network.AdvertisedPort(s.client, r.Port())))
 }
 
 // setActive validates an active-mode target and records it.

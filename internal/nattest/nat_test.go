@@ -112,6 +112,57 @@ func TestNAT(t *testing.T) {
 		})
 	})
 
+	t.Run("port-mapping", func(t *testing.T) {
+		// A balancer or a Kubernetes Service in front of the server
+		// forwards a public passive range onto another: rtr DNATs the
+		// Elastic IP's ports 30000-30009 to srv's 50000-50009. Internet
+		// clients must be sent the public ports, VPN clients (no mapping
+		// on their way) the bound ones.
+		mapped := fmt.Sprintf(`
+  [[listener.passive]]
+  clients = ["10.77.0.0/16"]
+  address = "control"
+
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = %q
+  ports = "30000-30009"
+`, elasticIP)
+		for i := range 10 {
+			rule := []string{"PREROUTING", "-i", rtrToInet, "-d", elasticIP, "-p", "tcp", "--dport", fmt.Sprint(30000 + i),
+				"-j", "DNAT", "--to-destination", fmt.Sprintf("%s:%d", srvAddr, 50000+i)}
+			tp.iptables(t, append([]string{"-t", "nat", "-I"}, rule...)...)
+			t.Cleanup(func() { tp.iptables(t, append([]string{"-t", "nat", "-D"}, rule...)...) })
+		}
+		s := startServer(t, tp, bin, mapped)
+		down := randomBytes(300_000)
+		s.putFile(t, "mapped.bin", down)
+		for _, c := range []struct {
+			sd   side
+			port string
+		}{{inet, "port 300"}, {vpn, "port 500"}} {
+			t.Run(c.sd.name, func(t *testing.T) {
+				dir := t.TempDir()
+				url := "ftp://" + c.sd.host + ":" + ftpPort + "/"
+				for _, args := range [][]string{{url}, {"-o", "got.bin", url + "mapped.bin"}} {
+					r := curl(t, tp, c.sd.ns, dir, slices.Concat([]string{"--disable-epsv", "--no-ftp-skip-pasv-ip"}, args)...)
+					if !r.OK() {
+						t.Fatalf("curl failed:\n%s", r)
+					}
+					if !strings.Contains(r.Stderr, "Connecting to "+c.sd.host+" ("+c.sd.host+") "+c.port) {
+						t.Errorf("curl did not connect to %s %sNN, the ports these clients reach:\n%s", c.sd.host, c.port, r)
+					}
+				}
+				sameFile(t, "download through the port mapping", filepath.Join(dir, "got.bin"), down, nil)
+				// EPSV carries the port alone: mapped the same way.
+				r := curl(t, tp, c.sd.ns, dir, "-o", "epsv.bin", url+"mapped.bin")
+				if !r.OK() || !strings.Contains(r.Stderr, "Entering Extended Passive Mode (|||"+strings.TrimPrefix(c.port, "port ")) {
+					t.Errorf("EPSV through the port mapping:\n%s", r)
+				}
+			})
+		}
+	})
+
 	t.Run("no-rules", func(t *testing.T) {
 		// Without rules every client is given the address it connected
 		// to: srv only knows 10.77.0.10, the classic EC2 failure.

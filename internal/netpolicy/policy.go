@@ -45,6 +45,11 @@ func (a StaticAddress) String() string { return netip.Addr(a).String() }
 type Rule struct {
 	Clients []netip.Prefix
 	Source  AddressSource
+	// PortOffset is added to the bound passive port in the replies to
+	// these clients: a port mapping between them and the server (a
+	// Kubernetes Service, a DNAT of a public range) means they connect
+	// to another port than the one the server listens on.
+	PortOffset int
 }
 
 // Matches reports whether client falls in one of the rule's networks.
@@ -85,6 +90,19 @@ func (p *Policy) PassiveAddr(ctx context.Context, client, local netip.Addr) (net
 		return a.Unmap(), nil
 	}
 	return local, nil
+}
+
+// AdvertisedPort is the port to send client for the passive port bound
+// at port: shifted by the first matching rule's PortOffset, the same rule
+// PassiveAddr picks. Without a match it is port itself.
+func (p *Policy) AdvertisedPort(client netip.Addr, port uint16) uint16 {
+	client = client.Unmap()
+	for _, r := range p.Rules {
+		if r.Matches(client) {
+			return uint16(int(port) + r.PortOffset)
+		}
+	}
+	return port
 }
 
 // NeedsWarning reports whether advertising addr to client is the classic

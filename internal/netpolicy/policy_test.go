@@ -249,3 +249,28 @@ func TestCheckActiveTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestAdvertisedPort(t *testing.T) {
+	p := &Policy{Rules: []Rule{
+		{Clients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		{Clients: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, PortOffset: -20000},
+		{Clients: []netip.Prefix{netip.MustParsePrefix("::/0")}, PortOffset: 1000},
+	}}
+	for _, tc := range []struct {
+		client string
+		port   uint16
+		want   uint16
+	}{
+		{"10.1.2.3", 50000, 50000},           // first rule: no mapping
+		{"203.0.113.7", 50000, 30000},        // the public range
+		{"::ffff:203.0.113.7", 50009, 30009}, // mapped IPv4 counts as IPv4
+		{"2001:db8::1", 50000, 51000},
+	} {
+		if got := p.AdvertisedPort(netip.MustParseAddr(tc.client), tc.port); got != tc.want {
+			t.Errorf("AdvertisedPort(%s, %d) = %d, want %d", tc.client, tc.port, got, tc.want)
+		}
+	}
+	if got := (&Policy{}).AdvertisedPort(netip.MustParseAddr("203.0.113.7"), 50000); got != 50000 {
+		t.Errorf("no rules: %d, want the bound port", got)
+	}
+}

@@ -354,7 +354,7 @@ func (w *Wiring) passiveRules(lc *config.Listener) []netpolicy.Rule {
 	rules := []netpolicy.Rule{}
 	for j := range lc.Passive {
 		r := &lc.Passive[j]
-		rule := netpolicy.Rule{Clients: r.ClientPrefixes()}
+		rule := netpolicy.Rule{Clients: r.ClientPrefixes(), PortOffset: r.PortOffset()}
 		switch r.Kind() {
 		case config.AddressControl:
 		case config.AddressLiteral:
