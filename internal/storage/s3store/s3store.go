@@ -129,6 +129,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -218,6 +219,7 @@ type Backend struct {
 	pageSize       int32 // keys per ListObjectsV2 request
 	checksums      bool  // send CRC32 checksums with multipart uploads
 	log            *slog.Logger
+	tagWarned      atomic.Bool // object tagging refused: logged once
 	// reabortAfter: see defaultReabortAfter.
 	reabortAfter []time.Duration
 
