@@ -302,7 +302,7 @@ func newBackend(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			RequestTimeout: st.RequestTimeout.D(),
 		})
 	}
-	return local.New(cfg.Path(st.Root), local.Options{})
+	return local.New(cfg.Path(st.Root), local.Options{Logger: logger})
 }
 
 // discover resolves every "aws" and DNS-name passive address once: a
@@ -427,7 +427,11 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		}
 	}
 	sc := w.Config.Server
+	hashMax, hashRate := sc.HashLimits()
 	return &ftp.Config{
+		UploadChecksum:    sc.UploadChecksums(),
+		HashMaxSize:       hashMax,
+		HashRate:          hashRate,
 		TLS:               tp,
 		Banner:            sc.Banner,
 		IdleTimeout:       sc.IdleTimeout.D(),
