@@ -165,6 +165,14 @@ type Server struct {
 	HashRate *ByteSize `toml:"hash_rate"`
 }
 
+// ChecksumTagsOn is storage.checksum_tags with its default applied.
+func (st *Storage) ChecksumTagsOn() bool {
+	if st.ChecksumTags != nil {
+		return *st.ChecksumTags
+	}
+	return st.Endpoint == ""
+}
+
 // Defaults of the checksum keys.
 const (
 	DefaultHashMaxSize ByteSize = 1 << 30
@@ -285,6 +293,11 @@ type Storage struct {
 	// RequestTimeout fails an S3 request that sends and receives nothing
 	// for this long (default 30s), so a hung endpoint gets an answer.
 	RequestTimeout Duration `toml:"request_timeout"`
+	// ChecksumTags stores the SHA-256 of multipart uploads in object tags
+	// (see the README, "Checksums"). Default: on for AWS (no endpoint),
+	// off with an endpoint, where a server without tagging support could
+	// take the request for an upload; set true for versitygw or MinIO.
+	ChecksumTags *bool `toml:"checksum_tags"`
 }
 
 // Defaults of the S3 settings, applied when the backend is "s3".

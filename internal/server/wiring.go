@@ -295,6 +295,8 @@ func newBackend(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			PartSize:    int64(st.PartSize),
 			Concurrency: st.Concurrency,
 			Logger:      logger,
+			// Checksums of multipart uploads in object tags.
+			ChecksumTags: st.ChecksumTagsOn(),
 
 			// Shared by all sessions: bounds the part buffers of all
 			// uploads, and the silence of any one S3 request.

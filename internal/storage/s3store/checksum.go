@@ -30,6 +30,9 @@ import (
 //
 // Tagging needs s3:PutObjectTagging and reading it s3:GetObjectTagging; a
 // server or policy that refuses them costs only the shortcut (logged once).
+// It is used only with Options.ChecksumTags: a server that does not know
+// the ?tagging subresource could mistake the request for a PutObject and
+// replace the object with the tag document.
 const (
 	metaSHA256 = "cloudftpd-sha256" // user metadata key (SDK form, no x-amz-meta-)
 	tagSHA256  = "cloudftpd-sha256"
@@ -49,6 +52,9 @@ func trimETag(s *string) string { return strings.Trim(aws.ToString(s), `"`) }
 // Failures are logged (a refusal once per backend) and otherwise ignored:
 // the upload is committed.
 func (t *tree) tagChecksum(ctx context.Context, key, etag string, sum [32]byte, keep []types.Tag) {
+	if !t.b.checksumTags {
+		return
+	}
 	tags := []types.Tag{
 		{Key: aws.String(tagSHA256), Value: aws.String(hex.EncodeToString(sum[:]))},
 		{Key: aws.String(tagETag), Value: aws.String(etag)},
@@ -114,7 +120,7 @@ func (t *tree) storedSum(ctx context.Context, key string, head *s3.HeadObjectOut
 		}
 	}
 	none := newErr("checksum", key, storage.ErrNoChecksum, "")
-	if aws.ToInt32(head.TagCount) == 0 && head.TagCount != nil {
+	if !t.b.checksumTags || (aws.ToInt32(head.TagCount) == 0 && head.TagCount != nil) {
 		return [32]byte{}, nil, none
 	}
 	out, err := do(ctx, t.b, "GetObjectTagging", t.b.client.GetObjectTagging, &s3.GetObjectTaggingInput{Bucket: &t.b.bucket, Key: &key})

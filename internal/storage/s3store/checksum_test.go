@@ -21,13 +21,15 @@ func TestChecksumStored(t *testing.T) {
 	for _, srv := range []struct {
 		name  string
 		start func(testing.TB, string) *s3test.Server
-		// tags: the server keeps object tags; gofakes3 does not, which
-		// shows the fallback (no stored value for multipart uploads).
+		// tags: the server keeps object tags, and ChecksumTags is on;
+		// gofakes3 does not (it would take PutObjectTagging for a
+		// PutObject), so there the fallback shows: no stored value for
+		// multipart uploads, and the object intact.
 		tags bool
 	}{{"versitygw", s3test.Versitygw, true}, {"gofakes3", s3test.Fake, false}} {
 		t.Run(srv.name, func(t *testing.T) {
 			gw := srv.start(t, "sums")
-			b, err := New(t.Context(), Options{Bucket: gw.Bucket, Prefix: "ftp", Client: gw.Client, PartSize: MinPartSize, Concurrency: 2})
+			b, err := New(t.Context(), Options{Bucket: gw.Bucket, Prefix: "ftp", Client: gw.Client, PartSize: MinPartSize, Concurrency: 2, ChecksumTags: srv.tags})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,6 +80,9 @@ func TestChecksumStored(t *testing.T) {
 			put("/large", large, true)
 			if !srv.tags {
 				none("/large")
+				if got, err := gw.Get(t.Context(), "ftp/alice/large"); err != nil || !bytes.Equal(got, large) {
+					t.Fatalf("multipart upload without tags: object %d bytes, %v; want it intact", len(got), err)
+				}
 				return
 			}
 			want("/large", large)
