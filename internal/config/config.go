@@ -154,6 +154,47 @@ type Server struct {
 	LoginFailureDelay Duration `toml:"login_failure_delay"`
 	// Banner is the text of the 220 greeting.
 	Banner string `toml:"banner"`
+	// UploadChecksum is "sha256" (the default): the SHA-256 of every
+	// whole upload is computed as it arrives, logged, put in its event
+	// and stored with the file; or "off", which keeps plain local
+	// uploads zero-copy (splice).
+	UploadChecksum string `toml:"upload_checksum"`
+	// HashMaxSize is the largest file HASH and XSHA256/XSHA1/XMD5/XCRC
+	// hash on request, when no SHA-256 is stored with it or another
+	// algorithm is asked for (default 1GiB; "0" computes nothing).
+	HashMaxSize *ByteSize `toml:"hash_max_size"`
+	// HashRate is how many bytes a second one session may hash on
+	// request (default 128MiB; "0" is no limit).
+	HashRate *ByteSize `toml:"hash_rate"`
+}
+
+// ChecksumTagsOn is storage.checksum_tags with its default applied.
+func (st *Storage) ChecksumTagsOn() bool {
+	if st.ChecksumTags != nil {
+		return *st.ChecksumTags
+	}
+	return st.Endpoint == ""
+}
+
+// Defaults of the checksum keys.
+const (
+	DefaultHashMaxSize ByteSize = 1 << 30
+	DefaultHashRate    ByteSize = 128 << 20
+)
+
+// UploadChecksums reports whether uploads are hashed as they arrive.
+func (s *Server) UploadChecksums() bool { return s.UploadChecksum != "off" }
+
+// HashLimits returns hash_max_size and hash_rate, defaults applied.
+func (s *Server) HashLimits() (maxSize, rate int64) {
+	maxSize, rate = int64(DefaultHashMaxSize), int64(DefaultHashRate)
+	if s.HashMaxSize != nil {
+		maxSize = int64(*s.HashMaxSize)
+	}
+	if s.HashRate != nil {
+		rate = int64(*s.HashRate)
+	}
+	return maxSize, rate
 }
 
 // Listener is one control-connection address with its data-connection
@@ -271,6 +312,11 @@ type Storage struct {
 	// RequestTimeout fails an S3 request that sends and receives nothing
 	// for this long (default 30s), so a hung endpoint gets an answer.
 	RequestTimeout Duration `toml:"request_timeout"`
+	// ChecksumTags stores the SHA-256 of multipart uploads in object tags
+	// (see the README, "Checksums"). Default: on for AWS (no endpoint),
+	// off with an endpoint, where a server without tagging support could
+	// take the request for an upload; set true for versitygw or MinIO.
+	ChecksumTags *bool `toml:"checksum_tags"`
 }
 
 // Defaults of the S3 settings, applied when the backend is "s3".
@@ -672,6 +718,9 @@ func (c *Config) applyDefaults() {
 	if s.Banner == "" {
 		s.Banner = "cloudftpd ready"
 	}
+	if s.UploadChecksum == "" {
+		s.UploadChecksum = "sha256"
+	}
 	if c.Storage.Backend == "" {
 		c.Storage.Backend = "local"
 	}
@@ -756,6 +805,11 @@ func (c *Config) Validate() error {
 		if n.v < 0 {
 			return fmt.Errorf("%s: must not be negative", n.key)
 		}
+	}
+	switch c.Server.UploadChecksum {
+	case "sha256", "off":
+	default:
+		return fmt.Errorf("server.upload_checksum: %q (want \"sha256\" or \"off\")", c.Server.UploadChecksum)
 	}
 	if len(c.Listeners) == 0 {
 		return errors.New("listener: at least one [[listener]] is required")

@@ -253,6 +253,10 @@ func TestParseDefaults(t *testing.T) {
 		MaxLoginFailures:  3,
 		LoginFailureDelay: Duration(time.Second),
 		Banner:            "cloudftpd ready",
+		UploadChecksum:    "sha256",
+	}
+	if mx, rt := c.Server.HashLimits(); mx != 1<<30 || rt != 128<<20 || !c.Server.UploadChecksums() {
+		t.Errorf("checksum defaults: hash_max_size %d, hash_rate %d, upload checksums %v", mx, rt, c.Server.UploadChecksums())
 	}
 	if got := c.Server.ReplaceGraceDuration(); got != DefaultReplaceGrace {
 		t.Errorf("replace_grace default = %v, want %v", got, DefaultReplaceGrace)
@@ -324,6 +328,23 @@ func TestParseS3Limits(t *testing.T) {
 				t.Errorf("upload_memory %d, request_timeout %v; want %d, %v", c.Storage.UploadMemory, c.Storage.RequestTimeout.D(), tc.memory, tc.timeout)
 			}
 		})
+	}
+}
+
+// TestParseChecksumKeys covers server.upload_checksum, hash_max_size and
+// hash_rate: explicit values, "0", and a bad word naming the key.
+func TestParseChecksumKeys(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("[server]\nupload_checksum = \"off\"\nhash_max_size = \"0\"\nhash_rate = \"1MiB\"\n" + minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mx, rt := c.Server.HashLimits(); c.Server.UploadChecksums() || mx != 0 || rt != 1<<20 {
+		t.Errorf("upload checksums %v, hash_max_size %d, hash_rate %d; want off, 0, 1MiB", c.Server.UploadChecksums(), mx, rt)
+	}
+	_, err = Parse([]byte("[server]\nupload_checksum = \"md5\"\n" + minimal))
+	if err == nil || !strings.Contains(err.Error(), "server.upload_checksum") {
+		t.Errorf("upload_checksum = \"md5\": %v, want an error naming the key", err)
 	}
 }
 

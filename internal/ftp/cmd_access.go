@@ -106,6 +106,7 @@ func (s *Session) cmdREIN(string) {
 		fs.Close()
 	}
 	s.binary, s.restOffset, s.renameFrom, s.epsvAll = false, 0, "", false
+	s.hashAlgo = 0
 	// The TLS state of the control connection stays; RFC 4217 lets REIN
 	// keep it.
 	s.active = netip.AddrPort{}
@@ -117,6 +118,9 @@ func (s *Session) cmdREIN(string) {
 // the stall timeout.
 func (s *Session) cmdQUIT(string) {
 	if x := s.currentTransfer(); x != nil {
+		if x.hashing {
+			x.abandon() // a checksum nobody will read
+		}
 		select {
 		case <-x.done:
 		case <-time.After(s.cfg.StallTimeout):

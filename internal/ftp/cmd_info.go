@@ -20,6 +20,7 @@ func (s *Session) cmdALLO(string) {
 var features = []string{
 	"EPRT",
 	"EPSV",
+	"HASH", // with the algorithms: hashFeat
 	"MDTM",
 	"MFMT",
 	"MLST " + allFacts.feat(),
@@ -40,8 +41,11 @@ func (s *Session) cmdFEAT(string) {
 		}
 	}
 	for _, f := range features {
-		if strings.HasPrefix(f, "MLST ") {
+		switch {
+		case strings.HasPrefix(f, "MLST "):
 			f = "MLST " + s.mlstFacts.featMarked()
+		case f == "HASH":
+			f = s.hashFeat()
 		}
 		lines = append(lines, f)
 	}
@@ -66,6 +70,8 @@ func (s *Session) cmdOPTS(arg string) {
 	case "MLST":
 		s.mlstFacts = parseFacts(val)
 		s.reply(200, "MLST OPTS "+s.mlstFacts.String())
+	case "HASH":
+		s.optsHash(val)
 	default:
 		s.reply(501, "Unknown option.")
 	}

@@ -68,7 +68,7 @@ func TestHELPListsEveryCommand(t *testing.T) {
 // the facts OPTS MLST chose.
 func TestFEAT(t *testing.T) {
 	t.Parallel()
-	plain := []string{"Features:", " EPRT", " EPSV", " MDTM", " MFMT", " MLST type*;size*;modify*;perm*;unique*;",
+	plain := []string{"Features:", " EPRT", " EPSV", " HASH SHA-256*;SHA-1;MD5;CRC32", " MDTM", " MFMT", " MLST type*;size*;modify*;perm*;unique*;",
 		" PASV", " REST STREAM", " SIZE", " TVFS", " UTF8", "End"}
 	withTLS := slices.Insert(slices.Clone(plain), 1, " AUTH TLS", " AUTH SSL", " PBSZ", " PROT")
 	withCCC := slices.Insert(slices.Clone(withTLS), 5, " CCC")
@@ -81,7 +81,7 @@ func TestFEAT(t *testing.T) {
 		{"plain", harnessOpts{}, "", plain},
 		{"TLS", harnessOpts{tls: func(*TLSPolicy) {}}, "", withTLS},
 		{"TLS with CCC", harnessOpts{tls: func(p *TLSPolicy) { p.AllowCCC = true }}, "", withCCC},
-		{"after OPTS MLST", harnessOpts{}, "type;", slices.Concat(plain[:5], []string{" MLST type*;size;modify;perm;unique;"}, plain[6:])},
+		{"after OPTS MLST", harnessOpts{}, "type;", slices.Concat(plain[:6], []string{" MLST type*;size;modify;perm;unique;"}, plain[7:])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -171,15 +172,25 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 		return
 	}
 	binary := !s.convertsASCII()
+	// The checksum of a whole file: appends and resumed uploads write
+	// only part of one (their backend drops the stored value instead).
+	var sum *hashingWriter
+	var dst io.Writer = up
+	if s.cfg.UploadChecksum && opts.Offset == 0 && !opts.Append {
+		sum = &hashingWriter{w: up, h: sha256.New()}
+		dst = sum
+	}
 	s.startTransfer(verb, p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var src io.Reader = data
 			if !binary {
 				src = newASCIIReader(data)
 			}
-			// up is the backend's writer as is: for local storage it
-			// reaches os.File.ReadFrom, which splices from the socket.
-			if err := s.copyData(ctx, x, data, up, src); err != nil {
+			// Without a checksum, up is the backend's writer as is:
+			// for local storage it reaches os.File.ReadFrom, which
+			// splices from the socket. Hashing sees every byte, so it
+			// takes the buffered copy.
+			if err := s.copyData(ctx, x, data, dst, src); err != nil {
 				return s.dataPhaseResult(data, "write", p, err, "Transfer failed: connection closed or stalled; upload discarded.", " Upload discarded.")
 			}
 			return xferResult{code: 226, text: done}
@@ -198,9 +209,19 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			// session closing now must not cancel the final request
 			// (an S3 CompleteMultipartUpload that may already have
 			// reached the server) and report it as aborted.
+			var digest [sha256.Size]byte
+			if sum != nil {
+				sum.h.Sum(digest[:0])
+				if cs, ok := up.(storage.ChecksumSetter); ok {
+					cs.SetSHA256(digest)
+				}
+			}
 			if err := up.Commit(context.WithoutCancel(s.ctx)); err != nil {
 				rep := s.storageReply("commit", p, err)
 				return xferResult{code: rep.Code, text: rep.Lines[0] + " Upload discarded.", err: err}
+			}
+			if sum != nil {
+				x.sha256 = hex.EncodeToString(digest[:])
 			}
 			return r
 		})

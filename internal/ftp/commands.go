@@ -81,11 +81,19 @@ func init() {
 		// Extensions: RFC 2389 (FEAT, OPTS), RFC 3659 (SIZE, MDTM, MLST,
 		// MLSD, REST STREAM), draft-somers-ftp-mfxx (MFMT).
 		"FEAT": {handler: (*Session).cmdFEAT, beforeLogin: true, argument: argNone, help: "FEAT"},
-		"OPTS": {handler: (*Session).cmdOPTS, beforeLogin: true, argument: argRequired, help: "OPTS UTF8 ON|MLST <facts>"},
+		"OPTS": {handler: (*Session).cmdOPTS, beforeLogin: true, argument: argRequired, help: "OPTS UTF8 ON|MLST <facts>|HASH [<algorithm>]"},
 		"SIZE": {handler: (*Session).cmdSIZE, argument: argRequired, help: "SIZE <file>"},
 		"MDTM": {handler: (*Session).cmdMDTM, argument: argRequired, help: "MDTM [<YYYYMMDDHHMMSS>] <file>"},
 		"MFMT": {handler: (*Session).cmdMFMT, argument: argRequired, help: "MFMT <YYYYMMDDHHMMSS> <path>"},
 		"MLST": {handler: (*Session).cmdMLST, help: "MLST [<path>]"},
 		"MLSD": {handler: (*Session).cmdMLSD, help: "MLSD [<dir>]"},
+
+		// Checksums: draft-bryan-ftpext-hash-02 (HASH, OPTS HASH), and
+		// the X commands of ProFTPD's mod_digest and Serv-U.
+		"HASH":    {handler: (*Session).cmdHASH, argument: argRequired, help: "HASH <file> (algorithm: OPTS HASH)"},
+		"XSHA256": {handler: (*Session).cmdXSHA256, argument: argRequired, help: "XSHA256 <file>"},
+		"XSHA1":   {handler: (*Session).cmdXSHA1, argument: argRequired, help: "XSHA1 <file>"},
+		"XMD5":    {handler: (*Session).cmdXMD5, argument: argRequired, help: "XMD5 <file>"},
+		"XCRC":    {handler: (*Session).cmdXCRC, argument: argRequired, help: "XCRC <file>"},
 	}
 }

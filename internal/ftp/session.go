@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
@@ -73,6 +75,19 @@ type Config struct {
 	// Guard hears about clients' offences (failed logins...); nil
 	// ignores them.
 	Guard Guard
+	// UploadChecksum computes the SHA-256 of every whole upload (STOR,
+	// STOU; not APPE or REST + STOR) as it arrives, for its event, its
+	// log line and the backend to store (storage.ChecksumSetter). It
+	// costs the zero-copy path of local uploads (splice): off, a plain
+	// local upload stays zero-copy.
+	UploadChecksum bool
+	// HashMaxSize is the largest file that HASH and the X commands hash
+	// on request when no SHA-256 is stored with it (or another algorithm
+	// is asked for); 0 computes nothing on request.
+	HashMaxSize int64
+	// HashRate bounds the bytes a second that one session hashes on
+	// request; 0 is no limit.
+	HashRate int64
 	// Listener and StorageName label events: the listener's configured
 	// address and the storage backend ("local", "s3").
 	Listener, StorageName string
@@ -139,13 +154,15 @@ type Session struct {
 	pasv               *netpolicy.Reservation
 	active             netip.AddrPort // PORT/EPRT target
 	mlstFacts          factSet
-	warnedNAT          bool        // the private-PASV-address warning was logged
-	refusedBeforeLogin bool        // a command was refused for want of a login
-	commandSeen        string      // verb being served, for panic logs
-	tlsConf            *tls.Config // per-session clone, see sessionTLS
-	secure             bool        // control connection is TLS
-	pbsz               bool        // PBSZ seen
-	protP              bool        // data connections are protected
+	warnedNAT          bool          // the private-PASV-address warning was logged
+	refusedBeforeLogin bool          // a command was refused for want of a login
+	commandSeen        string        // verb being served, for panic logs
+	tlsConf            *tls.Config   // per-session clone, see sessionTLS
+	secure             bool          // control connection is TLS
+	pbsz               bool          // PBSZ seen
+	protP              bool          // data connections are protected
+	hashAlgo           int           // index in hashAlgos chosen by OPTS HASH
+	hashRate           *rate.Limiter // hashing on request; see hashLimiter
 
 	mu       sync.Mutex
 	conn     net.Conn  // the control connection (TLS after AUTH)

@@ -34,6 +34,12 @@ type transfer struct {
 	// dataTLS is the data connection's TLS, for events; written and read
 	// by the transfer goroutine only.
 	dataTLS events.TLS
+	// sha256 is the hex SHA-256 of a committed upload, for its event and
+	// log line; written and read by the transfer goroutine only.
+	sha256 string
+	// hashing marks a HASH computed on request: no data connection, and
+	// QUIT stops it instead of waiting.
+	hashing bool
 
 	mu   sync.Mutex
 	data net.Conn // set once the data connection is open
@@ -215,9 +221,17 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 		if r.err != nil {
 			attrs = append(attrs, "err", r.err.Error())
 		}
+		if x.sha256 != "" {
+			attrs = append(attrs, "sha256", x.sha256)
+		}
 		s.log.Info("transfer", attrs...)
 	}
+	s.endTransfer(x)
+}
 
+// endTransfer lets the session continue after x sent its final reply,
+// closing the session if Shutdown came meanwhile.
+func (s *Session) endTransfer(x *transfer) {
 	s.mu.Lock()
 	s.xfer = nil
 	shutdown := s.shutdown
@@ -283,6 +297,8 @@ func (s *Session) recordTransfer(x *transfer, r xferResult, outcome string, took
 	}
 	if r.code >= 400 {
 		e.Reason = r.text
+	} else if e.Type == events.UploadCommitted {
+		e.SHA256 = x.sha256
 	}
 	s.record(e)
 }

@@ -298,6 +298,8 @@ func newBackend(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			PartSize:    int64(st.PartSize),
 			Concurrency: st.Concurrency,
 			Logger:      logger,
+			// Checksums of multipart uploads in object tags.
+			ChecksumTags: st.ChecksumTagsOn(),
 
 			// Shared by all sessions: bounds the part buffers of all
 			// uploads, and the silence of any one S3 request.
@@ -305,7 +307,7 @@ func newBackend(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			RequestTimeout: st.RequestTimeout.D(),
 		})
 	}
-	return local.New(cfg.Path(st.Root), local.Options{})
+	return local.New(cfg.Path(st.Root), local.Options{Logger: logger})
 }
 
 // discover resolves every "aws" and DNS-name passive address once: a
@@ -430,7 +432,11 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		}
 	}
 	sc := w.Config.Server
+	hashMax, hashRate := sc.HashLimits()
 	return &ftp.Config{
+		UploadChecksum:    sc.UploadChecksums(),
+		HashMaxSize:       hashMax,
+		HashRate:          hashRate,
 		TLS:               tp,
 		Banner:            sc.Banner,
 		IdleTimeout:       sc.IdleTimeout.D(),

@@ -36,6 +36,9 @@ var (
 	ErrQuota       = errors.New("storage quota exceeded")
 	ErrUnsupported = errors.New("operation not supported by this storage backend")
 	ErrInvalidName = errors.New("invalid file name")
+	// ErrNoChecksum: no checksum is stored for the file, or the one stored
+	// no longer matches it (see Checksummer).
+	ErrNoChecksum = errors.New("no stored checksum")
 )
 
 // FileInfo describes one file or directory.
@@ -86,6 +89,26 @@ type Upload interface {
 	Commit(ctx context.Context) error
 	// Abort discards the written data.
 	Abort() error
+}
+
+// ChecksumSetter is an Upload that can store the SHA-256 of its data with
+// the file, so that HASH and XSHA256 answer without reading it again.
+// SetSHA256 is called before Commit with the hash of every byte written;
+// the backend stores it with the commit (atomically where it can) or not
+// at all: a backend that cannot store it only loses the shortcut.
+// Uploads that append or resume are never given one (their hash would be
+// of the part written, not of the file).
+type ChecksumSetter interface {
+	SetSHA256(sum [32]byte)
+}
+
+// Checksummer is a Storage that can return the SHA-256 stored with a file
+// by an upload's ChecksumSetter. It must never return a value that may not
+// be the file's: a backend binds the value to the version of the file it
+// was computed for (size and mtime, an S3 ETag) and answers ErrNoChecksum
+// when the file has changed since, or nothing is stored.
+type Checksummer interface {
+	SHA256(ctx context.Context, name string) ([32]byte, error)
 }
 
 // DirIterator streams the entries of a directory. Next returns io.EOF after

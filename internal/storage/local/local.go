@@ -20,6 +20,11 @@
 // Uploads are not fsynced before they are published: atomicity protects
 // against interrupted transfers, not against power loss.
 //
+// The SHA-256 an upload hands over (storage.ChecksumSetter) is stored in
+// the extended attribute user.cloudftpd.sha256 with the file, and
+// returned by SHA256 (storage.Checksummer) while the file is unchanged;
+// see checksum.go.
+//
 // Downloads return the *os.File itself and uploads reach os.File.ReadFrom,
 // so io.Copy between the file and a *net.TCPConn uses sendfile and splice.
 //
@@ -32,11 +37,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 )
@@ -49,12 +56,24 @@ type Options struct {
 	// DirMode is the permission of new directories, homes included, before
 	// the umask (default 0755).
 	DirMode fs.FileMode
+	// Logger hears about checksums that could not be stored (a file
+	// system without user extended attributes: once); nil is
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// xattrState is a backend's memory of extended-attribute trouble, shared
+// by its trees so that a file system without them is reported once.
+type xattrState struct {
+	log    *slog.Logger
+	warned atomic.Bool
 }
 
 // Backend hands out homes below one root directory.
 type Backend struct {
-	root *os.Root
-	opts Options
+	root  *os.Root
+	opts  Options
+	xattr *xattrState
 
 	mu sync.Mutex
 	// homes holds one open os.Root per home directory in use, shared by
@@ -90,7 +109,11 @@ func New(root string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: open storage root: %w", err)
 	}
-	return &Backend{root: r, opts: opts, homes: make(map[string]*sharedHome)}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Backend{root: r, opts: opts, xattr: &xattrState{log: log}, homes: make(map[string]*sharedHome)}, nil
 }
 
 // Home returns the tree rooted at home, a slash-separated path relative to
@@ -116,7 +139,7 @@ func (b *Backend) Home(ctx context.Context, home string) (storage.Storage, error
 	if err != nil {
 		return nil, mapErr("home", home, err)
 	}
-	t := &tree{root: sh.root, opts: b.opts, dir: filepath.Join(b.root.Name(), filepath.FromSlash(rel))}
+	t := &tree{root: sh.root, opts: b.opts, xattr: b.xattr, dir: filepath.Join(b.root.Name(), filepath.FromSlash(rel))}
 	t.release = func() error { return b.release(rel, sh) }
 	return t, nil
 }

@@ -20,9 +20,10 @@ import (
 
 // tree is one home: every method reaches the disk through root.
 type tree struct {
-	root *os.Root // shared with the other sessions in the same home
-	opts Options
-	dir  string // the home on disk, for Locate
+	root  *os.Root // shared with the other sessions in the same home
+	opts  Options
+	xattr *xattrState // nil: checksum trouble is not reported
+	dir   string      // the home on disk, for Locate
 
 	release   func() error // gives root back to the backend
 	closed    atomic.Bool  // refuse work once closed: root may live on
@@ -30,7 +31,10 @@ type tree struct {
 	closeErr  error
 }
 
-var _ storage.Storage = (*tree)(nil)
+var (
+	_ storage.Storage     = (*tree)(nil)
+	_ storage.Checksummer = (*tree)(nil)
+)
 
 // resolve checks ctx and turns the virtual path name into a root-relative
 // one, wrapping failures for op.
@@ -233,7 +237,7 @@ func (t *tree) SetModTime(ctx context.Context, name string, mtime time.Time) err
 	if err != nil {
 		return err
 	}
-	return mapErr("chtimes", name, t.root.Chtimes(rel, time.Time{}, mtime))
+	return t.setModTime(name, rel, mtime)
 }
 
 // Chmod sets the permission bits (0777) of a file or directory. Other bits

@@ -79,7 +79,8 @@ func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, e
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, closed: &t.closed, name: name}, nil
+	t.dropChecksum(f, name) // before the first byte changes the file
+	return &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name}, nil
 }
 
 // createAt opens the existing file rel for writing from offset on.
@@ -97,7 +98,8 @@ func (t *tree) createAt(name, rel string, offset int64) (storage.Upload, error) 
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, closed: &t.closed, name: name, truncate: true}, nil
+	t.dropChecksum(f, name)
+	return &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name, truncate: true}, nil
 }
 
 // createAtomic starts an upload into a new temporary file in rel's
@@ -132,7 +134,7 @@ func (t *tree) createAtomic(name, rel string, exclusive bool) (storage.Upload, e
 				return nil, mapErr("create", name, err)
 			}
 		}
-		return &upload{f: f, root: t.root, closed: &t.closed, name: name, target: rel, temp: temp, exclusive: exclusive}, nil
+		return &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name, target: rel, temp: temp, exclusive: exclusive}, nil
 	}
 }
 
@@ -147,6 +149,7 @@ func randomHex() string {
 // *os.File is not embedded, to keep its other methods (Name, with the host
 // path; Close, bypassing Commit) out of reach.
 type upload struct {
+	t      *tree
 	f      *os.File
 	root   *os.Root
 	closed *atomic.Bool // the tree's: a closed tree commits nothing
@@ -158,6 +161,18 @@ type upload struct {
 
 	truncate bool // in place at an offset: cut the file where writing ended
 	done     bool // Commit or Abort ran
+
+	sum *[32]byte // from SetSHA256: stored with an atomic upload
+}
+
+var _ storage.ChecksumSetter = (*upload)(nil)
+
+// SetSHA256 has Commit store sum with the file (atomic uploads only: an
+// in-place upload's checksum was dropped at Create).
+func (u *upload) SetSHA256(sum [32]byte) {
+	if u.temp != "" {
+		u.sum = &sum
+	}
 }
 
 var errFinished = errors.New("upload already committed or aborted")
@@ -191,6 +206,11 @@ func (u *upload) Commit(ctx context.Context) error {
 	u.done = true
 	if u.temp == "" {
 		return u.finishInPlace()
+	}
+	if u.sum != nil {
+		// On the temporary file: the rename publishes the value with
+		// the content.
+		u.t.storeChecksum(u.f, u.name, *u.sum)
 	}
 	if err := u.f.Close(); err != nil {
 		u.root.Remove(u.temp)

@@ -69,6 +69,7 @@ const (
 	OpRename     Op = "rename"     // Rename (path: the source)
 	OpSetModTime Op = "setmodtime" // SetModTime
 	OpChmod      Op = "chmod"      // Chmod
+	OpChecksum   Op = "checksum"   // SHA256 (storage.Checksummer)
 )
 
 // Permission bits of new files and directories.
@@ -84,6 +85,7 @@ type node struct {
 	// data is never modified in place: a commit installs a new slice, so
 	// readers opened earlier keep the old content.
 	data  []byte
+	sum   *[32]byte // SHA-256 stored by the upload that wrote data
 	perm  fs.FileMode
 	mtime time.Time
 	id    uint64
@@ -363,7 +365,41 @@ func (b *Backend) install(dir *node, base string, data []byte) {
 		dir.children[base] = f
 		dir.mtime = now
 	}
-	f.data, f.mtime = data, now
+	f.data, f.mtime, f.sum = data, now, nil
+}
+
+// SetChecksum stores sum as the SHA-256 of the file at name (relative to
+// the backend's root), right or wrong: tests use it to tell an answer
+// from the stored value from one computed from the content.
+func (b *Backend) SetChecksum(name string, sum [32]byte) error {
+	elems, err := splitRel(name)
+	if err != nil {
+		return opErr("setchecksum", name, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := walk(b.root, elems)
+	if err != nil {
+		return opErr("setchecksum", name, err)
+	}
+	n.sum = &sum
+	return nil
+}
+
+// Checksum returns the SHA-256 stored with the file at name (relative to
+// the backend's root), if any.
+func (b *Backend) Checksum(name string) ([32]byte, bool) {
+	elems, err := splitRel(name)
+	if err != nil {
+		return [32]byte{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := walk(b.root, elems)
+	if err != nil || n.sum == nil {
+		return [32]byte{}, false
+	}
+	return *n.sum, true
 }
 
 // ReadFile returns the content of the file at name (relative to the
@@ -603,6 +639,38 @@ type upload struct {
 	prefix int
 	buf    []byte
 	done   bool
+	sum    *[32]byte // from SetSHA256
+}
+
+var _ storage.ChecksumSetter = (*upload)(nil)
+
+// SetSHA256 stores sum with the file at Commit, unless the upload
+// continues an existing file.
+func (u *upload) SetSHA256(sum [32]byte) {
+	if u.base == nil {
+		u.sum = &sum
+	}
+}
+
+// SHA256 returns the checksum stored by the upload that wrote name, as
+// storage.Checksummer asks; an append or a resumed upload leaves none.
+func (t *tree) SHA256(ctx context.Context, name string) ([32]byte, error) {
+	elems, err := t.begin(ctx, OpChecksum, name)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
+	n, err := walk(t.home, elems)
+	switch {
+	case err != nil:
+		return [32]byte{}, opErr(OpChecksum, name, err)
+	case n.dir:
+		return [32]byte{}, opErr(OpChecksum, name, storage.ErrIsDir)
+	case n.sum == nil:
+		return [32]byte{}, opErr(OpChecksum, name, storage.ErrNoChecksum)
+	}
+	return *n.sum, nil
 }
 
 var errFinished = errors.New("upload already committed or aborted")
@@ -660,6 +728,7 @@ func (u *upload) Commit(ctx context.Context) error {
 		data = append(slices.Clip(old.data[:u.prefix]), data...)
 	}
 	b.install(dir, base, data)
+	dir.children[base].sum = u.sum
 	return nil
 }
 

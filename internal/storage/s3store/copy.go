@@ -29,19 +29,25 @@ func copyPartSize(size int64) int64 {
 }
 
 // copy copies the object from (of size bytes) to the key to, replacing
-// what is there.
-func (t *tree) copy(ctx context.Context, from, to string, size int64) error {
+// what is there, and returns the copy's ETag.
+func (t *tree) copy(ctx context.Context, from, to string, size int64) (string, error) {
 	source := escapeCopySource(t.b.bucket + "/" + from)
 	part := copyPartSize(size)
 	if part == 0 {
-		_, err := do(ctx, t.b, "CopyObject", t.b.client.CopyObject, &s3.CopyObjectInput{
+		out, err := do(ctx, t.b, "CopyObject", t.b.client.CopyObject, &s3.CopyObjectInput{
 			Bucket: &t.b.bucket, Key: &to, CopySource: &source,
 		})
-		return t.mapErr("copy", from+" -> "+to, err)
+		if err != nil {
+			return "", t.mapErr("copy", from+" -> "+to, err)
+		}
+		if out.CopyObjectResult == nil {
+			return "", nil
+		}
+		return trimETag(out.CopyObjectResult.ETag), nil
 	}
 	create, err := do(ctx, t.b, "CreateMultipartUpload", t.b.client.CreateMultipartUpload, &s3.CreateMultipartUploadInput{Bucket: &t.b.bucket, Key: &to})
 	if err != nil {
-		return t.mapErr("copy", to, err)
+		return "", t.mapErr("copy", to, err)
 	}
 	id := aws.ToString(create.UploadId)
 	var parts []types.CompletedPart
@@ -53,19 +59,19 @@ func (t *tree) copy(ctx context.Context, from, to string, size int64) error {
 		})
 		if err != nil {
 			t.abortUpload(ctx, to, id)
-			return t.mapErr("copy", from+" -> "+to, err)
+			return "", t.mapErr("copy", from+" -> "+to, err)
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(n)})
 	}
-	_, err = do(ctx, t.b, "CompleteMultipartUpload", t.b.client.CompleteMultipartUpload, &s3.CompleteMultipartUploadInput{
+	out, err := do(ctx, t.b, "CompleteMultipartUpload", t.b.client.CompleteMultipartUpload, &s3.CompleteMultipartUploadInput{
 		Bucket: &t.b.bucket, Key: &to, UploadId: &id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
 		t.abortUpload(ctx, to, id)
-		return t.mapErr("copy", from+" -> "+to, err)
+		return "", t.mapErr("copy", from+" -> "+to, err)
 	}
-	return nil
+	return trimETag(out.ETag), nil
 }
 
 // escapeCopySource percent-encodes "bucket/key" for the x-amz-copy-source

@@ -129,6 +129,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -200,6 +201,13 @@ type Options struct {
 	// standard AWS chain (environment, shared config and profile, EC2
 	// instance role through IMDS) with config.LoadDefaultConfig.
 	Client *s3.Client
+	// ChecksumTags stores the SHA-256 of multipart uploads in object tags
+	// (PutObjectTagging; see checksum.go). Off by default: a server that
+	// does not know the ?tagging subresource may take the request for a
+	// PutObject and replace the object with the tag document (gofakes3
+	// does). Turn it on for AWS and for servers known to support tagging
+	// (versitygw, MinIO).
+	ChecksumTags bool
 	// Logger receives warnings that no caller could act on, such as a
 	// multipart upload that could not be aborted (default slog.Default()).
 	Logger *slog.Logger
@@ -218,6 +226,8 @@ type Backend struct {
 	pageSize       int32 // keys per ListObjectsV2 request
 	checksums      bool  // send CRC32 checksums with multipart uploads
 	log            *slog.Logger
+	checksumTags   bool        // see Options.ChecksumTags
+	tagWarned      atomic.Bool // object tagging refused: logged once
 	// reabortAfter: see defaultReabortAfter.
 	reabortAfter []time.Duration
 
@@ -282,6 +292,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		maxPartSize:    min(MaxPartSize, opts.UploadMemory),
 		concurrency:    opts.Concurrency,
 		requestTimeout: opts.RequestTimeout,
+		checksumTags:   opts.ChecksumTags,
 		pageSize:       defaultPageSize,
 		checksums:      o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired,
 		log:            opts.Logger,

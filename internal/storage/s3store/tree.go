@@ -456,8 +456,16 @@ func (t *tree) Rename(ctx context.Context, from, to string) error {
 	if err := t.checkParent(ctx, "rename", to); err != nil {
 		return err
 	}
-	if err := t.copy(ctx, fromKey, toKey, aws.ToInt64(src.ContentLength)); err != nil {
+	// A checksum in the tags is bound to the source's ETag: it moves to
+	// the copy's (metadata is copied by CopyObject as it is).
+	sum, tags, sumErr := t.storedSum(ctx, fromKey, src)
+	_, inMeta := src.Metadata[metaSHA256]
+	etag, err := t.copy(ctx, fromKey, toKey, aws.ToInt64(src.ContentLength))
+	if err != nil {
 		return err
+	}
+	if sumErr == nil && (!inMeta || copyPartSize(aws.ToInt64(src.ContentLength)) > 0) && etag != "" {
+		t.tagChecksum(ctx, toKey, etag, sum, tags)
 	}
 	if err := t.keepParent(ctx, "rename", fromKey); err != nil {
 		return err

@@ -3,6 +3,7 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,8 @@ type upload struct {
 	// released: discard ran (buffers given back, the multipart upload
 	// aborted).
 	released bool
+
+	sum *[32]byte // from SetSHA256, stored at Commit (checksum.go)
 }
 
 var (
@@ -429,6 +432,9 @@ func (u *upload) put(ctx context.Context) error {
 	if u.exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
+	if u.sum != nil {
+		in.Metadata = map[string]string{metaSHA256: hex.EncodeToString(u.sum[:])}
+	}
 	if !u.publish() {
 		return u.abortedErr()
 	}
@@ -479,8 +485,14 @@ func (u *upload) complete(ctx context.Context) error {
 	if !u.publish() {
 		return u.abortedErr()
 	}
-	_, err := do(ctx, b, "CompleteMultipartUpload", b.client.CompleteMultipartUpload, in)
-	return u.t.mapErr("complete-upload", u.key, err)
+	out, err := do(ctx, b, "CompleteMultipartUpload", b.client.CompleteMultipartUpload, in)
+	if err != nil {
+		return u.t.mapErr("complete-upload", u.key, err)
+	}
+	if u.sum != nil {
+		u.t.tagChecksum(ctx, u.key, trimETag(out.ETag), *u.sum, nil)
+	}
+	return nil
 }
 
 // Abort discards the data, aborting the multipart upload if one started.
