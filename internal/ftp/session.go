@@ -70,6 +70,8 @@ type Config struct {
 	// Guard hears about clients' offences (failed logins...); nil
 	// ignores them.
 	Guard Guard
+	// Quotas holds users' storage quotas (quota.go); nil enforces none.
+	Quotas QuotaKeeper
 	// Listener and StorageName label events: the listener's configured
 	// address and the storage backend ("local", "s3").
 	Listener, StorageName string
@@ -143,6 +145,7 @@ type Session struct {
 	secure             bool        // control connection is TLS
 	pbsz               bool        // PBSZ seen
 	protP              bool        // data connections are protected
+	quota              Quota       // the user's, once an upload or deletion needed it
 
 	mu       sync.Mutex
 	conn     net.Conn  // the control connection (TLS after AUTH)

@@ -110,18 +110,21 @@ func (t *Tracker) freeBytes() int64 {
 	return t.limits.Bytes - t.used.Bytes - t.reserved.Bytes
 }
 
-func (t *Tracker) bytesError(own int64) error {
-	return &storage.QuotaError{Used: t.used.Bytes, Limit: t.limits.Bytes, InFlight: max(0, t.reserved.Bytes-own)}
+// bytesError and filesError are the refusals, with what uploads in
+// flight hold counted as used: the client is told why its upload did not
+// fit. t.mu is held.
+func (t *Tracker) bytesError() error {
+	return &storage.QuotaError{Used: t.used.Bytes + t.reserved.Bytes, Limit: t.limits.Bytes, InFlight: t.reserved.Bytes}
 }
 
-func (t *Tracker) filesError(own int64) error {
-	return &storage.QuotaError{Files: true, Used: t.used.Files, Limit: t.limits.Files, InFlight: max(0, t.reserved.Files-own)}
+func (t *Tracker) filesError() error {
+	return &storage.QuotaError{Files: true, Used: t.used.Files + t.reserved.Files, Limit: t.limits.Files, InFlight: t.reserved.Files}
 }
 
 // reserveFile takes a file slot; t.mu is held.
 func (t *Tracker) reserveFile() error {
 	if t.limits.Files > 0 && t.used.Files+t.reserved.Files >= t.limits.Files {
-		return t.filesError(0)
+		return t.filesError()
 	}
 	t.reserved.Files++
 	return nil
@@ -223,7 +226,7 @@ func (u *Upload) Allow(want int64) (int64, error) {
 	room := u.credit + u.reserved - u.written // what fits
 	if u.inPlace {
 		if room <= 0 {
-			return 0, t.bytesError(u.reserved)
+			return 0, t.bytesError()
 		}
 		return min(want, room), nil
 	}
@@ -251,7 +254,7 @@ func (u *Upload) Moved(n int64) error {
 	if need > u.reserved {
 		extra := need - u.reserved
 		if extra > max(0, t.freeBytes()) {
-			return t.bytesError(u.reserved)
+			return t.bytesError()
 		}
 		u.reserve(extra)
 	}
@@ -277,7 +280,7 @@ func (u *Upload) Prepare(replaced, final int64) error {
 	}
 	need := max(0, final-max(0, replaced))
 	if t.limits.Bytes > 0 && need > u.reserved && need-u.reserved > max(0, t.freeBytes()) {
-		return t.bytesError(u.reserved)
+		return t.bytesError()
 	}
 	u.reserve(need - u.reserved)
 	return nil

@@ -136,9 +136,9 @@ func TestFileCount(t *testing.T) {
 	}
 	// The slot is held while the first upload runs.
 	_, err = tr.Upload(UploadSpec{Old: -1})
-	if qe := quotaErr(t, err); !qe.Files || qe.Used != 1 || qe.Limit != 2 || qe.InFlight != 1 {
+	if qe := quotaErr(t, err); !qe.Files || qe.Used != 2 || qe.Limit != 2 || qe.InFlight != 1 {
 		t.Errorf("refusal %+v", qe)
-	} else if got, want := qe.Error(), "Quota exceeded: 1 of 2 files used, 1 more being uploaded."; got != want {
+	} else if got, want := qe.Error(), "Quota exceeded: 2 of 2 files used (1 of them being uploaded)."; got != want {
 		t.Errorf("text %q, want %q", got, want)
 	}
 	// Replacing an existing file needs no slot.
@@ -226,7 +226,7 @@ func TestQuotaErrorText(t *testing.T) {
 		t.Errorf("%q, want %q", got, want)
 	}
 	e.InFlight = 120 << 20
-	if got, want := e.Error(), "Quota exceeded: 9.7 GiB of 10 GiB used, 120 MiB more in uploads in progress."; got != want {
+	if got, want := e.Error(), "Quota exceeded: 9.7 GiB of 10 GiB used (120 MiB of it by uploads in progress)."; got != want {
 		t.Errorf("%q, want %q", got, want)
 	}
 }

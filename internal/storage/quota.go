@@ -12,10 +12,10 @@ import (
 type QuotaError struct {
 	// Files is true for the file-count quota, false for the byte quota.
 	Files bool
-	// Used is what the user stores (bytes or files), Limit the quota.
+	// Used is what the user stores (bytes or files) including what
+	// uploads in progress hold, the refused one too; Limit is the quota.
 	Used, Limit int64
-	// InFlight is what uploads in progress have reserved besides the
-	// refused one (bytes or files).
+	// InFlight is the part of Used that uploads in progress hold.
 	InFlight int64
 }
 
@@ -24,12 +24,12 @@ func (e *QuotaError) Error() string {
 	if e.Files {
 		s = fmt.Sprintf("Quota exceeded: %d of %d files used", e.Used, e.Limit)
 		if e.InFlight > 0 {
-			s += fmt.Sprintf(", %d more being uploaded", e.InFlight)
+			s += fmt.Sprintf(" (%d of them being uploaded)", e.InFlight)
 		}
 	} else {
 		s = fmt.Sprintf("Quota exceeded: %s of %s used", bytesize.Human(e.Used), bytesize.Human(e.Limit))
 		if e.InFlight > 0 {
-			s += fmt.Sprintf(", %s more in uploads in progress", bytesize.Human(e.InFlight))
+			s += fmt.Sprintf(" (%s of it by uploads in progress)", bytesize.Human(e.InFlight))
 		}
 	}
 	return s + "."
