@@ -187,4 +187,3 @@ func (r quotaRemoval) done() {
 		r.q.Removed(r.size)
 	}
 }
-
