@@ -28,8 +28,8 @@ var _ Store = (*state.Store)(nil)
 // Options configure a Keeper.
 type Options struct {
 	// Open returns the store, at the first use of a quota (a server
-	// whose users have none never opens it). nil, or an error, keeps
-	// usage in memory only: every start then scans again.
+	// whose users have none never opens it). Open nil, a nil store or an
+	// error keep usage in memory only: every start then scans again.
 	Open func(ctx context.Context) (Store, error)
 	// FlushInterval is how often changed usage is written (default 1s).
 	// A crash loses at most that much, and the next start rescans
@@ -159,6 +159,9 @@ func (k *Keeper) Rescan(ctx context.Context, user string, limits Limits, tree st
 		return Status{}, fmt.Errorf("quota: scan %s: %w", user, ctx.Err())
 	}
 	defer func() { <-t.loading }()
+	// Claim the store first: a claim that finds a crash marks rows
+	// stale, and must not do so to the figure about to be written.
+	k.storeFor(ctx)
 	if _, err := k.scan(ctx, t, tree); err != nil {
 		return Status{}, err
 	}
@@ -190,6 +193,9 @@ func (k *Keeper) storeFor(ctx context.Context) Store {
 		if err != nil {
 			k.log.Error("quota: cannot open the state store; usage is kept in memory only and scanned again at the next start", "err", err)
 			return
+		}
+		if st == nil {
+			return // no store configured: memory only
 		}
 		recovered, err := st.ClaimUsage(ctx, k.opts.Now())
 		if err != nil {

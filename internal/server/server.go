@@ -29,6 +29,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/quota"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
@@ -51,6 +52,9 @@ type Server struct {
 	store      *state.Store
 	eventsStop context.CancelFunc
 	eventsDone chan struct{}
+	// quotas holds every user's quota usage; its state store is opened
+	// at the first use of a quota.
+	quotas *quota.Keeper
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
@@ -131,10 +135,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.stopDefence()
 		return nil, err
 	}
+	s.startQuotas(cfg)
 	w, err := wire(ctx, cfg, opts, nil, s.hooks())
 	if err != nil {
 		w.Close()
 		s.stopDefence()
+		s.closeQuotas()
 		s.closeEvents()
 		return nil, err
 	}
@@ -638,6 +644,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.release()
 	s.stopMetrics()
 	s.stopDefence()
+	s.closeQuotas()
 	s.closeEvents()
 	return err
 }
@@ -650,6 +657,7 @@ func (s *Server) Close() error {
 	s.release()
 	s.stopMetrics()
 	s.stopDefence()
+	s.closeQuotas()
 	s.closeEvents()
 	return nil
 }

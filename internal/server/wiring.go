@@ -444,6 +444,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		Metrics:           hooks.metrics,
 		Guard:             hooks.guard,
 		Events:            hooks.events,
+		Quotas:            hooks.quotas,
 		Listener:          lc.Address,
 		StorageName:       w.Config.Storage.Backend,
 	}
@@ -455,4 +456,5 @@ type sessionHooks struct {
 	metrics ftp.Metrics
 	guard   ftp.Guard
 	events  events.Recorder
+	quotas  ftp.QuotaKeeper
 }
