@@ -204,11 +204,19 @@ type Upload struct {
 // need is what writing w bytes adds to the user's usage.
 func (u *Upload) need(w int64) int64 { return max(0, w-u.credit) }
 
+// minStep is the least a chunk reserves when space is short (see Allow).
+const minStep = 64 << 10
+
 // Allow implements the gate's allow: it reserves the next chunk of want
 // bytes, or what is left of the quota, and returns how much may move.
-// An atomic upload is allowed one byte past the space left, so Moved
-// sees the limit crossed; an in-place one fails at once when no space is
-// left (the byte would stay in the file).
+//
+// A chunk reserves at most an eighth of the free space (and at least
+// minStep): with a quota far from full that is the whole chunk, and near
+// the limit it keeps one upload from holding all the space for a chunk
+// it may not fill, refusing parallel uploads that would have fitted.
+// When the space runs out, an atomic upload is allowed one byte past it,
+// so Moved sees the limit crossed; an in-place one fails at once (the
+// byte would stay in the file).
 func (u *Upload) Allow(want int64) (int64, error) {
 	t := u.t
 	t.mu.Lock()
@@ -216,14 +224,18 @@ func (u *Upload) Allow(want int64) (int64, error) {
 	if t.limits.Bytes <= 0 {
 		return want, nil
 	}
-	extra := u.need(u.written+want) - u.reserved
+	wanted := u.need(u.written+want) - u.reserved
+	if wanted <= 0 {
+		return want, nil // overwrites the old file, or reserved already
+	}
 	free := max(0, t.freeBytes())
+	extra := min(wanted, max(minStep, free/8))
 	if extra <= free {
 		u.reserve(extra)
-		return want, nil
+		return min(want, u.room()), nil
 	}
 	u.reserve(free)
-	room := u.credit + u.reserved - u.written // what fits
+	room := u.room()
 	if u.inPlace {
 		if room <= 0 {
 			return 0, t.bytesError()
@@ -232,6 +244,10 @@ func (u *Upload) Allow(want int64) (int64, error) {
 	}
 	return min(want, room+1), nil
 }
+
+// room is how many more bytes fit in the upload's credit and
+// reservation; t.mu is held.
+func (u *Upload) room() int64 { return u.credit + u.reserved - u.written }
 
 // reserve adds n bytes to the upload's reservation; t.mu is held.
 func (u *Upload) reserve(n int64) {
