@@ -40,6 +40,10 @@ type QuotaUpload interface {
 	Prepare(replaced, final int64) error
 	Commit(replaced, final int64)
 	Abort()
+	// Unchanged reports whether none of the user's sessions committed or
+	// removed a file since the upload started: the size seen at the
+	// start still holds.
+	Unchanged() bool
 }
 
 // quotaGate is a QuotaUpload as a gate of copyData.
@@ -89,8 +93,9 @@ type quotaUpload struct {
 	p       string
 	old     int64 // the file's size at the start, -1 for none
 	inPlace bool
-	// replaced is the size of the file the commit replaces, as Prepare
-	// saw it just before the storage commit.
+	// replaced is the size of the file the commit replaces: old, or
+	// what prepare saw just before the storage commit when the user's
+	// files changed meanwhile.
 	replaced int64
 }
 
@@ -135,9 +140,12 @@ func (qu *quotaUpload) prepare(s *Session, final int64) error {
 	if qu == nil || qu.inPlace {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), quotaStatTimeout)
-	qu.replaced = s.fileSize(ctx, qu.p)
-	cancel()
+	if !qu.u.Unchanged() {
+		// Another session of the user may have replaced or removed it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), quotaStatTimeout)
+		qu.replaced = s.fileSize(ctx, qu.p)
+		cancel()
+	}
 	return qu.u.Prepare(qu.replaced, final)
 }
 

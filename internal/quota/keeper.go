@@ -57,7 +57,8 @@ type Keeper struct {
 	users map[string]*Tracker
 
 	openOnce sync.Once
-	store    Store // nil: memory only
+	storeMu  sync.Mutex
+	store    Store // nil: memory only (or not opened yet)
 
 	dirty   atomic.Bool
 	flushMu sync.Mutex // one flush at a time
@@ -184,8 +185,8 @@ func (k *Keeper) scan(ctx context.Context, t *Tracker, tree storage.Storage) (Us
 // storeFor opens the store at its first use, claiming the usage in it.
 func (k *Keeper) storeFor(ctx context.Context) Store {
 	k.openOnce.Do(func() {
-		if k.opts.Open == nil {
-			return
+		if k.opts.Open == nil || k.closed.Load() {
+			return // after Close, a claim would never be released
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 		defer cancel()
@@ -205,8 +206,17 @@ func (k *Keeper) storeFor(ctx context.Context) Store {
 		if recovered {
 			k.log.Warn("quota: the last server run did not stop cleanly; recorded usage is marked stale and each user's tree is scanned at its next use")
 		}
+		k.storeMu.Lock()
 		k.store = st
+		k.storeMu.Unlock()
 	})
+	return k.opened()
+}
+
+// opened is the store if it was opened, else nil.
+func (k *Keeper) opened() Store {
+	k.storeMu.Lock()
+	defer k.storeMu.Unlock()
 	return k.store
 }
 
@@ -233,7 +243,8 @@ func (k *Keeper) flushLoop() {
 func (k *Keeper) Flush(ctx context.Context) error {
 	k.flushMu.Lock()
 	defer k.flushMu.Unlock()
-	if k.store == nil {
+	store := k.opened()
+	if store == nil {
 		k.dirty.Store(false)
 		return nil
 	}
@@ -260,7 +271,7 @@ func (k *Keeper) Flush(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
-	if err := k.store.PutUsage(ctx, rows, k.opts.Now()); err != nil {
+	if err := store.PutUsage(ctx, rows, k.opts.Now()); err != nil {
 		for _, t := range written {
 			t.mu.Lock()
 			t.dirty = true
@@ -298,10 +309,10 @@ func (k *Keeper) Close() error {
 	close(k.stop)
 	<-k.done
 	err := k.Flush(context.Background())
-	if err == nil && k.store != nil {
+	if store := k.opened(); err == nil && store != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 		defer cancel()
-		err = k.store.ReleaseUsage(ctx)
+		err = store.ReleaseUsage(ctx)
 	}
 	if err != nil {
 		// Not released: the next start rescans, which is right when the

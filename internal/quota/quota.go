@@ -77,6 +77,9 @@ type Tracker struct {
 	reserved Usage
 	scanned  time.Time
 	dirty    bool // changed since the last write to the store
+	// changes counts commits and removals, so that an upload can tell
+	// whether the file it replaces may have changed meanwhile.
+	changes uint64
 }
 
 // Name is the user's name.
@@ -137,6 +140,7 @@ func (t *Tracker) Removed(size int64) {
 	t.used.Bytes = max(0, t.used.Bytes-size)
 	t.used.Files = max(0, t.used.Files-1)
 	t.dirty = true
+	t.changes++
 	t.mu.Unlock()
 	t.k.changed()
 }
@@ -183,6 +187,7 @@ func (t *Tracker) Upload(spec UploadSpec) (*Upload, error) {
 		}
 		u.file = true
 	}
+	u.changes = t.changes
 	return u, nil
 }
 
@@ -199,6 +204,17 @@ type Upload struct {
 	reserved int64
 	file     bool
 	done     bool
+	changes  uint64 // t.changes when the upload started
+}
+
+// Unchanged reports whether no upload was committed and no file removed
+// through this tracker since the upload started: the file it replaces is
+// then as it was at the start, as far as the user's sessions go, and
+// need not be looked at again before the commit (a request saved on S3).
+func (u *Upload) Unchanged() bool {
+	u.t.mu.Lock()
+	defer u.t.mu.Unlock()
+	return u.t.changes == u.changes
 }
 
 // need is what writing w bytes adds to the user's usage.
@@ -319,6 +335,7 @@ func (u *Upload) Commit(replaced, final int64) {
 		t.used.Bytes = max(0, t.used.Bytes+max(0, final)-max(0, replaced))
 		t.used.Files = max(0, t.used.Files+exists(final)-exists(replaced))
 		t.dirty = true
+		t.changes++
 	}
 	t.mu.Unlock()
 	t.k.changed()

@@ -220,6 +220,29 @@ func TestParallelUploads(t *testing.T) {
 	}
 }
 
+// TestUnchanged: an upload learns whether the user's files changed
+// since it started (then its commit must look at the target again).
+func TestUnchanged(t *testing.T) {
+	tr := newTracker(t, Limits{Bytes: 100}, Usage{})
+	a, _ := tr.Upload(UploadSpec{Old: -1})
+	b, _ := tr.Upload(UploadSpec{Old: 10})
+	if !a.Unchanged() || !b.Unchanged() {
+		t.Fatal("changed before anything happened")
+	}
+	a.Prepare(-1, 0)
+	a.Commit(-1, 0)
+	if b.Unchanged() {
+		t.Error("b does not see a's commit")
+	}
+	c, _ := tr.Upload(UploadSpec{Old: -1})
+	tr.Removed(3)
+	if c.Unchanged() {
+		t.Error("c does not see the removal")
+	}
+	b.Abort()
+	c.Abort()
+}
+
 func TestQuotaErrorText(t *testing.T) {
 	e := &storage.QuotaError{Used: 98 * (10 << 30) / 100, Limit: 10 << 30}
 	if got, want := e.Error(), "Quota exceeded: 9.7 GiB of 10 GiB used."; got != want {
