@@ -20,6 +20,7 @@ Usage:
   cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
+  cloudftpd quota scan USER [--config FILE]  recompute a user's quota usage (see "cloudftpd quota help")
   cloudftpd version
 `
 
@@ -46,6 +47,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "ban":
 		return runBan(args[1:], stdout, stderr)
+	case "quota":
+		ctx, stop := signalContext()
+		defer stop()
+		return runQuota(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		ctx, stop := signalContext()
 		defer stop()

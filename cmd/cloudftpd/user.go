@@ -2,26 +2,30 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"golang.org/x/term"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/bytesize"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
 const userUsage = `Usage:
   cloudftpd user add NAME [--home DIR] [--perm PERMS] [--password-stdin]
   cloudftpd user passwd NAME [--password-stdin]
   cloudftpd user del NAME
-  cloudftpd user list
+  cloudftpd user list               (with quota usage: see "cloudftpd quota help")
 
 Flags (before or after NAME):
   --users FILE      the users file; default: auth.users_file of the config,
@@ -301,8 +305,22 @@ func userList(c *userCtx, _ string) error {
 	if err != nil {
 		return err
 	}
+	usage, err := storedUsage(context.Background(), c.flags.config)
+	if err != nil {
+		return fmt.Errorf("quota usage: %w", err)
+	}
+	// The quota columns appear once a user has a quota or usage is
+	// recorded: a server without quotas lists as it always did.
+	quotas := len(usage) > 0
+	for _, e := range f.Users() {
+		quotas = quotas || e.QuotaBytes > 0 || e.QuotaFiles > 0
+	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS")
+	if quotas {
+		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS\tUSED\tFILES")
+	} else {
+		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS")
+	}
 	for _, e := range f.Users() {
 		home := e.Home
 		if home == "" {
@@ -313,9 +331,30 @@ func userList(c *userCtx, _ string) error {
 		if p, err := auth.ParsePermissions(e.Permissions); err == nil {
 			perms = strings.Join(p.Strings(), ",")
 		}
+		if quotas {
+			bytes, files := usageColumns(usage, e)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, home, perms, bytes, files)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, home, perms)
 	}
 	return tw.Flush()
+}
+
+// usageColumns are the USED and FILES of a user: "1.2 GiB / 10 GiB" and
+// "34 / 1000", "none" for no quota, "-" for usage never recorded (it is
+// scanned at the user's first upload or deletion), "(stale)" when a
+// crash left it to be scanned again.
+func usageColumns(usage map[string]state.Usage, e auth.UserEntry) (string, string) {
+	u, ok := usage[e.Name]
+	used, files := "-", "-"
+	if ok {
+		used, files = bytesize.Human(u.Bytes), strconv.FormatInt(u.Files, 10)
+		if u.Stale {
+			used, files = used+" (stale)", files+" (stale)"
+		}
+	}
+	return used + " / " + limitText(int64(e.QuotaBytes), true), files + " / " + limitText(e.QuotaFiles, false)
 }
 
 // newPasswordHash reads a new password and hashes it.

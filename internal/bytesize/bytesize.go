@@ -76,3 +76,37 @@ func (b *Size) UnmarshalTOML(v any) error {
 	}
 	return fmt.Errorf("%v is not a size (e.g. \"16MiB\")", v)
 }
+
+// Human writes n for people to read, in the largest binary unit it
+// reaches, with one decimal below 100 of that unit: "512 B", "9.8 GiB",
+// "120 MiB". The decimal is rounded down, so a figure just under a limit
+// never reads as the limit itself ("9.9 GiB", not "10.0 GiB").
+func Human(n int64) string {
+	if n < 1024 && n > -1024 {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	unit := int64(1)
+	suffix := "B"
+	for _, u := range units[:4] {
+		if n >= u.mult {
+			unit, suffix = u.mult, u.suffix
+			break
+		}
+	}
+	whole := n / unit
+	var s string
+	if whole >= 100 || n%unit == 0 {
+		s = strconv.FormatInt(whole, 10)
+	} else {
+		tenths := (n % unit) * 10 / unit
+		s = strconv.FormatInt(whole, 10) + "." + strconv.FormatInt(tenths, 10)
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s + " " + suffix
+}

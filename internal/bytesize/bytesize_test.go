@@ -60,3 +60,26 @@ func TestRoundTripTOML(t *testing.T) {
 		}
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for _, tc := range []struct {
+		in   int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1 KiB"},
+		{1536, "1.5 KiB"},
+		{10 << 30, "10 GiB"},
+		{10<<30 - 1, "9.9 GiB"},
+		{98 * (1 << 30) / 10, "9.7 GiB"}, // 9.8 GiB less a rounding crumb
+		{120 << 20, "120 MiB"},
+		{150<<20 + 1, "150 MiB"},
+		{3 << 40, "3 TiB"},
+		{-2048, "-2 KiB"},
+	} {
+		if got := Human(tc.in); got != tc.want {
+			t.Errorf("Human(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -48,6 +48,8 @@ func (e *Error) Unwrap() error {
 		return defender.ErrAllowed
 	case codeUnavailable:
 		return ErrUnavailable
+	case codeUnknownUser:
+		return ErrUnknownUser
 	}
 	return nil
 }

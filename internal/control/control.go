@@ -37,8 +37,9 @@
 //
 // with "until" null for a ban until it is lifted.
 //
-// Later routes (sessions, reload) come with their own interfaces, which the
-// Service may implement; NewHandler serves the routes of those it does.
+// Later routes come with their own interfaces, which the Service may
+// implement; NewHandler serves the routes of those it does: quota.go has
+// the quota routes (QuotaService).
 package control
 
 import (
@@ -179,6 +180,9 @@ func NewHandler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/bans", h.listBans)
 	mux.HandleFunc("POST /v1/bans", h.addBan)
 	mux.HandleFunc("DELETE /v1/bans/{prefix...}", h.removeBan)
+	if q, ok := svc.(QuotaService); ok {
+		quotaHandler{h, q}.routes(mux)
+	}
 	return mux
 }
 

@@ -99,10 +99,15 @@ func (s *Session) cmdDELE(arg string) {
 	if !ok || !s.allowed(auth.PermDelete, "delete files") {
 		return
 	}
+	qr, ok := s.startQuotaRemoval(p)
+	if !ok {
+		return
+	}
 	if err := s.fs.Remove(s.ctx, p); err != nil {
 		s.replyStorageErr("delete", p, err)
 		return
 	}
+	qr.done()
 	s.log.Info("delete", "user", s.user.Name, "path", p)
 	s.record(events.Event{Type: events.Delete, Path: p, Result: events.ResultOK})
 	s.reply(250, "File deleted.")
@@ -151,10 +156,17 @@ func (s *Session) cmdRNTO(arg string) {
 			return
 		}
 	}
+	var qr quotaRemoval // a file renamed onto is replaced: its size is freed
+	if to != from {
+		if qr, ok = s.startQuotaRemoval(to); !ok {
+			return
+		}
+	}
 	if err := s.fs.Rename(s.ctx, from, to); err != nil {
 		s.replyStorageErr("rename", from, err)
 		return
 	}
+	qr.done()
 	s.log.Info("rename", "user", s.user.Name, "from", from, "to", to)
 	s.record(events.Event{Type: events.Rename, Path: to, OldPath: from, Result: events.ResultOK})
 	s.reply(250, "Rename successful.")

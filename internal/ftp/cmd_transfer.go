@@ -162,8 +162,13 @@ func (s *Session) cmdSTOU(arg string) {
 // upload creates the target and runs the transfer into it; the upload is
 // committed only when every byte arrived and the client did not abort.
 func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, done string) {
+	qu, ok := s.startQuotaUpload(p, opts)
+	if !ok {
+		return
+	}
 	up, err := s.fs.Create(s.ctx, p, opts)
 	if err != nil {
+		qu.end(s, false, 0)
 		if errors.Is(err, storage.ErrExist) && verb != "STOU" && !s.user.Perms.Has(auth.PermOverwrite) {
 			s.reply(550, "Permission denied: the file exists and you may not overwrite files.")
 			return
@@ -190,7 +195,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			// for local storage it reaches os.File.ReadFrom, which
 			// splices from the socket. Hashing sees every byte, so it
 			// takes the buffered copy.
-			if err := s.copyData(ctx, x, data, dst, src); err != nil {
+			if err := s.copyData(ctx, x, data, dst, src, qu.gates()...); err != nil {
 				return s.dataPhaseResult(data, "write", p, err, "Transfer failed: connection closed or stalled; upload discarded.", " Upload discarded.")
 			}
 			return xferResult{code: 226, text: done}
@@ -202,7 +207,14 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			}
 			if r.code >= 400 || x.aborted.Load() {
 				up.Abort()
+				qu.end(s, false, x.bytes.Load())
 				return r
+			}
+			if err := qu.prepare(s, x.bytes.Load()); err != nil {
+				up.Abort()
+				qu.end(s, false, x.bytes.Load())
+				rep := s.storageReply("commit", p, err)
+				return xferResult{code: rep.Code, text: rep.Lines[0] + " Upload discarded.", err: err}
 			}
 			// Decided: from here on the upload is committed whatever
 			// happens to the session, so the log says what is stored. A
@@ -217,12 +229,14 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 				}
 			}
 			if err := up.Commit(context.WithoutCancel(s.ctx)); err != nil {
+				qu.end(s, false, x.bytes.Load())
 				rep := s.storageReply("commit", p, err)
 				return xferResult{code: rep.Code, text: rep.Lines[0] + " Upload discarded.", err: err}
 			}
 			if sum != nil {
 				x.sha256 = hex.EncodeToString(digest[:])
 			}
+			qu.end(s, true, x.bytes.Load())
 			return r
 		})
 }

@@ -31,6 +31,12 @@ var storageErrors = []struct {
 
 // storageReply turns a storage error into a reply and logs unexpected ones.
 func (s *Session) storageReply(op, path string, err error) Reply {
+	// A quota refusal carries its figures, which are the user's to know.
+	var qe *storage.QuotaError
+	if errors.As(err, &qe) {
+		s.log.Info("quota exceeded", "op", op, "path", path, "err", err)
+		return Reply{Code: 552, Lines: []string{qe.Error()}}
+	}
 	for _, m := range storageErrors {
 		if errors.Is(err, m.err) {
 			s.log.Debug("storage", "op", op, "path", path, "err", err)

@@ -88,6 +88,8 @@ type Config struct {
 	// HashRate bounds the bytes a second that one session hashes on
 	// request; 0 is no limit.
 	HashRate int64
+	// Quotas holds users' storage quotas (quota.go); nil enforces none.
+	Quotas QuotaKeeper
 	// Listener and StorageName label events: the listener's configured
 	// address and the storage backend ("local", "s3").
 	Listener, StorageName string
@@ -163,6 +165,7 @@ type Session struct {
 	protP              bool          // data connections are protected
 	hashAlgo           int           // index in hashAlgos chosen by OPTS HASH
 	hashRate           *rate.Limiter // hashing on request; see hashLimiter
+	quota              Quota         // the user's, once an upload or deletion needed it
 
 	mu       sync.Mutex
 	conn     net.Conn  // the control connection (TLS after AUTH)

@@ -25,6 +25,9 @@ func (s *Server) hooks() sessionHooks {
 	if s.defender != nil {
 		h.guard = guard{s.defender}
 	}
+	if s.quotas != nil {
+		h.quotas = quotaKeeper{s.quotas}
+	}
 	return h
 }
 
@@ -144,18 +147,18 @@ func (s *Server) closeBanned(b defender.Ban) {
 	}
 }
 
-// startControl serves the control socket (cloudftpd ban ...) when the
-// config has one and there is something to control.
+// startControl serves the control socket (cloudftpd ban, quota scan)
+// when the config has one.
 func (s *Server) startControl(_ context.Context, cfg *config.Config) error {
 	path := cfg.ControlSocket()
-	if path == "" || s.defender == nil {
+	if path == "" {
 		return nil
 	}
 	l, err := control.Listen(path)
 	if err != nil {
 		return fmt.Errorf("server: control.socket: %w", err)
 	}
-	h := control.NewHandler(s.defender, s.logger)
+	h := control.NewHandler(controlService{s}, s.logger)
 	hs := &http.Server{Handler: h}
 	s.mu.Lock()
 	s.control, s.controlPath = hs, path

@@ -29,6 +29,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/quota"
 	"github.com/cloudftpd/cloudftpd/internal/retention"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
@@ -59,6 +60,9 @@ type Server struct {
 	// when its loop has ended.
 	sweeper   *retention.Sweeper
 	sweepDone chan struct{}
+	// quotas holds every user's quota usage; its state store is opened
+	// at the first use of a quota.
+	quotas *quota.Keeper
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
@@ -145,10 +149,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.newRetention()
+	s.startQuotas(cfg)
 	w, err := wire(ctx, cfg, opts, nil, s.hooks())
 	if err != nil {
 		w.Close()
 		s.stopDefence()
+		s.closeQuotas()
 		s.closeEvents()
 		s.unlockState()
 		return nil, err
@@ -659,6 +665,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.release()
 	s.stopMetrics()
 	s.stopDefence()
+	s.closeQuotas()
 	s.closeEvents()
 	s.unlockState()
 	return err
@@ -672,6 +679,7 @@ func (s *Server) Close() error {
 	s.release()
 	s.stopMetrics()
 	s.stopDefence()
+	s.closeQuotas()
 	s.closeEvents()
 	s.unlockState()
 	return nil

@@ -454,6 +454,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		Metrics:           hooks.metrics,
 		Guard:             hooks.guard,
 		Events:            hooks.events,
+		Quotas:            hooks.quotas,
 		Listener:          lc.Address,
 		StorageName:       w.Config.Storage.Backend,
 	}
@@ -465,4 +466,5 @@ type sessionHooks struct {
 	metrics ftp.Metrics
 	guard   ftp.Guard
 	events  events.Recorder
+	quotas  ftp.QuotaKeeper
 }
