@@ -57,6 +57,9 @@ type Options struct {
 	Env func() Env
 	// Events hears of every deletion; nil records nothing.
 	Events events.Recorder
+	// Deleted, when set, is told of every file deleted, with its size
+	// (the quota usage it gives back).
+	Deleted func(user string, size int64)
 	Logger *slog.Logger
 	// Now is the clock files are aged by (time.Now). S3 modification
 	// times cannot be set, so tests age files by moving it forward.
@@ -396,6 +399,9 @@ func (p *pass) expire(ctx context.Context, log *slog.Logger, st storage.Storage,
 	log.Info("retention: expired file deleted", "path", name, "age", age.Round(time.Second),
 		"modified", fresh.ModTime.UTC(), "retention", rule.Retention, "rule", rule.Dir,
 		"size", fresh.Size, "storage", p.env.StorageName, "object", object)
+	if f := p.s.opts.Deleted; f != nil {
+		f(u.Name, fresh.Size)
+	}
 	if r := p.s.opts.Events; r != nil {
 		e := events.Event{
 			Type:    events.Expired,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,6 +176,18 @@ func existing(t *testing.T, b storage.Backend, want []string) []string {
 type recorder struct {
 	mu  sync.Mutex
 	evs []events.Event
+	// freed is what Options.Deleted heard: bytes and files per user.
+	freed map[string][2]int64
+}
+
+func (r *recorder) deleted(user string, size int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.freed == nil {
+		r.freed = map[string][2]int64{}
+	}
+	f := r.freed[user]
+	r.freed[user] = [2]int64{f[0] + size, f[1] + 1}
 }
 
 func (r *recorder) Record(e events.Event) error {
@@ -220,10 +233,19 @@ func sweeper(t *testing.T, b storage.Backend, name string, maxFiles int, rec eve
 		Env: func() retention.Env {
 			return retention.Env{Users: us, Storage: b, StorageName: name, Interval: time.Hour, MaxFiles: maxFiles}
 		},
-		Events: rec,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		Now:    c.now,
+		Events:  rec,
+		Deleted: deletedHook(rec),
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+		Now:     c.now,
 	}), logs
+}
+
+// deletedHook is rec's Deleted callback, when rec is a *recorder.
+func deletedHook(rec events.Recorder) func(string, int64) {
+	if r, ok := rec.(*recorder); ok {
+		return r.deleted
+	}
+	return nil
 }
 
 func sorted(s []string) []string {
@@ -286,6 +308,16 @@ func TestSweep(t *testing.T) {
 					e.Result != events.ResultOK || !strings.Contains(e.Reason, "retention") || e.Size == 0 {
 					t.Errorf("event %+v", e)
 				}
+			}
+			// Options.Deleted (the quota's hook) heard of each deletion
+			// with the size the event has.
+			want := map[string][2]int64{}
+			for _, e := range rec.evs {
+				w := want[e.User]
+				want[e.User] = [2]int64{w[0] + e.Size, w[1] + 1}
+			}
+			if !maps.Equal(rec.freed, want) {
+				t.Errorf("Deleted heard %v (bytes, files per user), want %v", rec.freed, want)
 			}
 			if e := rec.evs[0]; !strings.Contains(e.Object, strings.TrimPrefix(e.Path, "/")) {
 				t.Errorf("event object %q does not name the file %s", e.Object, e.Path)

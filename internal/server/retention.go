@@ -13,6 +13,14 @@ func (s *Server) newRetention() {
 	sw := retention.New(retention.Options{
 		Env:    s.retentionEnv,
 		Events: s.hooks().events,
+		Deleted: func(user string, size int64) {
+			// The quota's usage follows, as for a DELE.
+			if s.quotas != nil {
+				if t := s.quotas.Lookup(user); t != nil {
+					t.Removed(size)
+				}
+			}
+		},
 		Logger: s.logger,
 		Now:    s.opts.Now,
 	})
