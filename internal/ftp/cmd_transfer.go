@@ -57,15 +57,16 @@ func (s *Session) cmdRETR(arg string) {
 	}
 	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), fi.Size-offset)
 	binary := s.binary
+	gates := s.downloadGates()
 	s.startTransfer("RETR", p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var err error
 			if binary {
 				// Unwrapped *os.File to *net.TCPConn: sendfile.
-				err = s.copyData(ctx, x, data, data, f)
+				err = s.copyData(ctx, x, data, data, f, gates...)
 			} else {
 				aw := newASCIIWriter(data)
-				if err = s.copyData(ctx, x, data, aw, f); err == nil {
+				if err = s.copyData(ctx, x, data, aw, f, gates...); err == nil {
 					err = aw.Flush()
 				}
 			}
@@ -150,6 +151,10 @@ func (s *Session) cmdSTOU(arg string) {
 // upload creates the target and runs the transfer into it; the upload is
 // committed only when every byte arrived and the client did not abort.
 func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, done string) {
+	gates, ok := s.uploadGates(p, opts)
+	if !ok {
+		return
+	}
 	up, err := s.fs.Create(s.ctx, p, opts)
 	if err != nil {
 		if errors.Is(err, storage.ErrExist) && verb != "STOU" && !s.user.Perms.Has(auth.PermOverwrite) {
@@ -160,6 +165,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 		return
 	}
 	binary := s.binary
+	discard := false // a limit refused the upload: nothing of it stays
 	s.startTransfer(verb, p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var src io.Reader = data
@@ -168,7 +174,11 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			}
 			// up is the backend's writer as is: for local storage it
 			// reaches os.File.ReadFrom, which splices from the socket.
-			if err := s.copyData(ctx, x, data, up, src); err != nil {
+			if err := s.copyData(ctx, x, data, up, src, gates...); err != nil {
+				if r, refused := refusedByLimit(err); refused {
+					discard = true
+					return r
+				}
 				return s.dataPhaseResult(data, "write", p, err, "Transfer failed: connection closed or stalled; upload discarded.", " Upload discarded.")
 			}
 			return xferResult{code: 226, text: done}
@@ -177,6 +187,10 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p) {
 				x.abandon()
 				r = xferResult{code: 426, text: "Client went away; upload discarded.", err: errors.New("control connection closed by the client")}
+			}
+			if discard {
+				discardUpload(up)
+				return r
 			}
 			if r.code >= 400 || x.aborted.Load() {
 				up.Abort()

@@ -75,11 +75,12 @@ func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, closed: &t.closed, name: name}, nil
+	return &upload{f: f, root: t.root, closed: &t.closed, name: name, oldSize: end}, nil
 }
 
 // createAt opens the existing file rel for writing from offset on.
@@ -97,7 +98,7 @@ func (t *tree) createAt(name, rel string, offset int64) (storage.Upload, error) 
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, closed: &t.closed, name: name, truncate: true}, nil
+	return &upload{f: f, root: t.root, closed: &t.closed, name: name, truncate: true, oldSize: fi.Size()}, nil
 }
 
 // createAtomic starts an upload into a new temporary file in rel's
@@ -156,8 +157,9 @@ type upload struct {
 	target, temp string
 	exclusive    bool
 
-	truncate bool // in place at an offset: cut the file where writing ended
-	done     bool // Commit or Abort ran
+	truncate bool  // in place at an offset: cut the file where writing ended
+	oldSize  int64 // in place: the file's length before the upload, for Discard
+	done     bool  // Commit or Abort ran
 }
 
 var errFinished = errors.New("upload already committed or aborted")
@@ -265,6 +267,18 @@ func linkUnsupported(err error) bool {
 		return false
 	}
 	return errno == syscall.EPERM || errno == syscall.ENOTSUP || errno == syscall.EOPNOTSUPP || errno == syscall.ENOSYS
+}
+
+// Discard aborts the upload and, for an in-place one, cuts the file back
+// to its length before the upload (storage.Discarder).
+func (u *upload) Discard() error {
+	if u.done || u.temp != "" {
+		return u.Abort()
+	}
+	u.done = true
+	terr := u.f.Truncate(u.oldSize)
+	cerr := u.f.Close()
+	return mapErr("abort", u.name, errors.Join(terr, cerr))
 }
 
 // Abort discards an atomic upload. For append and offset uploads it only
