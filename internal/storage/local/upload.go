@@ -67,11 +67,12 @@ func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptio
 // would stop os.File.ReadFrom from splicing; it seeks to the end instead.
 // The session is the only writer it cares about.
 func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, error) {
-	flag := os.O_WRONLY | os.O_CREATE
-	if exclusive {
-		flag |= os.O_EXCL
+	// A new file first, so that Discard knows whether the upload made it.
+	f, _, err := t.openRegular("create", name, rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, t.opts.FileMode)
+	created := err == nil
+	if errors.Is(err, storage.ErrExist) && !exclusive {
+		f, _, err = t.openRegular("create", name, rel, os.O_WRONLY, 0)
 	}
-	f, _, err := t.openRegular("create", name, rel, flag, t.opts.FileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,11 @@ func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, e
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
-	return &upload{f: f, root: t.root, closed: &t.closed, name: name, oldSize: end}, nil
+	u := &upload{f: f, root: t.root, closed: &t.closed, name: name, oldSize: end}
+	if created {
+		u.created = rel
+	}
+	return u, nil
 }
 
 // createAt opens the existing file rel for writing from offset on.
@@ -157,9 +162,10 @@ type upload struct {
 	target, temp string
 	exclusive    bool
 
-	truncate bool  // in place at an offset: cut the file where writing ended
-	oldSize  int64 // in place: the file's length before the upload, for Discard
-	done     bool  // Commit or Abort ran
+	truncate bool   // in place at an offset: cut the file where writing ended
+	oldSize  int64  // in place: the file's length before the upload, for Discard
+	created  string // an append that created its file: the file, for Discard
+	done     bool   // Commit or Abort ran
 }
 
 var errFinished = errors.New("upload already committed or aborted")
@@ -270,7 +276,8 @@ func linkUnsupported(err error) bool {
 }
 
 // Discard aborts the upload and, for an in-place one, cuts the file back
-// to its length before the upload (storage.Discarder).
+// to its length before the upload, or removes it when the upload (an
+// append) created it (storage.Discarder).
 func (u *upload) Discard() error {
 	if u.done || u.temp != "" {
 		return u.Abort()
@@ -278,6 +285,12 @@ func (u *upload) Discard() error {
 	u.done = true
 	terr := u.f.Truncate(u.oldSize)
 	cerr := u.f.Close()
+	if u.created != "" {
+		// There was no file: there is none again.
+		if err := u.root.Remove(u.created); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			terr = errors.Join(terr, err)
+		}
+	}
 	return mapErr("abort", u.name, errors.Join(terr, cerr))
 }
 
