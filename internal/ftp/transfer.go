@@ -67,6 +67,13 @@ type xferResult struct {
 	code int
 	text string
 	err  error // for the log only; never sent to the client
+	// holdData keeps the data connection open until the final reply has
+	// been sent: a limit refused the upload, and the client is still
+	// sending. Closed with data unread, the connection is reset; a client
+	// that sees the reset before the reply takes it for a network error
+	// and retries (lftp does), where the reply says why and that retrying
+	// will not help.
+	holdData bool
 }
 
 func (s *Session) currentTransfer() *transfer {
@@ -123,6 +130,7 @@ func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cle
 func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.Reservation, active netip.AddrPort, protect bool, fn transferFunc, cleanup func(xferResult, *transfer) xferResult) {
 	start := time.Now()
 	var result xferResult
+	var held net.Conn // closed after the final reply (holdData)
 	cleaned := false
 	runCleanup := func() {
 		if cleanup != nil && !cleaned {
@@ -151,6 +159,9 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 			res.Release()
 		}
 		s.finishTransfer(x, result, start)
+		if held != nil {
+			held.Close()
+		}
 	}()
 
 	data, err := s.openData(ctx, res, active)
@@ -184,7 +195,9 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 	// for EOF on it before reading the 226. It is closed before cleanup
 	// too, so that a failed close (a TLS close_notify the client never
 	// took) counts against an upload before it is committed.
-	if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
+	if result.holdData {
+		held = data
+	} else if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
 		result = xferResult{code: 426, text: "Data connection closed with an error.", err: err}
 	}
 	runCleanup()

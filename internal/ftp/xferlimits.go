@@ -131,7 +131,7 @@ func refusedByLimit(err error) (xferResult, bool) {
 	if !errors.As(err, &le) {
 		return xferResult{}, false
 	}
-	return xferResult{code: le.code, text: le.text, err: fmt.Errorf("refused: %w", err)}, true
+	return xferResult{code: le.code, text: le.text, err: fmt.Errorf("refused: %w", err), holdData: true}, true
 }
 
 // discardUpload ends an upload that a limit refused, leaving the file as
