@@ -278,6 +278,21 @@ func TestListenerRateReload(t *testing.T) {
 	}
 }
 
+// TestListenerRateFailedReload: a reload that fails changes no rate.
+func TestListenerRateFailedReload(t *testing.T) {
+	t.Parallel()
+	const size = 1 << 20
+	ts := startServer(t, func(c *config.Config) { c.Listeners[0].DownloadRate = 512 << 10 }) // 2 s for 1 MiB
+	ts.write("alice/f.bin", randomBytes(size))
+	next := cloneConfig(ts.cfg)
+	next.Listeners[0].DownloadRate = 0
+	next.Auth.UsersFile = filepath.Join(t.TempDir(), "missing.toml")
+	if err := ts.srv.Reload(t.Context(), next); err == nil {
+		t.Fatal("a reload with a missing users file succeeded")
+	}
+	within(t, "1 MiB at 512 KiB/s after a failed reload", retrAll(t, loginJlaffaye(t, ts, "alice"), "f.bin", size), 2*time.Second, 0.10)
+}
+
 // defenceOn makes every offence count against 127.0.0.1 (not allowed, as
 // it is by default) with a low threshold.
 func defenceOn(threshold int) func(*config.Config) {
