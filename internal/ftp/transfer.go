@@ -67,14 +67,20 @@ type xferResult struct {
 	code int
 	text string
 	err  error // for the log only; never sent to the client
-	// holdData keeps the data connection open until the final reply has
-	// been sent: a limit refused the upload, and the client is still
-	// sending. Closed with data unread, the connection is reset; a client
-	// that sees the reset before the reply takes it for a network error
-	// and retries (lftp does), where the reply says why and that retrying
-	// will not help.
+	// holdData keeps the data connection open, unread, until
+	// refusalGrace after the final reply: a limit refused the upload, and
+	// the client is still sending. Closed with data unread, the
+	// connection is reset; a client that sees the reset before the reply
+	// takes it for a network error and retries (lftp does), where the
+	// reply says why and that retrying will not help. Given the time to
+	// read the reply, such a client closes the data connection itself.
 	holdData bool
 }
+
+// refusalGrace is how long a refused upload's data connection stays open
+// after the reply (holdData): a round trip for the client to read it,
+// with room for a slow network.
+const refusalGrace = time.Second
 
 func (s *Session) currentTransfer() *transfer {
 	s.mu.Lock()
@@ -160,7 +166,9 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 		}
 		s.finishTransfer(x, result, start)
 		if held != nil {
-			held.Close()
+			// Not at once: a client that reads both connections in one
+			// loop could still meet the reset first.
+			time.AfterFunc(refusalGrace, func() { held.Close() })
 		}
 	}()
 
