@@ -154,6 +154,12 @@ type Server struct {
 	LoginFailureDelay Duration `toml:"login_failure_delay"`
 	// Banner is the text of the 220 greeting.
 	Banner string `toml:"banner"`
+	// MaxCommandsPerSecond paces each session's commands: after a burst
+	// of CommandBurst, the next command is read only when its turn comes
+	// (default DefaultCommandRate; 0 turns pacing off). CommandBurst
+	// defaults to one second's worth.
+	MaxCommandsPerSecond *int `toml:"max_commands_per_second"`
+	CommandBurst         int  `toml:"command_burst"`
 	// UploadChecksum is "sha256" (the default): the SHA-256 of every
 	// whole upload is computed as it arrives, logged, put in its event
 	// and stored with the file; or "off", which keeps plain local
@@ -195,6 +201,27 @@ func (s *Server) HashLimits() (maxSize, rate int64) {
 		rate = int64(*s.HashRate)
 	}
 	return maxSize, rate
+}
+
+// DefaultCommandRate is server.max_commands_per_second's default: above
+// what the fastest legitimate client does (the small-file benchmark runs
+// about 4,000 commands a second per session on loopback, 2 per file; see
+// docs/BENCHMARKS.md), so that pacing never slows a real client, while a
+// session pipelining NOOPs is held to this many answers a second.
+const DefaultCommandRate = 10000
+
+// CommandRate is the pace of a session's commands and the burst ahead of
+// it; a rate of 0 does not pace.
+func (s *Server) CommandRate() (perSecond, burst int) {
+	perSecond = DefaultCommandRate
+	if s.MaxCommandsPerSecond != nil {
+		perSecond = *s.MaxCommandsPerSecond
+	}
+	burst = s.CommandBurst
+	if burst == 0 {
+		burst = perSecond
+	}
+	return perSecond, burst
 }
 
 // Listener is one control-connection address with its data-connection
@@ -242,6 +269,12 @@ type Listener struct {
 	// but converts nothing, for partners whose clients send binaries as
 	// ASCII. Users can have it too (binary_only in the users file).
 	BinaryOnly bool `toml:"binary_only"`
+	// UploadRate and DownloadRate limit the bandwidth of all the
+	// listener's sessions together, in bytes per second ("10MiB"); 0 (the
+	// default) limits nothing. A reload changes them at once, for running
+	// transfers too.
+	UploadRate   ByteSize `toml:"upload_rate"`
+	DownloadRate ByteSize `toml:"download_rate"`
 
 	addr         netip.AddrPort
 	proxyTrusted []netip.Prefix
@@ -537,6 +570,14 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
+func ptrValue[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
+}
+
 // DefaultReplaceGrace is server.replace_grace's default: long enough for
 // the second FIN of a killed client on a busy machine, short enough that
 // replacing a file costs no noticeable time.
@@ -801,6 +842,8 @@ func (c *Config) Validate() error {
 		{"server.max_sessions_per_ip", c.Server.MaxSessionsPerIP},
 		{"server.max_login_failures", c.Server.MaxLoginFailures},
 		{"retention.max_files", c.Retention.MaxFiles},
+		{"server.max_commands_per_second", ptrValue(c.Server.MaxCommandsPerSecond)},
+		{"server.command_burst", c.Server.CommandBurst},
 	} {
 		if n.v < 0 {
 			return fmt.Errorf("%s: must not be negative", n.key)
@@ -889,6 +932,12 @@ func (l *Listener) validate() error {
 		return fmt.Errorf("address: %q: %v", l.Address, err)
 	}
 	l.addr = ap
+	switch {
+	case l.UploadRate < 0:
+		return errors.New("upload_rate: must not be negative")
+	case l.DownloadRate < 0:
+		return errors.New("download_rate: must not be negative")
+	}
 	if l.PassivePorts != "" {
 		lo, hi, err := ParsePortRange(l.PassivePorts)
 		if err != nil {

@@ -529,7 +529,7 @@ address = ":2122"
 // for three keys.
 func TestParseNegativeLimitsNameKey(t *testing.T) {
 	t.Parallel()
-	for _, key := range []string{"max_sessions", "max_sessions_per_ip", "max_login_failures"} {
+	for _, key := range []string{"max_sessions", "max_sessions_per_ip", "max_login_failures", "max_commands_per_second", "command_burst"} {
 		_, err := Parse([]byte("[server]\n" + key + " = -1\n" + minimal))
 		if err == nil {
 			t.Errorf("%s = -1 accepted", key)
@@ -820,4 +820,51 @@ func TestParseRetention(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming %s", tc.text, err, tc.key)
 		}
 	}
+}
+
+// TestTransferLimitKeys: listener bandwidth limits are sizes (0 limits
+// nothing); command pacing defaults on, can be turned off with 0, and its
+// burst defaults to one second's worth.
+func TestTransferLimitKeys(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Listeners[0]; l.UploadRate != 0 || l.DownloadRate != 0 {
+		t.Errorf("default listener rates %d/%d, want 0 (none)", l.UploadRate, l.DownloadRate)
+	}
+	if r, b := c.Server.CommandRate(); r != DefaultCommandRate || b != DefaultCommandRate {
+		t.Errorf("default command rate %d burst %d, want %d and %d", r, b, DefaultCommandRate, DefaultCommandRate)
+	}
+
+	c, err = Parse([]byte("[server]\nmax_commands_per_second = 0\n" + listenerWith("upload_rate = \"10MiB\"\ndownload_rate = 500000")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Listeners[0]; l.UploadRate != 10<<20 || l.DownloadRate != 500000 {
+		t.Errorf("listener rates %d/%d, want 10MiB/500000", l.UploadRate, l.DownloadRate)
+	}
+	if r, _ := c.Server.CommandRate(); r != 0 {
+		t.Errorf("max_commands_per_second = 0 gives %d, want 0 (off)", r)
+	}
+
+	c, err = Parse([]byte("[server]\nmax_commands_per_second = 50\ncommand_burst = 7\n" + minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, b := c.Server.CommandRate(); r != 50 || b != 7 {
+		t.Errorf("command rate %d burst %d, want 50 and 7", r, b)
+	}
+
+	for _, bad := range []string{`upload_rate = "fast"`, `download_rate = -1`} {
+		_, err := Parse([]byte(listenerWith(bad)))
+		if err == nil || !strings.Contains(err.Error(), "listener[0].") {
+			t.Errorf("%s: error %v, want one naming listener[0]", bad, err)
+		}
+	}
+}
+
+func listenerWith(extra string) string {
+	return "[[listener]]\naddress = \"127.0.0.1:2121\"\n" + extra + "\n" + storageOnly
 }

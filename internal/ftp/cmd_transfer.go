@@ -69,15 +69,16 @@ func (s *Session) cmdRETR(arg string) {
 	}
 	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), fi.Size-offset)
 	binary := !s.convertsASCII()
+	gates := s.downloadGates()
 	s.startTransfer("RETR", p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var err error
 			if binary {
 				// Unwrapped *os.File to *net.TCPConn: sendfile.
-				err = s.copyData(ctx, x, data, data, f)
+				err = s.copyData(ctx, x, data, data, f, gates...)
 			} else {
 				aw := newASCIIWriter(data)
-				if err = s.copyData(ctx, x, data, aw, f); err == nil {
+				if err = s.copyData(ctx, x, data, aw, f, gates...); err == nil {
 					err = aw.Flush()
 				}
 			}
@@ -162,6 +163,10 @@ func (s *Session) cmdSTOU(arg string) {
 // upload creates the target and runs the transfer into it; the upload is
 // committed only when every byte arrived and the client did not abort.
 func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, done string) {
+	gates, ok := s.uploadGates(p, opts)
+	if !ok {
+		return
+	}
 	qu, ok := s.startQuotaUpload(p, opts)
 	if !ok {
 		return
@@ -185,6 +190,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 		sum = &hashingWriter{w: up, h: sha256.New()}
 		dst = sum
 	}
+	discard := false // a limit refused the upload: nothing of it stays
 	s.startTransfer(verb, p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var src io.Reader = data
@@ -195,7 +201,11 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			// for local storage it reaches os.File.ReadFrom, which
 			// splices from the socket. Hashing sees every byte, so it
 			// takes the buffered copy.
-			if err := s.copyData(ctx, x, data, dst, src, qu.gates()...); err != nil {
+			if err := s.copyData(ctx, x, data, dst, src, append(gates, qu.gates()...)...); err != nil {
+				if r, refused := refusedByLimit(err); refused {
+					discard = true
+					return r
+				}
 				return s.dataPhaseResult(data, "write", p, err, "Transfer failed: connection closed or stalled; upload discarded.", " Upload discarded.")
 			}
 			return xferResult{code: 226, text: done}
@@ -204,6 +214,11 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p) {
 				x.abandon()
 				r = xferResult{code: 426, text: "Client went away; upload discarded.", err: errors.New("control connection closed by the client")}
+			}
+			if discard {
+				discardUpload(up)
+				qu.end(s, false, x.bytes.Load())
+				return r
 			}
 			if r.code >= 400 || x.aborted.Load() {
 				up.Abort()

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -59,6 +60,22 @@ type Config struct {
 	// MaxBadLines closes a session after this many consecutive over-long or
 	// unparseable lines (default 10).
 	MaxBadLines int
+	// CommandRate paces a session's commands: at most this many per
+	// second after a burst of CommandBurst (at least 1); 0 does not pace.
+	// The next command is read only when its turn comes, so a flood of
+	// NOOPs waits in the client's socket rather than keeping the engine
+	// busy.
+	CommandRate  float64
+	CommandBurst int
+
+	// UploadLimit and DownloadLimit are the listener's bandwidth limits,
+	// shared by its sessions; nil (or a rate of 0) limits nothing.
+	UploadLimit, DownloadLimit *bandwidth.Limiter
+	// UserRates holds the buckets of users' upload_rate and
+	// download_rate, one per user shared by all of that user's sessions:
+	// the server's, the same for every listener. Nil gives each session
+	// buckets of its own.
+	UserRates *bandwidth.Shared
 
 	// TLS is the FTPS policy; the zero value means no TLS.
 	TLS TLSPolicy
@@ -156,16 +173,18 @@ type Session struct {
 	pasv               *netpolicy.Reservation
 	active             netip.AddrPort // PORT/EPRT target
 	mlstFacts          factSet
-	warnedNAT          bool          // the private-PASV-address warning was logged
-	refusedBeforeLogin bool          // a command was refused for want of a login
-	commandSeen        string        // verb being served, for panic logs
-	tlsConf            *tls.Config   // per-session clone, see sessionTLS
-	secure             bool          // control connection is TLS
-	pbsz               bool          // PBSZ seen
-	protP              bool          // data connections are protected
-	hashAlgo           int           // index in hashAlgos chosen by OPTS HASH
-	hashRate           *rate.Limiter // hashing on request; see hashLimiter
-	quota              Quota         // the user's, once an upload or deletion needed it
+	warnedNAT          bool              // the private-PASV-address warning was logged
+	refusedBeforeLogin bool              // a command was refused for want of a login
+	commandSeen        string            // verb being served, for panic logs
+	tlsConf            *tls.Config       // per-session clone, see sessionTLS
+	secure             bool              // control connection is TLS
+	pbsz               bool              // PBSZ seen
+	protP              bool              // data connections are protected
+	hashAlgo           int               // index in hashAlgos chosen by OPTS HASH
+	hashRate           *rate.Limiter     // hashing on request; see hashLimiter
+	quota              Quota             // the user's, once an upload or deletion needed it
+	commands           *rate.Limiter     // paces commands (Config.CommandRate); nil: unpaced
+	ownRates           *bandwidth.Shared // user buckets when Config.UserRates is nil
 
 	mu       sync.Mutex
 	conn     net.Conn  // the control connection (TLS after AUTH)
@@ -192,6 +211,9 @@ func NewSession(cfg *Config, conn net.Conn, client, local netip.Addr) *Session {
 		mlstFacts: defaultFacts,
 		start:     time.Now(),
 	}
+	if cfg.CommandRate > 0 {
+		s.commands = rate.NewLimiter(rate.Limit(cfg.CommandRate), max(cfg.CommandBurst, 1))
+	}
 	setOOBInline(conn)
 	s.lr = lineReader{r: bufio.NewReaderSize(conn, 512), max: cfg.maxLine()}
 	s.log = cfg.Logger.With("client", s.client.String(), "session", s.id)
@@ -215,6 +237,9 @@ func (s *Session) Serve() {
 	}
 	s.reply(220, s.cfg.Banner)
 	for !s.closed.Load() {
+		if s.commands != nil && s.commands.Wait(s.ctx) != nil {
+			return // the session was closed while it waited
+		}
 		s.controlConn().SetReadDeadline(s.readDeadline())
 		line, err := s.lr.readLine()
 		if err != nil {
@@ -290,7 +315,7 @@ func (s *Session) handleReadError(err error) bool {
 		if s.transferRunning() {
 			return true // a long transfer is not an idle session
 		}
-		if s.user == nil && time.Since(s.start) >= s.cfg.LoginTimeout {
+		if s.user == nil && s.cfg.LoginTimeout > 0 && time.Since(s.start) >= s.cfg.LoginTimeout {
 			s.reply(421, "Login timeout; closing control connection.")
 		} else {
 			s.reply(421, "Idle timeout; closing control connection.")

@@ -73,7 +73,20 @@ type xferResult struct {
 	code int
 	text string
 	err  error // for the log only; never sent to the client
+	// holdData keeps the data connection open, unread, until
+	// refusalGrace after the final reply: a limit refused the upload, and
+	// the client is still sending. Closed with data unread, the
+	// connection is reset; a client that sees the reset before the reply
+	// takes it for a network error and retries (lftp does), where the
+	// reply says why and that retrying will not help. Given the time to
+	// read the reply, such a client closes the data connection itself.
+	holdData bool
 }
+
+// refusalGrace is how long a refused upload's data connection stays open
+// after the reply (holdData): a round trip for the client to read it,
+// with room for a slow network.
+const refusalGrace = time.Second
 
 func (s *Session) currentTransfer() *transfer {
 	s.mu.Lock()
@@ -129,6 +142,7 @@ func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cle
 func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.Reservation, active netip.AddrPort, protect bool, fn transferFunc, cleanup func(xferResult, *transfer) xferResult) {
 	start := time.Now()
 	var result xferResult
+	var held net.Conn // closed after the final reply (holdData)
 	cleaned := false
 	runCleanup := func() {
 		if cleanup != nil && !cleaned {
@@ -157,6 +171,11 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 			res.Release()
 		}
 		s.finishTransfer(x, result, start)
+		if held != nil {
+			// Not at once: a client that reads both connections in one
+			// loop could still meet the reset first.
+			time.AfterFunc(refusalGrace, func() { held.Close() })
+		}
 	}()
 
 	data, err := s.openData(ctx, res, active)
@@ -190,7 +209,9 @@ func (s *Session) runTransfer(ctx context.Context, x *transfer, res *netpolicy.R
 	// for EOF on it before reading the 226. It is closed before cleanup
 	// too, so that a failed close (a TLS close_notify the client never
 	// took) counts against an upload before it is committed.
-	if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
+	if result.holdData {
+		held = data
+	} else if err := data.Close(); err != nil && result.code < 400 && result.code != 0 {
 		result = xferResult{code: 426, text: "Data connection closed with an error.", err: err}
 	}
 	runCleanup()

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
@@ -88,8 +89,11 @@ type Server struct {
 	metricsAddr net.Addr
 	sessions    map[*ftp.Session]struct{}
 	perIP       map[netip.Addr]int
-	serving     sync.WaitGroup // accept loops
-	active      sync.WaitGroup // sessions
+	// userRates are the users' bandwidth buckets, shared by all their
+	// sessions on every listener, for the life of the server.
+	userRates bandwidth.Shared
+	serving   sync.WaitGroup // accept loops
+	active    sync.WaitGroup // sessions
 }
 
 // listener is one listening socket. It outlives reloads that keep its
@@ -176,6 +180,7 @@ func (s *Server) adopt(w *Wiring) {
 		}
 	}
 	w.owned = nil
+	w.applyRates()
 	if s.opts.Level != nil {
 		s.opts.Level.Set(w.Config.SlogLevel())
 	}

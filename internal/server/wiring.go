@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events"
@@ -88,6 +89,11 @@ type ListenerWiring struct {
 	// Session is what the listener gives its sessions; nil when any part
 	// of the wiring failed.
 	Session *ftp.Config
+	// Upload and Download are the listener's bandwidth buckets, shared by
+	// its sessions. A reload that keeps the listener keeps them and sets
+	// their rates when it commits (applyRates), so the sessions of the
+	// old config and of the new draw on one bucket.
+	Upload, Download *bandwidth.Limiter
 
 	// key identifies the listener across reloads: its address, and which
 	// listener with that address it is (two "127.0.0.1:0" are two).
@@ -214,6 +220,7 @@ func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, h
 			fail(lw.Name+" passive ports", lw.Name+".passive_ports", err)
 		}
 		lw.Ports = pool
+		lw.Upload, lw.Download = listenerBuckets(lw, prev)
 		if discovered {
 			lw.Rules = w.passiveRules(lc)
 		}
@@ -407,6 +414,32 @@ func (w *Wiring) portPool(lw *ListenerWiring, prev *Wiring) (*netpolicy.PortPool
 	return pool, nil
 }
 
+// listenerBuckets are the bandwidth buckets of lw: the running
+// listener's when it stays (their rates change only at commit, so a
+// reload that fails changes nothing), new ones at the configured rates
+// otherwise.
+func listenerBuckets(lw *ListenerWiring, prev *Wiring) (up, down *bandwidth.Limiter) {
+	if prev != nil {
+		for _, old := range prev.Listeners {
+			if old.key == lw.key && old.Upload != nil && old.Download != nil {
+				return old.Upload, old.Download
+			}
+		}
+	}
+	return bandwidth.New(int64(lw.Config.UploadRate)), bandwidth.New(int64(lw.Config.DownloadRate))
+}
+
+// applyRates gives the listeners' buckets the rates of this wiring's
+// config: at once for the transfers that share them, running ones too.
+func (w *Wiring) applyRates() {
+	for _, lw := range w.Listeners {
+		if lw.Upload != nil && lw.Download != nil {
+			lw.Upload.SetRate(int64(lw.Config.UploadRate))
+			lw.Download.SetRate(int64(lw.Config.DownloadRate))
+		}
+	}
+}
+
 // samePassiveSockets reports whether two listener configs open their
 // passive sockets alike.
 func samePassiveSockets(a, b *config.Listener) bool {
@@ -433,6 +466,14 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 	}
 	sc := w.Config.Server
 	hashMax, hashRate := sc.HashLimits()
+	cmdRate, cmdBurst := sc.CommandRate()
+	var up, down *bandwidth.Limiter // nil: no gate at all
+	if lc.UploadRate > 0 {
+		up = lw.Upload
+	}
+	if lc.DownloadRate > 0 {
+		down = lw.Download
+	}
 	return &ftp.Config{
 		UploadChecksum:    sc.UploadChecksums(),
 		HashMaxSize:       hashMax,
@@ -447,6 +488,11 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		LoginFailureDelay: sc.LoginFailureDelay.D(),
 		ReplaceGrace:      sc.ReplaceGraceDuration(),
 		BinaryOnly:        lc.BinaryOnly,
+		CommandRate:       float64(cmdRate),
+		CommandBurst:      cmdBurst,
+		UploadLimit:       up,
+		DownloadLimit:     down,
+		UserRates:         hooks.userRates,
 		Auth:              w.Auth,
 		Storage:           w.Storage,
 		Network:           &netpolicy.Policy{Rules: lw.Rules, Ports: lw.Ports, ActiveAllowed: lc.ActiveAllowed()},
@@ -467,4 +513,7 @@ type sessionHooks struct {
 	guard   ftp.Guard
 	events  events.Recorder
 	quotas  ftp.QuotaKeeper
+	// userRates are the per-user bandwidth buckets, one set for the
+	// server, kept across reloads.
+	userRates *bandwidth.Shared
 }

@@ -111,6 +111,20 @@ type Checksummer interface {
 	SHA256(ctx context.Context, name string) ([32]byte, error)
 }
 
+// Discarder is an Upload that can be thrown away leaving the file as it
+// was before, where Abort keeps what an in-place upload (Append, Offset)
+// wrote so that the client can resume. The server discards an upload a
+// limit refused (a maximum file size): it failed by policy, not by
+// accident, and nothing of it should stay. Discard is Abort for an atomic
+// upload; an in-place one is cut back to the file's length before the
+// upload (bytes it overwrote below that length, at an offset, stay
+// overwritten). Backends whose uploads are all atomic need not implement
+// it.
+type Discarder interface {
+	Upload
+	Discard() error
+}
+
 // DirIterator streams the entries of a directory. Next returns io.EOF after
 // the last entry. Entries come in the backend's order; callers must not
 // assume sorting. Close releases the iterator's resources.

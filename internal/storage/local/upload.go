@@ -67,20 +67,26 @@ func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptio
 // would stop os.File.ReadFrom from splicing; it seeks to the end instead.
 // The session is the only writer it cares about.
 func (t *tree) createAppend(name, rel string, exclusive bool) (storage.Upload, error) {
-	flag := os.O_WRONLY | os.O_CREATE
-	if exclusive {
-		flag |= os.O_EXCL
+	// A new file first, so that Discard knows whether the upload made it.
+	f, _, err := t.openRegular("create", name, rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, t.opts.FileMode)
+	created := err == nil
+	if errors.Is(err, storage.ErrExist) && !exclusive {
+		f, _, err = t.openRegular("create", name, rel, os.O_WRONLY, 0)
 	}
-	f, _, err := t.openRegular("create", name, rel, flag, t.opts.FileMode)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		f.Close()
 		return nil, mapErr("create", name, err)
 	}
 	t.dropChecksum(f, name) // before the first byte changes the file
-	return &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name}, nil
+	u := &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name, oldSize: end}
+	if created {
+		u.created = rel
+	}
+	return u, nil
 }
 
 // createAt opens the existing file rel for writing from offset on.
@@ -99,7 +105,7 @@ func (t *tree) createAt(name, rel string, offset int64) (storage.Upload, error) 
 		return nil, mapErr("create", name, err)
 	}
 	t.dropChecksum(f, name)
-	return &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name, truncate: true}, nil
+	return &upload{t: t, f: f, root: t.root, closed: &t.closed, name: name, truncate: true, oldSize: fi.Size()}, nil
 }
 
 // createAtomic starts an upload into a new temporary file in rel's
@@ -159,8 +165,10 @@ type upload struct {
 	target, temp string
 	exclusive    bool
 
-	truncate bool // in place at an offset: cut the file where writing ended
-	done     bool // Commit or Abort ran
+	truncate bool   // in place at an offset: cut the file where writing ended
+	oldSize  int64  // in place: the file's length before the upload, for Discard
+	created  string // an append that created its file: the file, for Discard
+	done     bool   // Commit or Abort ran
 
 	sum *[32]byte // from SetSHA256: stored with an atomic upload
 }
@@ -285,6 +293,25 @@ func linkUnsupported(err error) bool {
 		return false
 	}
 	return errno == syscall.EPERM || errno == syscall.ENOTSUP || errno == syscall.EOPNOTSUPP || errno == syscall.ENOSYS
+}
+
+// Discard aborts the upload and, for an in-place one, cuts the file back
+// to its length before the upload, or removes it when the upload (an
+// append) created it (storage.Discarder).
+func (u *upload) Discard() error {
+	if u.done || u.temp != "" {
+		return u.Abort()
+	}
+	u.done = true
+	terr := u.f.Truncate(u.oldSize)
+	cerr := u.f.Close()
+	if u.created != "" {
+		// There was no file: there is none again.
+		if err := u.root.Remove(u.created); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			terr = errors.Join(terr, err)
+		}
+	}
+	return mapErr("abort", u.name, errors.Join(terr, cerr))
 }
 
 // Abort discards an atomic upload. For append and offset uploads it only

@@ -303,6 +303,59 @@ func TestInPlaceUploads(t *testing.T) {
 	}
 }
 
+// TestDiscard: a discarded upload leaves the file as it was before it
+// (storage.Discarder), where Abort keeps what an in-place one wrote.
+func TestDiscard(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		old  string // "-" for no file
+		opts storage.CreateOptions
+		data string
+		want string // "-" for no file
+	}{
+		{"atomic replacing", "old", storage.CreateOptions{}, "new data", "old"},
+		{"atomic new", "-", storage.CreateOptions{}, "new data", "-"},
+		{"append", "abc", storage.CreateOptions{Append: true}, "defgh", "abc"},
+		{"append that created the file", "-", storage.CreateOptions{Append: true}, "new", "-"},
+		{"exclusive append that created the file", "-", storage.CreateOptions{Append: true, Exclusive: true}, "new", "-"},
+		{"offset at the end", "0123456789", storage.CreateOptions{Offset: 10}, "abcdef", "0123456789"},
+		// Bytes overwritten below the old length cannot come back; the
+		// length does.
+		{"offset inside", "0123456789", storage.CreateOptions{Offset: 8}, "abcdef", "01234567ab"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newTree(t)
+			target := filepath.Join(dir, "f")
+			if tt.old != "-" {
+				os.WriteFile(target, []byte(tt.old), 0o644)
+			}
+			up, err := s.Create(t.Context(), "/f", tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(up, tt.data); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.(storage.Discarder).Discard(); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.Abort(); err != nil {
+				t.Errorf("Abort after Discard: %v", err)
+			}
+			b, err := os.ReadFile(target)
+			switch {
+			case tt.want == "-" && err == nil:
+				t.Errorf("file left: %q", b)
+			case tt.want != "-" && string(b) != tt.want:
+				t.Errorf("file holds %q (%v), want %q", b, err, tt.want)
+			}
+			if tmp := tempFiles(t, dir); len(tmp) != 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+}
+
 // TestAppendNotOAppend checks the append file is not opened with O_APPEND,
 // which would make os.File.ReadFrom give up splice.
 func TestAppendNotOAppend(t *testing.T) {
