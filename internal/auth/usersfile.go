@@ -309,6 +309,39 @@ func (f *UsersFile) SetPassword(name, hash string) error {
 	return nil
 }
 
+// SetLimits changes a user's limits: edit gets the entry's limit keys and
+// changes them in place. The result must pass LoadUsersFile, or nothing
+// changes and the error names the key.
+func (f *UsersFile) SetLimits(name string, edit func(*LimitsEntry)) error {
+	i := f.find(name)
+	if i < 0 {
+		return fmt.Errorf("auth: no user %q", name)
+	}
+	ent := f.entries[i]
+	ent.LimitsEntry = cloneLimitsEntry(ent.LimitsEntry)
+	edit(&ent.LimitsEntry)
+	if _, err := ent.LimitsEntry.Parse(); err != nil {
+		return fmt.Errorf("auth: user %q: %w", name, err)
+	}
+	f.entries[i] = ent
+	return nil
+}
+
+// cloneLimitsEntry copies e's slices, so an edit that fails leaves the
+// original alone.
+func cloneLimitsEntry(e LimitsEntry) LimitsEntry {
+	e.AllowedNetworks = slices.Clone(e.AllowedNetworks)
+	e.DeniedNetworks = slices.Clone(e.DeniedNetworks)
+	e.AllowedPatterns = slices.Clone(e.AllowedPatterns)
+	e.DeniedPatterns = slices.Clone(e.DeniedPatterns)
+	e.Dirs = slices.Clone(e.Dirs)
+	for i := range e.Dirs {
+		e.Dirs[i].AllowedPatterns = slices.Clone(e.Dirs[i].AllowedPatterns)
+		e.Dirs[i].DeniedPatterns = slices.Clone(e.Dirs[i].DeniedPatterns)
+	}
+	return e
+}
+
 // Delete removes a user.
 func (f *UsersFile) Delete(name string) error {
 	i := f.find(name)
