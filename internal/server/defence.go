@@ -18,7 +18,7 @@ import (
 
 // hooks are what this server's sessions report to.
 func (s *Server) hooks() sessionHooks {
-	h := sessionHooks{metrics: s.sessionMetrics()}
+	h := sessionHooks{metrics: s.sessionMetrics(), userSessions: &s.userSessions}
 	if s.events != nil {
 		h.events = s.events
 	}

@@ -443,6 +443,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		Logger:            w.logger,
 		Metrics:           hooks.metrics,
 		Guard:             hooks.guard,
+		UserSessions:      hooks.userSessions,
 		Events:            hooks.events,
 		Listener:          lc.Address,
 		StorageName:       w.Config.Storage.Backend,
@@ -455,4 +456,6 @@ type sessionHooks struct {
 	metrics ftp.Metrics
 	guard   ftp.Guard
 	events  events.Recorder
+	// userSessions is the server's count of each user's sessions.
+	userSessions ftp.SessionCounter
 }
