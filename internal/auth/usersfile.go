@@ -46,7 +46,7 @@ type UsersFile struct {
 
 const usersFileHeader = `# cloudftpd users
 #
-# Managed with "cloudftpd user add|passwd|del|list"; hand edits are fine.
+# Managed with "cloudftpd user add|set|passwd|del|list"; hand edits are fine.
 # password_hash: argon2id (written by cloudftpd) or bcrypt ($2a$/$2b$/$2y$).
 # home: relative to storage.root; defaults to the user name.
 # permissions: all, read, dropbox, or any of list, download, upload,
