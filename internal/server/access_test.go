@@ -286,6 +286,10 @@ func TestMaxSessionsServerWide(t *testing.T) {
 			t.Errorf("third session on %s: %v, want 421 Too many sessions", addr, err)
 		}
 	}
+	// Python's ftplib takes it for a transient error, not a wrong password.
+	if got := ftplibTry(t, ts, "alice:alice-secret")["alice:alice-secret"]; got != "error_temp: 421 Too many sessions for alice (at most 2 at a time); try again later." {
+		t.Errorf("ftplib over the limit: %q", got)
+	}
 	// Other users are not counted as alice.
 	bob, _ := dialJlaffaye(t, ts, "bob", "bob-secret")
 	// A reload keeps the count (and the limit).
