@@ -210,7 +210,8 @@ func (c *countSessions) waitCount(t *testing.T, user string, want int) {
 
 // TestMaxSessions: the session over a user's max_sessions gets 421 and is
 // closed, without scoring; the slot comes back on QUIT, REIN, a client
-// that goes away and a panic; other users are not affected.
+// that goes away, the server closing the session, a panic and the idle
+// timeout; other users are not affected.
 func TestMaxSessions(t *testing.T) {
 	t.Parallel()
 	counter := &countSessions{}
@@ -265,6 +266,19 @@ func TestMaxSessions(t *testing.T) {
 	counter.waitCount(t, "alice", 1)
 	// Closed by the server (a ban, shutdown).
 	a2.sess.Close()
+	counter.waitCount(t, "alice", 0)
+	// Ended by idle_timeout.
+	idle := newHarness(t, harnessOpts{config: func(c *Config) {
+		c.Auth = accessAuth{c.Auth, map[string]auth.Limits{"alice": {MaxSessions: 2}}}
+		c.UserSessions, c.Guard = counter, guard
+		c.IdleTimeout = 100 * time.Millisecond
+	}})
+	idle.login()
+	counter.waitCount(t, "alice", 1)
+	if msg := idle.expectReply(421); !strings.Contains(msg, "Idle timeout") {
+		t.Errorf("idle session: %q", msg)
+	}
+	idle.closed()
 	counter.waitCount(t, "alice", 0)
 	if g := guard.String(); g != "" {
 		t.Errorf("max_sessions scored offences: %s", g)
