@@ -64,7 +64,7 @@ level = "info"              # debug, info, warn, error
 # address = "127.0.0.1:9121"
 `
 
-const sampleUsers = `# cloudftpd users. Manage with "cloudftpd user add|passwd|del|list".
+const sampleUsers = `# cloudftpd users. Manage with "cloudftpd user add|set|passwd|del|list".
 `
 
 func runInit(args []string, stdout, stderr io.Writer) int {

@@ -13,7 +13,8 @@ const usage = `cloudftpd - FTP server for clouds and NAT
 Usage:
   cloudftpd serve [--config FILE]      run the server (built-in demo defaults without a config)
   cloudftpd init [--dir DIR] [--force] write a commented config and an empty users file
-  cloudftpd user add|passwd|del|list   manage users (see "cloudftpd user help")
+  cloudftpd user add|set|passwd|del|list
+                                       manage users and their limits (see "cloudftpd user help")
   cloudftpd cert self-signed --host NAME [--host NAME2] [--cert FILE] [--key FILE] [--days N]
   cloudftpd check-config [--config FILE]
   cloudftpd doctor [--config FILE]     check the config against this machine (storage, ports, certificates, PASV addresses)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
@@ -22,7 +23,8 @@ import (
 )
 
 const userUsage = `Usage:
-  cloudftpd user add NAME [--home DIR] [--perm PERMS] [--password-stdin]
+  cloudftpd user add NAME [--home DIR] [--perm PERMS] [--password-stdin] [LIMITS]
+  cloudftpd user set NAME LIMITS
   cloudftpd user passwd NAME [--password-stdin]
   cloudftpd user del NAME
   cloudftpd user list               (with quota usage: see "cloudftpd quota help")
@@ -39,7 +41,18 @@ Flags (before or after NAME):
   --password-stdin  read the password from the first line of standard input
                     instead of prompting on the terminal
 
-A running server reads the users file at start-up.
+LIMITS (README "Per-user access"; a flag not given leaves its key alone):
+  --allowed-networks LIST  comma-separated networks (203.0.113.0/24) or
+                           addresses the user may log in from; "" clears
+  --denied-networks LIST   networks the user may not log in from; "" clears
+  --expires DATE           2027-06-30 (refused from the start of that day,
+                           server time), 2027-06-30T18:00:00Z, or never
+  --max-sessions N         concurrent sessions; 0 is no limit
+  --disable, --enable      refuse every login, or undo that
+  --allowed-patterns LIST  file names the user may create, e.g. "*.csv,*.txt"
+  --denied-patterns LIST   file names the user may not create, e.g. "*.exe"
+
+A running server reads the users file at start-up and on SIGHUP.
 `
 
 // usageError is a mistake in the command line: exit status 2 and the usage
@@ -54,6 +67,7 @@ type userFlags struct {
 	users, config string
 	home, perm    string
 	passwordStdin bool
+	limits        limitFlags
 }
 
 // userCommand is one `cloudftpd user` subcommand.
@@ -66,7 +80,8 @@ type userCommand struct {
 // userCtx is what a subcommand works with.
 type userCtx struct {
 	flags          userFlags
-	path           string // users file
+	set            map[string]bool // the flags given
+	path           string          // users file
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -84,8 +99,17 @@ var userCommands = map[string]userCommand{
 			fs.StringVar(&f.home, "home", "", "home relative to storage.root")
 			fs.StringVar(&f.perm, "perm", "all", "permissions")
 			fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input")
+			registerLimitFlags(fs, &f.limits)
 		},
 		run: userAdd,
+	},
+	"set": {
+		nargs: 1,
+		flags: func(fs *flag.FlagSet, f *userFlags) {
+			commonFlags(fs, f)
+			registerLimitFlags(fs, &f.limits)
+		},
+		run: userSet,
 	},
 	"passwd": {
 		nargs: 1,
@@ -99,7 +123,7 @@ var userCommands = map[string]userCommand{
 	"list": {nargs: 0, flags: commonFlags, run: userList},
 }
 
-// runUser implements `cloudftpd user add|passwd|del|list`. args excludes "user".
+// runUser implements `cloudftpd user add|set|passwd|del|list`. args excludes "user".
 func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, userUsage)
@@ -117,7 +141,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	c := &userCtx{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &userCtx{stdin: stdin, stdout: stdout, stderr: stderr, set: map[string]bool{}}
 	set := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
 	set.SetOutput(stderr)
 	set.Usage = func() { fmt.Fprint(stderr, userUsage) }
@@ -129,6 +153,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2 // the flag package has printed the error and the usage
 	}
+	set.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
 	if len(pos) != cmd.nargs {
 		want := "NAME"
 		if cmd.nargs == 0 {
@@ -234,6 +259,10 @@ func userAdd(c *userCtx, name string) error {
 	if perms == 0 {
 		return usageError{"--perm: at least one permission is required"}
 	}
+	limits, err := limitEdit(&c.flags.limits, c.set)
+	if err != nil {
+		return err
+	}
 	f, err := auth.LoadOrEmpty(c.path)
 	if err != nil {
 		return err
@@ -249,6 +278,11 @@ func userAdd(c *userCtx, name string) error {
 	if err := f.Add(name, hash, c.flags.home, perms); err != nil {
 		return err
 	}
+	if limits != nil {
+		if err := f.SetLimits(name, limits); err != nil {
+			return err
+		}
+	}
 	if err := f.Save(c.path); err != nil {
 		return err
 	}
@@ -257,6 +291,13 @@ func userAdd(c *userCtx, name string) error {
 		home = name
 	}
 	fmt.Fprintf(c.stdout, "added user %s (home %s, permissions %s)\n", name, home, strings.Join(perms.Strings(), ","))
+	if limits != nil {
+		for _, e := range f.Users() {
+			if e.Name == name {
+				fmt.Fprintf(c.stdout, "user %s: %s\n", name, describeAccess(e.LimitsEntry, time.Now()))
+			}
+		}
+	}
 	return nil
 }
 
@@ -316,10 +357,11 @@ func userList(c *userCtx, _ string) error {
 		quotas = quotas || e.QuotaBytes > 0 || e.QuotaFiles > 0
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	now := time.Now()
 	if quotas {
-		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS\tUSED\tFILES")
+		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS\tSTATUS\tUSED\tFILES")
 	} else {
-		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS")
+		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS\tSTATUS")
 	}
 	for _, e := range f.Users() {
 		home := e.Home
@@ -331,12 +373,13 @@ func userList(c *userCtx, _ string) error {
 		if p, err := auth.ParsePermissions(e.Permissions); err == nil {
 			perms = strings.Join(p.Strings(), ",")
 		}
+		status := accessStatus(e.LimitsEntry, now)
 		if quotas {
 			bytes, files := usageColumns(usage, e)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, home, perms, bytes, files)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, home, perms, status, bytes, files)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, home, perms)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Name, home, perms, status)
 	}
 	return tw.Flush()
 }

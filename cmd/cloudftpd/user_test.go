@@ -76,7 +76,7 @@ func TestUserRoundTrip(t *testing.T) {
 		},
 		{
 			what: "list", args: []string{"list", "--users", users},
-			wantCode: 0, wantStdout: "alice  files/alice  list,download,upload\nbob    bob          all\ncarol  carol        dropbox\n",
+			wantCode: 0, wantStdout: "alice  files/alice  list,download,upload  active\nbob    bob          all                   active\ncarol  carol        dropbox               active\n",
 		},
 		{
 			what: "passwd", stdin: "n3w\n",

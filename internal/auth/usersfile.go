@@ -48,7 +48,7 @@ type UsersFile struct {
 
 const usersFileHeader = `# cloudftpd users
 #
-# Managed with "cloudftpd user add|passwd|del|list"; hand edits are fine.
+# Managed with "cloudftpd user add|set|passwd|del|list"; hand edits are fine.
 # password_hash: argon2id (written by cloudftpd) or bcrypt ($2a$/$2b$/$2y$).
 # home: relative to storage.root; defaults to the user name.
 # permissions: all, read, dropbox, or any of list, download, upload,
@@ -310,6 +310,39 @@ func (f *UsersFile) SetPassword(name, hash string) error {
 	}
 	f.entries[i].PasswordHash = hash
 	return nil
+}
+
+// SetLimits changes a user's limits: edit gets the entry's limit keys and
+// changes them in place. The result must pass LoadUsersFile, or nothing
+// changes and the error names the key.
+func (f *UsersFile) SetLimits(name string, edit func(*LimitsEntry)) error {
+	i := f.find(name)
+	if i < 0 {
+		return fmt.Errorf("auth: no user %q", name)
+	}
+	ent := f.entries[i]
+	ent.LimitsEntry = cloneLimitsEntry(ent.LimitsEntry)
+	edit(&ent.LimitsEntry)
+	if _, err := ent.LimitsEntry.Parse(); err != nil {
+		return fmt.Errorf("auth: user %q: %w", name, err)
+	}
+	f.entries[i] = ent
+	return nil
+}
+
+// cloneLimitsEntry copies e's slices, so an edit that fails leaves the
+// original alone.
+func cloneLimitsEntry(e LimitsEntry) LimitsEntry {
+	e.AllowedNetworks = slices.Clone(e.AllowedNetworks)
+	e.DeniedNetworks = slices.Clone(e.DeniedNetworks)
+	e.AllowedPatterns = slices.Clone(e.AllowedPatterns)
+	e.DeniedPatterns = slices.Clone(e.DeniedPatterns)
+	e.Dirs = slices.Clone(e.Dirs)
+	for i := range e.Dirs {
+		e.Dirs[i].AllowedPatterns = slices.Clone(e.Dirs[i].AllowedPatterns)
+		e.Dirs[i].DeniedPatterns = slices.Clone(e.Dirs[i].DeniedPatterns)
+	}
+	return e
 }
 
 // Delete removes a user.

@@ -36,41 +36,30 @@ func (s *Session) cmdPASS(arg string) {
 		s.reply(503, "Send USER first.")
 		return
 	}
+	started := time.Now()
 	name := s.userName
 	s.userName = ""
 	u, err := s.cfg.Auth.Authenticate(s.ctx, name, arg)
-	s.cfg.metrics().Login(err == nil)
 	if err != nil {
 		s.loginFailures++
-		reason := "bad password"
+		reason, offence := "bad password", OffenceLoginFailed
 		switch {
 		case errors.Is(err, auth.ErrUnknownUser):
-			reason = "unknown user"
-			s.offend(OffenceUnknownUser)
+			reason, offence = "unknown user", OffenceUnknownUser
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
 		case errors.Is(err, auth.ErrBadCredentials):
-			s.offend(OffenceLoginFailed)
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
 		default:
-			reason = "internal error"
+			reason, offence = "internal error", ""
 			s.log.Error("login error", "user", name, "err", err)
 		}
-		s.record(events.Event{Type: events.LoginFailed, User: name, Result: events.ResultFailed, Reason: reason, Code: 530})
-		// Slow down password guessing without holding anything but this
-		// session.
-		select {
-		case <-time.After(s.cfg.LoginFailureDelay):
-		case <-s.ctx.Done():
-			return
-		}
-		if s.cfg.MaxLoginFailures > 0 && s.loginFailures >= s.cfg.MaxLoginFailures {
-			s.reply(421, "Too many failed logins; closing control connection.")
-			s.Close()
-			return
-		}
-		s.reply(530, "Login incorrect.")
+		s.failedLoginReply(name, reason, offence, started)
 		return
 	}
+	if !s.admitLogin(u, started) {
+		return
+	}
+	s.cfg.metrics().Login(true)
 	home := u.Home
 	if home == "" {
 		home = u.Name
@@ -105,6 +94,7 @@ func (s *Session) cmdREIN(string) {
 	if fs != nil {
 		fs.Close()
 	}
+	s.releaseSlot()
 	s.binary, s.restOffset, s.renameFrom, s.epsvAll = false, 0, "", false
 	s.hashAlgo = 0
 	// The TLS state of the control connection stays; RFC 4217 lets REIN

@@ -61,7 +61,7 @@ func (s *Session) cmdCDUP(string) { s.cmdCWD("..") }
 
 func (s *Session) cmdMKD(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermMkdir, "create directories") {
+	if !ok || !s.allowed(auth.PermMkdir, "create directories") || !s.nameAllowed(p) {
 		return
 	}
 	if err := s.fs.Mkdir(s.ctx, p); err != nil {
@@ -148,6 +148,9 @@ func (s *Session) cmdRNTO(arg string) {
 	}
 	if to == "/" || strings.HasPrefix(to, from+"/") {
 		s.reply(553, "Cannot move a directory into itself.")
+		return
+	}
+	if !s.nameAllowed(to) {
 		return
 	}
 	if !s.user.Perms.Has(auth.PermOverwrite) {

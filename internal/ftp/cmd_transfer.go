@@ -101,7 +101,7 @@ func (s *Session) cmdAPPE(arg string) { s.store(arg, "APPE", true) }
 // stays until the new one is complete.
 func (s *Session) store(arg, verb string, appendMode bool) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermUpload, "upload files") {
+	if !ok || !s.allowed(auth.PermUpload, "upload files") || !s.nameAllowed(p) {
 		return
 	}
 	offset := s.restOffset
@@ -157,6 +157,9 @@ func (s *Session) cmdSTOU(arg string) {
 	rand.Read(suffix[:])
 	name := base + "." + hex.EncodeToString(suffix[:])
 	p := path.Join(dir, name)
+	if !s.nameAllowed(p) {
+		return
+	}
 	s.upload("STOU", p, storage.CreateOptions{Exclusive: true}, "FILE: "+name, "Transfer complete (unique file name: "+name+").")
 }
 

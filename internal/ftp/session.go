@@ -107,6 +107,10 @@ type Config struct {
 	HashRate int64
 	// Quotas holds users' storage quotas (quota.go); nil enforces none.
 	Quotas QuotaKeeper
+	// UserSessions counts users' logged-in sessions server-wide, for
+	// their max_sessions; nil counts nothing and enforces no
+	// max_sessions (a login of a user who has one logs a warning).
+	UserSessions SessionCounter
 	// Listener and StorageName label events: the listener's configured
 	// address and the storage backend ("local", "s3").
 	Listener, StorageName string
@@ -161,6 +165,7 @@ type Session struct {
 	lr                 lineReader
 	start              time.Time
 	userName           string // from USER, before PASS
+	slotUser           string // holds a max_sessions slot of this user
 	user               *auth.User
 	fs                 storage.Storage
 	cwd                string
@@ -276,6 +281,7 @@ func (s *Session) teardown() {
 		s.fs.Close()
 		s.fs = nil
 	}
+	s.releaseSlot()
 	s.log.Info("session end", "user", s.userLabel(), "duration", took.Round(time.Millisecond))
 }
 

@@ -18,7 +18,7 @@ import (
 
 // hooks are what this server's sessions report to.
 func (s *Server) hooks() sessionHooks {
-	h := sessionHooks{metrics: s.sessionMetrics(), userRates: &s.userRates}
+	h := sessionHooks{metrics: s.sessionMetrics(), userRates: &s.userRates, userSessions: &s.userSessions}
 	if s.events != nil {
 		h.events = s.events
 	}

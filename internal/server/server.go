@@ -67,6 +67,9 @@ type Server struct {
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
+	// userSessions counts users' logged-in sessions across listeners
+	// and reloads, for max_sessions.
+	userSessions userSessions
 
 	// wireMu serialises Start and Reload, which each read the running
 	// wiring, build on it and commit.

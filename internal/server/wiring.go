@@ -499,6 +499,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		Logger:            w.logger,
 		Metrics:           hooks.metrics,
 		Guard:             hooks.guard,
+		UserSessions:      hooks.userSessions,
 		Events:            hooks.events,
 		Quotas:            hooks.quotas,
 		Listener:          lc.Address,
@@ -516,4 +517,6 @@ type sessionHooks struct {
 	// userRates are the per-user bandwidth buckets, one set for the
 	// server, kept across reloads.
 	userRates *bandwidth.Shared
+	// userSessions is the server's count of each user's sessions.
+	userSessions ftp.SessionCounter
 }
