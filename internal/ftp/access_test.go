@@ -1,7 +1,6 @@
 package ftp
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"sync"
@@ -12,21 +11,6 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/storage/memstore"
 )
-
-// accessAuth gives the users it logs in the Limits of their name, as a
-// users file with those keys would.
-type accessAuth struct {
-	auth.Authenticator
-	limits map[string]auth.Limits
-}
-
-func (a accessAuth) Authenticate(ctx context.Context, name, password string) (*auth.User, error) {
-	u, err := a.Authenticator.Authenticate(ctx, name, password)
-	if u != nil {
-		u.Limits = a.limits[name]
-	}
-	return u, err
-}
 
 // offences records what a session reports to its Guard.
 type offences struct {
@@ -91,7 +75,7 @@ func TestLoginAccessLimits(t *testing.T) {
 			guard := &offences{}
 			evs := &eventLog{}
 			h := newHarness(t, harnessOpts{client: netip.MustParseAddr(tc.client), config: func(c *Config) {
-				c.Auth = accessAuth{c.Auth, map[string]auth.Limits{"alice": tc.limits}}
+				c.Auth = limitsAuth{c.Auth, map[string]auth.Limits{"alice": tc.limits}}
 				c.Guard, c.Events = guard, evs
 				c.LoginFailureDelay = delay
 			}})
@@ -205,7 +189,7 @@ func TestMaxSessions(t *testing.T) {
 	guard := &offences{}
 	open := func() *harness {
 		return newHarness(t, harnessOpts{config: func(c *Config) {
-			c.Auth = accessAuth{c.Auth, map[string]auth.Limits{"alice": {MaxSessions: 2}}}
+			c.Auth = limitsAuth{c.Auth, map[string]auth.Limits{"alice": {MaxSessions: 2}}}
 			c.UserSessions, c.Guard = counter, guard
 		}})
 	}
@@ -256,7 +240,7 @@ func TestMaxSessions(t *testing.T) {
 	counter.waitCount(t, "alice", 0)
 	// Ended by idle_timeout.
 	idle := newHarness(t, harnessOpts{config: func(c *Config) {
-		c.Auth = accessAuth{c.Auth, map[string]auth.Limits{"alice": {MaxSessions: 2}}}
+		c.Auth = limitsAuth{c.Auth, map[string]auth.Limits{"alice": {MaxSessions: 2}}}
 		c.UserSessions, c.Guard = counter, guard
 		c.IdleTimeout = 100 * time.Millisecond
 	}})
@@ -283,7 +267,7 @@ func TestNameRules(t *testing.T) {
 	}}
 	newH := func(t *testing.T) *harness {
 		h := newHarness(t, harnessOpts{config: func(c *Config) {
-			c.Auth = accessAuth{c.Auth, map[string]auth.Limits{"alice": limits}}
+			c.Auth = limitsAuth{c.Auth, map[string]auth.Limits{"alice": limits}}
 		}})
 		h.put("alice/incoming/old.csv", "old data")
 		h.put("alice/setup.exe", "was here before the rule")
