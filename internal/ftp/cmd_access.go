@@ -49,6 +49,12 @@ func (s *Session) cmdPASS(arg string) {
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
 		case errors.Is(err, auth.ErrBadCredentials):
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
+		case s.ctx.Err() != nil:
+			// The session was closed while the password was checked (a
+			// ban closing every session of an address, a shutdown):
+			// nothing went wrong, and a ban must stay one log line.
+			reason, offence = "session closed", ""
+			s.log.Debug("login abandoned: the session was closed", "user", name, "err", err)
 		default:
 			reason, offence = "internal error", ""
 			s.log.Error("login error", "user", name, "err", err)

@@ -112,6 +112,11 @@ func TestDefenderStopsParallelGuessing(t *testing.T) {
 	if n := strings.Count(ts.logs.String(), `msg="defender: banned"`); n != 1 {
 		t.Errorf("%d ban log lines, want one for the one ban", n)
 	}
+	// Sessions the ban closed in the middle of a password check are not
+	// internal errors: a ban is one line, not one per guesser.
+	if n := strings.Count(ts.logs.String(), `level=ERROR`); n != 0 {
+		t.Errorf("%d ERROR lines for one ban:\n%s", n, ts.logs)
+	}
 }
 
 // dialRaw from a given loopback address.
