@@ -339,7 +339,15 @@ func checkPassiveReplies(ctx context.Context, lw *server.ListenerWiring, localAd
 				lines = append(lines, fmt.Sprintf("%s connecting to %s: %v", cl.label, local, err))
 				continue
 			}
-			lines = append(lines, fmt.Sprintf("%s, connecting to %s: PASV names %s", cl.label, local, addr))
+			line := fmt.Sprintf("%s, connecting to %s: PASV names %s", cl.label, local, addr)
+			// A rule's ports: the range these clients are told to use
+			// is not the one the server binds.
+			if lo, hi, ok := lc.PortRange(); ok {
+				if plo, phi := policy.AdvertisedPort(cl.client, lo), policy.AdvertisedPort(cl.client, hi); plo != lo {
+					line += fmt.Sprintf(" and ports %d-%d (mapped to the bound %d-%d: open %d-%d towards these clients, and forward them)", plo, phi, lo, hi, plo, phi)
+				}
+			}
+			lines = append(lines, line)
 			if netpolicy.NeedsWarning(cl.client, addr) && !slices.Contains(private, addr.String()) {
 				private = append(private, addr.String())
 			}

@@ -147,6 +147,15 @@ func TestDoctorPASVBehindNAT(t *testing.T) {
   clients = ["10.0.0.0/8"]
   address = "198.51.100.10"
 `, diag.Warn, []string{"(rule 1, address = \"198.51.100.10\"), of which 10.0.0.1 matches rule 0 first"}},
+		{"mapped passive ports", `passive_ports = "50000-50009"
+` + vpnControl + `
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "198.51.100.10"
+  ports = "30000-30009"
+`, diag.OK, []string{
+			`(rule 0, address = "control"), connecting to 10.0.1.5: PASV names 10.0.1.5` + "\n",
+			`(rule 1, address = "198.51.100.10"), connecting to 10.0.1.5: PASV names 198.51.100.10 and ports 30000-30009 (mapped to the bound 50000-50009`}},
 		{"partner network only", `
   [[listener.passive]]
   clients = ["203.0.113.0/24"]
