@@ -68,6 +68,7 @@ func (s *Session) cmdPASV(string) {
 	s.setPassive(r)
 	a := addr.As4()
 	p := s.cfg.Network.AdvertisedPort(s.client, r.Port())
+	s.pasvSent = netip.AddrPortFrom(addr, p)
 	s.reply(227, fmt.Sprintf("Entering Passive Mode (%d,%d,%d,%d,%d,%d).", a[0], a[1], a[2], a[3], p>>8, p&0xff))
 }
 

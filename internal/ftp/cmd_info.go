@@ -118,6 +118,13 @@ func (s *Session) cmdSTAT(arg string) {
 			typ = "ASCII (files are transferred unchanged: binary-only)"
 		}
 		lines = append(lines, "TYPE: "+typ+", STRUcture: File, MODE: Stream")
+		if s.pasvSent.IsValid() {
+			// Written unlike a 227 reply on purpose: a firewall's FTP
+			// helper (an ALG) that rewrites PASV replies leaves this
+			// line alone, so a client (cloudftpd probe) can compare what
+			// the server sent with what reached it.
+			lines = append(lines, fmt.Sprintf("Last PASV reply sent: address %s port %d", s.pasvSent.Addr(), s.pasvSent.Port()))
+		}
 		if x := s.currentTransfer(); x != nil {
 			lines = append(lines, fmt.Sprintf("Transfer in progress: %s %s, %d bytes so far", x.verb, x.path, x.bytes.Load()))
 		} else {

@@ -178,6 +178,7 @@ type Session struct {
 	pasv               *netpolicy.Reservation
 	active             netip.AddrPort // PORT/EPRT target
 	mlstFacts          factSet
+	pasvSent           netip.AddrPort    // address and port of the last PASV reply, for STAT (an ALG cannot rewrite that)
 	warnedNAT          bool              // the private-PASV-address warning was logged
 	refusedBeforeLogin bool              // a command was refused for want of a login
 	commandSeen        string            // verb being served, for panic logs

@@ -42,7 +42,11 @@ func (p *prober) pasv(ctx context.Context) Check {
 		return Check{Status: Fail, Detail: fmt.Sprintf("PASV: cannot read an address in %d %s", code, msg)}
 	}
 	p.sawPort(adv.Port())
+	rewritten := p.rewrittenPASV(adv)
 	listing, dialErr, bad := p.listOver(ctx, adv)
+	if rewritten != "" {
+		return p.rewrittenCheck(rewritten, adv, listing, dialErr, bad)
+	}
 	switch {
 	case dialErr == nil && bad != nil:
 		return *bad
@@ -69,6 +73,53 @@ func (p *prober) pasv(ctx context.Context) Check {
 		detail += fmt.Sprintf("\nto %s instead: %s", other, dialReason(err))
 	}
 	return Check{Status: Fail, Detail: detail, Fix: p.unreachablePASVFix(adv.Addr())}
+}
+
+// rewrittenPASV asks the server, with STAT, what its last PASV reply
+// said (cloudftpd names it in a line an FTP helper does not touch) and
+// describes the difference from adv, what reached this client; "" when
+// they agree or the server does not say.
+func (p *prober) rewrittenPASV(adv netip.AddrPort) string {
+	code, msg, err := p.command("STAT")
+	if err != nil || code != 211 {
+		return ""
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Last PASV reply sent: address ")
+		if !ok {
+			continue
+		}
+		addr, port, ok := strings.Cut(rest, " port ")
+		a, err1 := netip.ParseAddr(addr)
+		n, err2 := strconv.ParseUint(port, 10, 16)
+		if !ok || err1 != nil || err2 != nil {
+			return ""
+		}
+		if sent := netip.AddrPortFrom(a, uint16(n)); sent != adv {
+			return fmt.Sprintf("the server sent %s in its PASV reply, but the reply that reached this client names %s", sent, adv)
+		}
+		return ""
+	}
+	return ""
+}
+
+// rewrittenCheck reports a PASV reply a middlebox changed on the way: a
+// firewall's or router's FTP helper (an ALG, Linux's nf_nat_ftp) that
+// rewrites 227 replies, which goes wrong when the server already sends
+// the right address, or rewrites it to a private one.
+func (p *prober) rewrittenCheck(what string, adv netip.AddrPort, listing string, dialErr error, bad *Check) Check {
+	fix := "a firewall, router or NAT between this client and the server rewrites FTP replies (an FTP helper or " +
+		"\"ALG\", such as Linux's nf_nat_ftp or a router's FTP inspection). Turn it off for this server, or have " +
+		"clients use EPSV (its reply carries no address) or FTPS (an encrypted control connection cannot be rewritten)"
+	switch {
+	case dialErr != nil:
+		return Check{Status: Fail, Detail: what + "\ndata connection to " + adv.String() + ": " + dialReason(dialErr), Fix: fix}
+	case bad != nil:
+		bad.Detail = what + "\n" + bad.Detail
+		bad.Fix = fix
+		return *bad
+	}
+	return Check{Status: Warn, Detail: what + "\nLIST over the rewritten address: " + listing, Fix: fix}
 }
 
 // unreachablePASVFix says what to change when PASV replies name adv, an

@@ -6,8 +6,13 @@ package server_test
 // private address sent to a client on a public one, runs in nattest.
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +201,73 @@ func TestProbeUpload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rewritingALG is a stand-in for a firewall's FTP helper (nf_nat_ftp, a
+// router's "FTP ALG"): a TCP proxy to target that rewrites the address in
+// every 227 reply to to, keeping the port, and passes the rest through.
+func rewritingALG(t *testing.T, target string, to [4]byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	re := regexp.MustCompile(`^227 (.*)\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)(.*)$`)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(s)
+				for {
+					line, err := r.ReadString('\n')
+					if m := re.FindStringSubmatch(strings.TrimRight(line, "\r\n")); m != nil {
+						line = fmt.Sprintf("227 %s(%d,%d,%d,%d,%s,%s)%s\r\n", m[1], to[0], to[1], to[2], to[3], m[6], m[7], m[8])
+					}
+					if _, werr := io.WriteString(c, line); werr != nil || err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestProbeRewrittenPASV: a middlebox that rewrites PASV replies is named
+// as such, by comparing the reply that arrived with what the server says
+// (in STAT) it sent: a rewrite to an address that does not work fails, a
+// "helpful" one that happens to work warns; both point to EPSV or FTPS.
+func TestProbeRewrittenPASV(t *testing.T) {
+	t.Run("breaks", func(t *testing.T) {
+		ts := startServer(t, nil)
+		alg := rewritingALG(t, ts.Addr, [4]byte{127, 0, 0, 2})
+		r := runProbe(t, probe.Options{Addr: alg, User: "alice", Password: "alice-secret"})
+		wantSteps(t, r, map[string]probe.Status{"PASV": probe.Fail, "EPSV": probe.OK},
+			map[string][]string{"PASV": {"the server sent 127.0.0.1:", "names 127.0.0.2:", "rewrites FTP replies", "EPSV", "FTPS"}})
+	})
+	t.Run("works-by-luck", func(t *testing.T) {
+		ts := startServer(t, func(c *config.Config) {
+			c.Listeners[0].Passive = []config.PassiveRule{{Clients: []string{"0.0.0.0/0"}, Address: "127.0.0.2"}}
+		})
+		alg := rewritingALG(t, ts.Addr, [4]byte{127, 0, 0, 1})
+		r := runProbe(t, probe.Options{Addr: alg, User: "alice", Password: "alice-secret"})
+		wantSteps(t, r, map[string]probe.Status{"PASV": probe.Warn, "EPSV": probe.OK},
+			map[string][]string{"PASV": {"the server sent 127.0.0.2:", "names 127.0.0.1:", "LIST over the rewritten address", "rewrites FTP replies"}})
+	})
+	t.Run("untouched", func(t *testing.T) {
+		ts := startServer(t, nil)
+		r := runProbe(t, probe.Options{Addr: ts.Addr, User: "alice", Password: "alice-secret"})
+		wantSteps(t, r, map[string]probe.Status{"PASV": probe.OK}, nil)
+	})
 }
