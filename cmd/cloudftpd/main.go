@@ -20,6 +20,10 @@ Usage:
   cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
+  cloudftpd import vsftpd [--merge] [--discover] --out DIR FILE...
+                                       write cloudftpd.toml and users.toml from vsftpd.conf files, with a report
+  cloudftpd firewall [--config FILE] --format aws-cli|cloudformation|terraform|nftables|iptables|ufw|firewalld
+                                       print the inbound rules the config needs
   cloudftpd version
 `
 
@@ -46,6 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "ban":
 		return runBan(args[1:], stdout, stderr)
+	case "import":
+		return runImport(args[1:], stdout, stderr)
 	case "check-config":
 		ctx, stop := signalContext()
 		defer stop()
