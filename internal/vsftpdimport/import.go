@@ -64,6 +64,7 @@ func Import(files []*vsftpdconf.File, opt Options) (*Result, error) {
 	}
 	for _, fi := range im.files {
 		im.listenerOf(fi)
+		im.modes(fi)
 	}
 	im.serverKeys()
 	im.auth()
@@ -338,7 +339,10 @@ func (im *importer) tlsOf(fi *fileImport) {
 	if p.userTLS != "" {
 		login = "each user's tls = \"required\" (the listener offers TLS, so that anonymous logins may go without)"
 	}
-	fi.sayDefault("force_local_logins_ssl", Mapped, "%s: FTPS before a user logs in (vsftpd's default when unset)", login)
+	if !f.Set("force_local_logins_ssl") {
+		login += " (vsftpd's default YES)"
+	}
+	fi.sayDefault("force_local_logins_ssl", Mapped, "%s: FTPS before a user logs in", login)
 	data := fmt.Sprintf("listener.tls_data = %q", p.tlsData)
 	if p.userData != "" {
 		data = "each user's tls_data = \"required\""
@@ -412,8 +416,8 @@ func (im *importer) serverKeys() {
 		val := kv{key: a.key, value: int64(total), num: total, comment: a.opt}
 		text := fmt.Sprintf("server.%s = %d", a.key, total)
 		if a.unit == "s" {
-			val.value = fmt.Sprintf("%ds", total)
-			text = fmt.Sprintf("server.%s = \"%ds\"", a.key, total)
+			val.value = seconds(total)
+			text = fmt.Sprintf("server.%s = %q", a.key, val.value)
 		}
 		if i >= 0 {
 			val.comment = im.out.server[i].comment + ", " + a.opt
@@ -521,6 +525,9 @@ func (im *importer) listenerKeys(p *proc, from ...string) listenerOut {
 // with --discover.
 func (im *importer) publicRule(fi *fileImport, addr string, li int) ruleOut {
 	r := ruleOut{clients: []string{"0.0.0.0/0"}, address: addr}
+	if fi.dyn["pasv_address"].status == Invalid {
+		return r
+	}
 	resolve := fi.f.Bool("pasv_addr_resolve")
 	ip, err := netip.ParseAddr(addr)
 	switch {
@@ -693,6 +700,47 @@ func (im *importer) storage() {
 	}
 }
 
+// seconds writes a number of seconds as a duration: "10m", "90s".
+func seconds(n uint64) string {
+	switch {
+	case n > 0 && n%3600 == 0:
+		return fmt.Sprintf("%dh", n/3600)
+	case n > 0 && n%60 == 0:
+		return fmt.Sprintf("%dm", n/60)
+	}
+	return fmt.Sprintf("%ds", n)
+}
+
+// modes compares the modes vsftpd gave new files with cloudftpd's.
+func (im *importer) modes(fi *fileImport) {
+	f := fi.f
+	umaskOpt := "local_umask"
+	if f.Bool("guest_enable") && !f.Bool("virtual_use_local_privs") {
+		umaskOpt = "anon_umask"
+	}
+	umask := f.Num(umaskOpt)
+	vs := f.Num("file_open_mode") &^ umask
+	cf := uint64(0o644) &^ umask
+	var text string
+	st := NotNeeded
+	switch {
+	case vs == 0o644:
+		text = "new files are 0644 and directories 0755, as vsftpd made them with these settings (run cloudftpd with a umask of 022, the default)"
+	case cf == vs:
+		st = Unsupported
+		text = fmt.Sprintf("vsftpd created files %04o; cloudftpd creates files 0644 and directories 0755 minus the process umask: set UMask=%04o in the systemd unit to get %04o", vs, umask, cf)
+	default:
+		st = Unsupported
+		text = fmt.Sprintf("vsftpd created files %04o; cloudftpd creates files 0644 and directories 0755 minus the process umask (UMask= in the systemd unit), so at most 0644: group-writable uploads need a command hook on upload.committed that runs chmod", vs)
+	}
+	for _, n := range []string{"local_umask", "file_open_mode", "anon_umask"} {
+		if n == "anon_umask" && umaskOpt != n {
+			continue
+		}
+		fi.say(n, st, "%s", text)
+	}
+}
+
 func within(p, dir string) bool {
 	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
 }
@@ -730,8 +778,13 @@ func (im *importer) report() Report {
 	var r Report
 	for _, fi := range im.files {
 		f := fi.f
+		type lineItem struct {
+			line int
+			Item
+		}
+		var lines []lineItem
 		for _, e := range f.Errors {
-			r = append(r, Item{Pos: fmt.Sprintf("%s:%d", e.File, e.Line), Status: Invalid, Text: e.Msg})
+			lines = append(lines, lineItem{e.Line, Item{Pos: fmt.Sprintf("%s:%d", e.File, e.Line), Status: Invalid, Text: e.Msg}})
 		}
 		latest := map[string]int{}
 		for _, s := range f.Latest() {
@@ -745,7 +798,11 @@ func (im *importer) report() Report {
 				d := im.disposition(fi, s.Name)
 				it.Status, it.Text = d.status, d.text
 			}
-			r = append(r, it)
+			lines = append(lines, lineItem{s.Line, it})
+		}
+		slices.SortStableFunc(lines, func(a, b lineItem) int { return a.line - b.line })
+		for _, l := range lines {
+			r = append(r, l.Item)
 		}
 		names := make([]string, 0, len(fi.dyn))
 		for n, d := range fi.dyn {

@@ -221,6 +221,11 @@ func (im *importer) usersOf(fi *fileImport) []userOut {
 	case guest:
 		fi.say("guest_enable", Mapped, "virtual users: %d users.toml entr(ies), see below", len(out))
 	default:
+		if f.Bool("write_enable") {
+			fi.say("write_enable", Mapped, "users may write: create them with --perm all (with download_enable, dirlist_enable, chmod_enable and cmds_* as set here)")
+		} else {
+			fi.say("write_enable", Mapped, "users may not write: create them with --perm read")
+		}
 		fi.sayDefault("local_enable", Note, "local users are system accounts (PAM, /etc/shadow): they need the system-accounts backend, which is not available yet. Create each user with cloudftpd user add NAME (commands below when the names are known) and give them new passwords")
 	}
 	return out
