@@ -312,7 +312,6 @@ func TestEveryOption(t *testing.T) {
 	}
 }
 
-
 func TestErrorsNamed(t *testing.T) {
 	f := vsftpdconf.Parse("bad.conf", []byte("listen=YES\nlisten_prot=21\nanonymous_enable=maybe\npasv_address=ftp.example.com\n"))
 	res, err := Import([]*vsftpdconf.File{f}, Options{})
