@@ -85,3 +85,28 @@ pasv_address=198.51.100.10
 		t.Errorf("import proftpd: exit %d", code)
 	}
 }
+
+func TestFirewallCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cloudftpd.toml")
+	if err := os.WriteFile(cfg, []byte("[[listener]]\naddress = \"0.0.0.0:21\"\n[storage]\nroot = \"data\"\n[auth]\nanonymous = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"firewall", "--config", cfg, "--format", "nftables"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "tcp dport 21 accept") || !strings.Contains(stdout.String(), "tcp dport 32768-60999 accept") {
+		t.Errorf("rules:\n%s", stdout.String())
+	}
+	// Warnings go to stderr, so the rules can be piped.
+	if !strings.Contains(stderr.String(), "warning: listener[0] has no passive_ports") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if code := run([]string{"firewall", "--config", cfg, "--format", "pf"}, nil, &stdout, &stderr); code != 2 {
+		t.Errorf("unknown format: exit %d", code)
+	}
+	if code := run([]string{"firewall", "--config", cfg}, nil, &stdout, &stderr); code != 2 {
+		t.Errorf("no format: exit %d", code)
+	}
+}

@@ -52,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runBan(args[1:], stdout, stderr)
 	case "import":
 		return runImport(args[1:], stdout, stderr)
+	case "firewall":
+		return runFirewall(args[1:], stdout, stderr)
 	case "check-config":
 		ctx, stop := signalContext()
 		defer stop()
