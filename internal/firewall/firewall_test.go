@@ -130,7 +130,9 @@ func TestWarnings(t *testing.T) {
 	}
 	b.WriteString("[storage]\nroot = \"d\"\n[auth]\nanonymous = true\n")
 	s = loadSet(t, b.String())
-	if !slices.ContainsFunc(s.Warnings, func(w string) bool { return strings.Contains(w, "62 inbound IPv4 rules") && strings.Contains(w, "quota of 60") }) {
+	if !slices.ContainsFunc(s.Warnings, func(w string) bool {
+		return strings.Contains(w, "62 inbound IPv4 rules") && strings.Contains(w, "quota of 60")
+	}) {
 		t.Errorf("no quota warning: %q", s.Warnings)
 	}
 }
@@ -246,12 +248,12 @@ func TestFormatsParse(t *testing.T) {
 				Properties struct {
 					GroupID             yaml.Node `yaml:"GroupId"`
 					IPProtocol          string    `yaml:"IpProtocol"`
-					FromPort            int    `yaml:"FromPort"`
-					ToPort              int    `yaml:"ToPort"`
-					CidrIP              string `yaml:"CidrIp"`
-					CidrIPv6            string `yaml:"CidrIpv6"`
-					DestinationCidrIP   string `yaml:"DestinationCidrIp"`
-					DestinationCidrIPv6 string `yaml:"DestinationCidrIpv6"`
+					FromPort            int       `yaml:"FromPort"`
+					ToPort              int       `yaml:"ToPort"`
+					CidrIP              string    `yaml:"CidrIp"`
+					CidrIPv6            string    `yaml:"CidrIpv6"`
+					DestinationCidrIP   string    `yaml:"DestinationCidrIp"`
+					DestinationCidrIPv6 string    `yaml:"DestinationCidrIpv6"`
 				} `yaml:"Properties"`
 			} `yaml:"Resources"`
 		}
