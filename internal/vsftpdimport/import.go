@@ -644,15 +644,17 @@ func (im *importer) logs() {
 
 func (im *importer) addSink(name, kind, p, from string) {
 	for _, s := range im.out.sinks {
-		if s.path == p {
+		if s.kind == kind {
+			// One process, one log of each kind: a sink gets every
+			// listener's events, so a second one would only repeat them.
+			if s.path != p {
+				im.notes = append(im.notes, Item{Pos: from, Directive: kind + " sink", Status: Note,
+					Text: fmt.Sprintf("one process writes one %s log: the events of every listener go to %s (from %s); %s is no longer written", kind, s.path, s.from, p)})
+			}
 			return
 		}
 	}
-	n := name
-	for i := 2; slices.ContainsFunc(im.out.sinks, func(s sinkOut) bool { return s.name == n }); i++ {
-		n = fmt.Sprintf("%s-%d", name, i)
-	}
-	im.out.sinks = append(im.out.sinks, sinkOut{name: n, kind: kind, path: p, from: from})
+	im.out.sinks = append(im.out.sinks, sinkOut{name: name, kind: kind, path: p, from: from})
 }
 
 // path is p (absolute in the configs) below Options.Root.

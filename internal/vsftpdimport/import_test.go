@@ -160,8 +160,12 @@ func TestTwoFileLayout(t *testing.T) {
 			for _, s := range cfg.Events.Sinks {
 				sinks = append(sinks, string(s.Kind)+" "+s.Path)
 			}
-			if want := []string{"xferlog /var/log/vsftpd-global.xferlog", "xferlog /var/log/vsftpd-local.xferlog"}; !slices.Equal(sinks, want) {
+			// One process, one xferlog, with every listener's transfers.
+			if want := []string{"xferlog /var/log/vsftpd-global.xferlog"}; !slices.Equal(sinks, want) {
 				t.Errorf("sinks %v, want %v", sinks, want)
+			}
+			if !hasItem(res.Report, "vsftpd.local.conf", "xferlog sink", Note, "/var/log/vsftpd-local.xferlog is no longer written") {
+				t.Errorf("dropped xferlog not reported:\n%s", reportText(res.Report))
 			}
 			// The report is in the file as comments, and names lines.
 			for _, s := range []string{"# mapped      testdata/twofile/vsftpd.global.conf:13  pasv_address=198.51.100.10", "# not needed  testdata/twofile/vsftpd.local.conf:24  seccomp_sandbox=NO"} {
