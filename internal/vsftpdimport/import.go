@@ -629,20 +629,20 @@ func (im *importer) logs() {
 		std, dual := f.Bool("xferlog_std_format"), f.Bool("dual_log_enable")
 		var said []string
 		if std || dual {
-			p := f.Str("xferlog_file")
-			im.addSink("xferlog", "xferlog", p, f.Name)
+			p := im.addSink("xferlog", "xferlog", f.Str("xferlog_file"), f.Name)
 			said = append(said, fmt.Sprintf("an xferlog sink writing %s in the same wu-ftpd xferlog format", p))
 		}
 		if !std || dual {
-			p := path.Join(path.Dir(f.Str("vsftpd_log_file")), "cloudftpd-audit.jsonl")
-			im.addSink("audit", "audit", p, f.Name)
+			p := im.addSink("audit", "audit", path.Join(path.Dir(f.Str("vsftpd_log_file")), "cloudftpd-audit.jsonl"), f.Name)
 			said = append(said, fmt.Sprintf("an audit sink writing %s: vsftpd's own log format has no twin, so logins and transfers are written as one JSON object per line (for the xferlog format, set xferlog_std_format=YES before importing)", p))
 		}
 		fi.sayDefault("xferlog_enable", Mapped, "%s. Events are kept in server.state_dir until written, so none are lost on a crash", strings.Join(said, "; "))
 	}
 }
 
-func (im *importer) addSink(name, kind, p, from string) {
+// addSink adds a sink, or keeps the one of that kind already there; it
+// returns the path the events go to.
+func (im *importer) addSink(name, kind, p, from string) string {
 	for _, s := range im.out.sinks {
 		if s.kind == kind {
 			// One process, one log of each kind: a sink gets every
@@ -651,10 +651,11 @@ func (im *importer) addSink(name, kind, p, from string) {
 				im.notes = append(im.notes, Item{Pos: from, Directive: kind + " sink", Status: Note,
 					Text: fmt.Sprintf("one process writes one %s log: the events of every listener go to %s (from %s); %s is no longer written", kind, s.path, s.from, p)})
 			}
-			return
+			return s.path
 		}
 	}
 	im.out.sinks = append(im.out.sinks, sinkOut{name: name, kind: kind, path: p, from: from})
+	return p
 }
 
 // path is p (absolute in the configs) below Options.Root.
