@@ -22,6 +22,10 @@ Usage:
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
   cloudftpd quota scan USER [--config FILE]  recompute a user's quota usage (see "cloudftpd quota help")
+  cloudftpd import vsftpd [--merge] [--discover] --out DIR FILE...
+                                       write cloudftpd.toml and users.toml from vsftpd.conf files, with a report
+  cloudftpd firewall [--config FILE] --format aws-cli|cloudformation|terraform|nftables|iptables|ufw|firewalld
+                                       print the inbound rules the config needs
   cloudftpd version
 `
 
@@ -52,6 +56,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ctx, stop := signalContext()
 		defer stop()
 		return runQuota(ctx, args[1:], stdout, stderr)
+	case "import":
+		return runImport(args[1:], stdout, stderr)
+	case "firewall":
+		return runFirewall(args[1:], stdout, stderr)
 	case "check-config":
 		ctx, stop := signalContext()
 		defer stop()
