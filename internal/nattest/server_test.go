@@ -143,7 +143,15 @@ address = "127.0.0.1:%s"
 		t.Fatal(err)
 	}
 	s.config = cfgFile
+	runServer(t, tp, bin, s, srvAddr+":"+ftpPort)
+	return s
+}
 
+// runServer starts cloudftpd with s.config in the srv namespace, stops it
+// with SIGTERM when the test ends, and waits until it accepts on listen.
+func runServer(t *testing.T, tp *topology, bin string, s *ftpServer, listen string) {
+	t.Helper()
+	cfgFile, dir := s.config, filepath.Dir(s.config)
 	ctx, cancel := context.WithCancel(context.Background())
 	// "ip netns exec" execs the program in place, so the signal reaches
 	// cloudftpd itself.
@@ -175,6 +183,7 @@ address = "127.0.0.1:%s"
 			t.Errorf("cloudftpd did not exit %v after SIGTERM", execTimeout)
 		}
 		if t.Failed() {
+			cfg, _ := os.ReadFile(cfgFile)
 			t.Logf("cloudftpd config:\n%s\ncloudftpd log:\n%s", cfg, s.log)
 		}
 	})
@@ -186,16 +195,15 @@ address = "127.0.0.1:%s"
 			t.Fatalf("cloudftpd exited at start-up (%v):\n%s", waitErr, s.log)
 		default:
 		}
-		ok, r := tp.dialFrom(t, tp.srv, srvAddr+":"+ftpPort, time.Second)
+		ok, r := tp.dialFrom(t, tp.srv, listen, time.Second)
 		if ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cloudftpd does not accept connections on %s:%s:\n%s\nlog:\n%s", srvAddr, ftpPort, r, s.log)
+			t.Fatalf("cloudftpd does not accept connections on %s:\n%s\nlog:\n%s", listen, r, s.log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return s
 }
 
 // putFile writes a file into alice's home on the server's disk.

@@ -92,10 +92,14 @@ type importer struct {
 	opt   Options
 	files []*fileImport
 
-	out     output
-	notes   []Item // for the import as a whole, after the files
-	homes   []string
-	anonAbs string
+	out   output
+	notes []Item // for the import as a whole, after the files
+	homes []string
+	// userParents are the directories that hold one home per user, from
+	// a local_root whose last element is user_sub_token (/srv/ftp/$USER):
+	// the storage root when the configs name no users.
+	userParents []string
+	anonAbs     string
 }
 
 // fileImport is one config file (one vsftpd process) on its way.
@@ -681,6 +685,17 @@ func (im *importer) storage() {
 		for !within(h, root) {
 			root = path.Dir(root)
 		}
+	}
+	if root == "" && len(im.userParents) > 0 {
+		root = im.userParents[0]
+		for _, p := range im.userParents[1:] {
+			for !within(p, root) {
+				root = path.Dir(root)
+			}
+		}
+		im.notes = append(im.notes, Item{Directive: "storage.root", Status: Mapped, Text: fmt.Sprintf("storage.root = %q: local_root gives every user a directory of their name below it, which is where cloudftpd puts a user's home by default", root)})
+		im.out.root = root
+		return
 	}
 	switch {
 	case root == "":

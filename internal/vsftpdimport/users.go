@@ -145,6 +145,9 @@ func (im *importer) usersOf(fi *fileImport) []userOut {
 		}
 		return nil
 	}
+	if token, lr := f.Str("user_sub_token"), f.Str("local_root"); token != "" && path.Base(lr) == token && strings.HasPrefix(lr, "/") {
+		im.userParents = append(im.userParents, path.Dir(path.Clean(lr)))
+	}
 	// Names: per-user files, then the user list.
 	type named struct {
 		name string
