@@ -178,6 +178,20 @@ func (a *Authenticator) ListUsers(ctx context.Context) ([]auth.User, error) {
 // Ready reports whether the users are known to be current.
 func (a *Authenticator) Ready() bool { return a.up.Load() }
 
+// WaitReady waits until Ready or ctx ends, and reports Ready.
+func (a *Authenticator) WaitReady(ctx context.Context) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !a.up.Load() {
+		select {
+		case <-ctx.Done():
+			return a.up.Load()
+		case <-t.C:
+		}
+	}
+	return true
+}
+
 // run keeps a listening session going, starting it again after a
 // failure with a growing pause (up to PollInterval).
 func (a *Authenticator) run(ctx context.Context) {
