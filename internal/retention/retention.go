@@ -60,7 +60,7 @@ type Options struct {
 	// Deleted, when set, is told of every file deleted, with its size
 	// (the quota usage it gives back).
 	Deleted func(user string, size int64)
-	Logger *slog.Logger
+	Logger  *slog.Logger
 	// Now is the clock files are aged by (time.Now). S3 modification
 	// times cannot be set, so tests age files by moving it forward.
 	Now func() time.Time
