@@ -15,6 +15,7 @@ Usage:
   cloudftpd init [--dir DIR] [--force] write a commented config and an empty users file
   cloudftpd user add|set|passwd|del|list
                                        manage users and their limits (see "cloudftpd user help")
+  cloudftpd db migrate [--config FILE] create or migrate the PostgreSQL schema of auth.store = "postgres"
   cloudftpd cert self-signed --host NAME [--host NAME2] [--cert FILE] [--key FILE] [--days N]
   cloudftpd check-config [--config FILE]
   cloudftpd doctor [--config FILE]     check the config against this machine (storage, ports, certificates, PASV addresses)
@@ -48,6 +49,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runInit(args[1:], stdout, stderr)
 	case "user":
 		return runUser(args[1:], stdin, stdout, stderr)
+	case "db":
+		ctx, stop := signalContext()
+		defer stop()
+		return runDB(ctx, args[1:], stdout, stderr)
 	case "cert":
 		return runCert(args[1:], stdout, stderr)
 	case "ban":

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/bytesize"
-	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
@@ -32,8 +30,9 @@ const userUsage = `Usage:
 Flags (before or after NAME):
   --users FILE      the users file; default: auth.users_file of the config,
                     else users.toml in the working directory
-  --config FILE     config whose auth.users_file to edit (default cloudftpd.toml
-                    when it exists)
+  --config FILE     config whose user store to edit: its auth.users_file, or
+                    its database with auth.store = "postgres" (default
+                    cloudftpd.toml when it exists)
   --home DIR        home relative to storage.root (default: the user name)
   --perm PERMS      all, read, dropbox, or a comma-separated list of list,
                     download, upload, overwrite, delete, rename, mkdir, chmod
@@ -52,7 +51,8 @@ LIMITS (README "Per-user access"; a flag not given leaves its key alone):
   --allowed-patterns LIST  file names the user may create, e.g. "*.csv,*.txt"
   --denied-patterns LIST   file names the user may not create, e.g. "*.exe"
 
-A running server reads the users file at start-up and on SIGHUP.
+A running server reads the users file at start-up and on SIGHUP; with
+auth.store = "postgres" every node sees an edit within seconds.
 `
 
 // usageError is a mistake in the command line: exit status 2 and the usage
@@ -81,7 +81,8 @@ type userCommand struct {
 type userCtx struct {
 	flags          userFlags
 	set            map[string]bool // the flags given
-	path           string          // users file
+	store          userStore
+	ctx            context.Context
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -167,9 +168,11 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		name = pos[0]
 	}
 
-	c.path, err = usersPath(c.flags.users, c.flags.config, stderr)
+	c.ctx = context.Background()
+	c.store, err = openUserStore(c.flags.users, c.flags.config, stderr)
 	if err == nil {
 		err = cmd.run(c, name)
+		c.store.Close()
 	}
 	var ue usageError
 	switch {
@@ -206,47 +209,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// usersPath finds the users file: --users, else the config's
-// auth.users_file (from --config or ./cloudftpd.toml), else ./users.toml.
-func usersPath(usersFlag, configFlag string, stderr io.Writer) (string, error) {
-	if usersFlag != "" {
-		return usersFlag, nil
-	}
-	path := configPath(configFlag)
-	if path == "" {
-		return "users.toml", nil
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return "", err
-	}
-	if cfg.Auth.UsersFilePolicy() == config.PolicyOff {
-		// Say so: the server (anonymous-only) would not read the file we
-		// are about to use.
-		fmt.Fprintln(stderr, "cloudftpd user: warning: the config sets no auth.users_file (anonymous logins only); using users.toml in the working directory")
-		return "users.toml", nil
-	}
-	return cfg.Path(cfg.Auth.UsersFile), nil
-}
-
-// loadUsers loads the users file, explaining a missing one.
-func (c *userCtx) loadUsers() (*auth.UsersFile, error) {
-	f, err := auth.LoadUsersFile(c.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no users file at %s (\"cloudftpd user add NAME\" creates it)", c.path)
-	}
-	return f, err
-}
-
-func exists(f *auth.UsersFile, name string) bool {
-	for _, e := range f.Users() {
-		if e.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 func userAdd(c *userCtx, name string) error {
 	var list []string
 	for _, s := range strings.Split(c.flags.perm, ",") {
@@ -263,27 +225,21 @@ func userAdd(c *userCtx, name string) error {
 	if err != nil {
 		return err
 	}
-	f, err := auth.LoadOrEmpty(c.path)
-	if err != nil {
-		return err
-	}
 	// Check before asking for a password that would be thrown away.
-	if exists(f, name) {
-		return fmt.Errorf("user %q already exists in %s (use \"cloudftpd user passwd\" to change the password)", name, c.path)
+	if ok, err := c.store.exists(c.ctx, name); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("user %q already exists in %s (use \"cloudftpd user passwd\" to change the password)", name, c.store.where())
 	}
 	hash, err := c.newPasswordHash()
 	if err != nil {
 		return err
 	}
-	if err := f.Add(name, hash, c.flags.home, perms); err != nil {
-		return err
-	}
+	e := auth.UserEntry{Name: name, PasswordHash: hash, Home: c.flags.home, Permissions: perms.Strings()}
 	if limits != nil {
-		if err := f.SetLimits(name, limits); err != nil {
-			return err
-		}
+		limits(&e.LimitsEntry)
 	}
-	if err := f.Save(c.path); err != nil {
+	if err := c.store.add(c.ctx, e); err != nil {
 		return err
 	}
 	home := c.flags.home
@@ -292,31 +248,32 @@ func userAdd(c *userCtx, name string) error {
 	}
 	fmt.Fprintf(c.stdout, "added user %s (home %s, permissions %s)\n", name, home, strings.Join(perms.Strings(), ","))
 	if limits != nil {
-		for _, e := range f.Users() {
-			if e.Name == name {
-				fmt.Fprintf(c.stdout, "user %s: %s\n", name, describeAccess(e.LimitsEntry, time.Now()))
-			}
-		}
+		fmt.Fprintf(c.stdout, "user %s: %s\n", name, describeAccess(e.LimitsEntry, time.Now()))
+	}
+	return nil
+}
+
+// mustExist fails unless the store has a user called name.
+func (c *userCtx) mustExist(name string) error {
+	e, err := c.store.get(c.ctx, name)
+	if err != nil {
+		return err
+	}
+	if e == nil {
+		return fmt.Errorf("no user %q in %s", name, c.store.where())
 	}
 	return nil
 }
 
 func userPasswd(c *userCtx, name string) error {
-	f, err := c.loadUsers()
-	if err != nil {
+	if err := c.mustExist(name); err != nil {
 		return err
-	}
-	if !exists(f, name) {
-		return fmt.Errorf("no user %q in %s", name, c.path)
 	}
 	hash, err := c.newPasswordHash()
 	if err != nil {
 		return err
 	}
-	if err := f.SetPassword(name, hash); err != nil {
-		return err
-	}
-	if err := f.Save(c.path); err != nil {
+	if err := c.store.setPassword(c.ctx, name, hash); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "changed password of user %s\n", name)
@@ -324,17 +281,10 @@ func userPasswd(c *userCtx, name string) error {
 }
 
 func userDel(c *userCtx, name string) error {
-	f, err := c.loadUsers()
-	if err != nil {
+	if err := c.mustExist(name); err != nil {
 		return err
 	}
-	if !exists(f, name) {
-		return fmt.Errorf("no user %q in %s", name, c.path)
-	}
-	if err := f.Delete(name); err != nil {
-		return err
-	}
-	if err := f.Save(c.path); err != nil {
+	if err := c.store.del(c.ctx, name); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "deleted user %s\n", name)
@@ -342,18 +292,18 @@ func userDel(c *userCtx, name string) error {
 }
 
 func userList(c *userCtx, _ string) error {
-	f, err := c.loadUsers()
+	users, err := c.store.list(c.ctx)
 	if err != nil {
 		return err
 	}
-	usage, err := storedUsage(context.Background(), c.flags.config)
+	usage, err := storedUsage(c.ctx, c.flags.config)
 	if err != nil {
 		return fmt.Errorf("quota usage: %w", err)
 	}
 	// The quota columns appear once a user has a quota or usage is
 	// recorded: a server without quotas lists as it always did.
 	quotas := len(usage) > 0
-	for _, e := range f.Users() {
+	for _, e := range users {
 		quotas = quotas || e.QuotaBytes > 0 || e.QuotaFiles > 0
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -363,7 +313,7 @@ func userList(c *userCtx, _ string) error {
 	} else {
 		fmt.Fprintln(tw, "NAME\tHOME\tPERMISSIONS\tSTATUS")
 	}
-	for _, e := range f.Users() {
+	for _, e := range users {
 		home := e.Home
 		if home == "" {
 			home = e.Name

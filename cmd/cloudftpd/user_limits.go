@@ -131,23 +131,18 @@ func userSet(c *userCtx, name string) error {
 	if edit == nil {
 		return usageError{"nothing to set: give at least one of --" + strings.Join(limitFlagNames, ", --")}
 	}
-	f, err := c.loadUsers()
+	if err := c.mustExist(name); err != nil {
+		return err
+	}
+	if err := c.store.setLimits(c.ctx, name, edit); err != nil {
+		return err
+	}
+	e, err := c.store.get(c.ctx, name)
 	if err != nil {
 		return err
 	}
-	if !exists(f, name) {
-		return fmt.Errorf("no user %q in %s", name, c.path)
-	}
-	if err := f.SetLimits(name, edit); err != nil {
-		return err
-	}
-	if err := f.Save(c.path); err != nil {
-		return err
-	}
-	for _, e := range f.Users() {
-		if e.Name == name {
-			fmt.Fprintf(c.stdout, "user %s: %s\n", name, describeAccess(e.LimitsEntry, time.Now()))
-		}
+	if e != nil {
+		fmt.Fprintf(c.stdout, "user %s: %s\n", name, describeAccess(e.LimitsEntry, time.Now()))
 	}
 	return nil
 }

@@ -53,30 +53,30 @@ type DirRule struct {
 // LimitsEntry is the users-file form of Limits: the optional keys of a
 // [[user]] table, and of its [[user.dir]] tables.
 type LimitsEntry struct {
-	Disabled bool `toml:"disabled,omitempty"`
+	Disabled bool `toml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Expires is a TOML date or date-time: 2027-06-30 (midnight, the
 	// server's time zone) or 2027-06-30T18:00:00Z.
-	Expires         time.Time     `toml:"expires,omitempty"`
-	AllowedNetworks []string      `toml:"allowed_networks,omitempty"`
-	DeniedNetworks  []string      `toml:"denied_networks,omitempty"`
-	MaxSessions     int           `toml:"max_sessions,omitzero"`
-	QuotaBytes      bytesize.Size `toml:"quota_bytes,omitzero"`
-	QuotaFiles      int64         `toml:"quota_files,omitzero"`
-	MaxFileSize     bytesize.Size `toml:"max_file_size,omitzero"`
-	UploadRate      bytesize.Size `toml:"upload_rate,omitzero"`
-	DownloadRate    bytesize.Size `toml:"download_rate,omitzero"`
-	AllowedPatterns []string      `toml:"allowed_patterns,omitempty"`
-	DeniedPatterns  []string      `toml:"denied_patterns,omitempty"`
-	Retention       Age           `toml:"retention,omitzero"`
-	Dirs            []DirEntry    `toml:"dir,omitempty"`
+	Expires         time.Time     `toml:"expires,omitempty" json:"expires,omitzero"`
+	AllowedNetworks []string      `toml:"allowed_networks,omitempty" json:"allowed_networks,omitempty"`
+	DeniedNetworks  []string      `toml:"denied_networks,omitempty" json:"denied_networks,omitempty"`
+	MaxSessions     int           `toml:"max_sessions,omitzero" json:"max_sessions,omitzero"`
+	QuotaBytes      bytesize.Size `toml:"quota_bytes,omitzero" json:"quota_bytes,omitzero"`
+	QuotaFiles      int64         `toml:"quota_files,omitzero" json:"quota_files,omitzero"`
+	MaxFileSize     bytesize.Size `toml:"max_file_size,omitzero" json:"max_file_size,omitzero"`
+	UploadRate      bytesize.Size `toml:"upload_rate,omitzero" json:"upload_rate,omitzero"`
+	DownloadRate    bytesize.Size `toml:"download_rate,omitzero" json:"download_rate,omitzero"`
+	AllowedPatterns []string      `toml:"allowed_patterns,omitempty" json:"allowed_patterns,omitempty"`
+	DeniedPatterns  []string      `toml:"denied_patterns,omitempty" json:"denied_patterns,omitempty"`
+	Retention       Age           `toml:"retention,omitzero" json:"retention,omitzero"`
+	Dirs            []DirEntry    `toml:"dir,omitempty" json:"dir,omitempty"`
 }
 
 // DirEntry is a [[user.dir]] table.
 type DirEntry struct {
-	Path            string   `toml:"path"`
-	AllowedPatterns []string `toml:"allowed_patterns,omitempty"`
-	DeniedPatterns  []string `toml:"denied_patterns,omitempty"`
-	Retention       Age      `toml:"retention,omitzero"`
+	Path            string   `toml:"path" json:"path"`
+	AllowedPatterns []string `toml:"allowed_patterns,omitempty" json:"allowed_patterns,omitempty"`
+	DeniedPatterns  []string `toml:"denied_patterns,omitempty" json:"denied_patterns,omitempty"`
+	Retention       Age      `toml:"retention,omitzero" json:"retention,omitzero"`
 }
 
 // Age is a duration written as Go does ("36h", "90m") or in days ("30d").

@@ -110,3 +110,22 @@ func Human(n int64) string {
 	}
 	return s + " " + suffix
 }
+
+// UnmarshalJSON accepts a plain number of bytes as well as a string with
+// a unit, as UnmarshalTOML does: a JSON document written by hand (a
+// limits column edited in SQL) may use either.
+func (b *Size) UnmarshalJSON(data []byte) error {
+	s := strings.TrimSpace(string(data))
+	if s == "null" {
+		return nil
+	}
+	if unq, err := strconv.Unquote(s); err == nil {
+		return b.UnmarshalText([]byte(unq))
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%s is not a size (e.g. 1048576 or \"16MiB\")", s)
+	}
+	*b = Size(n)
+	return nil
+}

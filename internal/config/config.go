@@ -372,8 +372,53 @@ type Auth struct {
 	Anonymous bool `toml:"anonymous"`
 	// AnonymousHome is the anonymous users' home, relative to the storage root.
 	AnonymousHome string `toml:"anonymous_home"`
+	// Store is where users are kept: StoreFile (the default, users_file)
+	// or StorePostgres ([auth.postgres]).
+	Store string `toml:"store"`
+	// Postgres is the user database of store = "postgres".
+	Postgres PostgresUsers `toml:"postgres"`
 
 	usersFile, anonymous Policy // resolved by Validate
+}
+
+// The user stores of auth.store.
+const (
+	StoreFile     = "file"
+	StorePostgres = "postgres"
+)
+
+// PostgresUsers is [auth.postgres]: users in a PostgreSQL database shared
+// by every node (README "Users in PostgreSQL").
+type PostgresUsers struct {
+	// DSN is a libpq connection string or URL. Its password is better
+	// left out of the config: PGPASSWORD, a ~/.pgpass (PGPASSFILE) or
+	// PasswordFile supply it instead.
+	DSN string `toml:"dsn"`
+	// PasswordFile, when set, holds the password (first line), relative
+	// to the config file; it wins over a password in the DSN.
+	PasswordFile string `toml:"password_file"`
+	// PollInterval is how often a node checks the users table for
+	// changes besides LISTEN/NOTIFY (default 5s), and so also bounds how
+	// long a database that stops answering goes unnoticed.
+	PollInterval Duration `toml:"poll_interval"`
+	// Timeout bounds each query and connection attempt (default 5s).
+	Timeout Duration `toml:"timeout"`
+}
+
+// PollEvery is PollInterval with its default.
+func (p *PostgresUsers) PollEvery() time.Duration {
+	if p.PollInterval > 0 {
+		return p.PollInterval.D()
+	}
+	return 5 * time.Second
+}
+
+// QueryTimeout is Timeout with its default.
+func (p *PostgresUsers) QueryTimeout() time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout.D()
+	}
+	return 5 * time.Second
 }
 
 // UsersFilePolicy is PolicyRequired when users_file is set (the file must
@@ -913,6 +958,13 @@ func (a *Auth) validate() error {
 	if slices.Contains(strings.Split(filepath.ToSlash(a.AnonymousHome), "/"), "..") || filepath.IsAbs(a.AnonymousHome) {
 		return fmt.Errorf("auth.anonymous_home: %q must be relative to storage.root without \"..\"", a.AnonymousHome)
 	}
+	switch a.Store {
+	case "", StoreFile:
+	case StorePostgres:
+		return a.validatePostgres()
+	default:
+		return fmt.Errorf("auth.store: %q is not a user store (want %q or %q)", a.Store, StoreFile, StorePostgres)
+	}
 	switch {
 	case a.UsersFile != "" && a.Anonymous:
 		a.usersFile, a.anonymous = PolicyRequired, PolicyOptional
@@ -922,6 +974,25 @@ func (a *Auth) validate() error {
 		a.usersFile, a.anonymous = PolicyOff, PolicyRequired
 	default:
 		return errors.New("auth.users_file: required unless auth.anonymous = true (nobody could log in)")
+	}
+	return nil
+}
+
+// validatePostgres checks store = "postgres": no users file is read, and
+// anonymous logins may be allowed beside the database's users.
+func (a *Auth) validatePostgres() error {
+	p := &a.Postgres
+	switch {
+	case a.UsersFile != "":
+		return errors.New("auth.users_file: not used with auth.store = \"postgres\" (users are in the database; remove it)")
+	case p.DSN == "":
+		return errors.New("auth.postgres.dsn: required with auth.store = \"postgres\", e.g. \"postgres://cloudftpd@db.internal/cloudftpd\"")
+	case p.PollInterval < 0 || p.Timeout < 0:
+		return errors.New("auth.postgres: poll_interval and timeout must not be negative")
+	}
+	a.usersFile, a.anonymous = PolicyOff, PolicyOff
+	if a.Anonymous {
+		a.anonymous = PolicyOptional
 	}
 	return nil
 }

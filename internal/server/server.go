@@ -242,7 +242,9 @@ func (s *Server) Start(ctx context.Context) error {
 		opened = append(opened, l)
 	}
 	s.startSources(w)
+	s.startUsers(w)
 	s.mu.Unlock()
+	s.awaitUsers(ctx, w)
 	for i, l := range opened {
 		s.logger.Info("listening", "address", l.ln.Addr().String(), "passive_ports", w.Listeners[i].Config.PassivePorts)
 	}
@@ -307,6 +309,30 @@ func (s *Server) startSources(w *Wiring) {
 		ctx, cancel := context.WithCancel(s.bg)
 		src.cancel = cancel
 		go src.src.Run(ctx)
+	}
+}
+
+// startUsers starts keeping the users of a database current; s.mu is
+// held and s is started. A running authenticator taken over by a reload
+// is already started, and starting it again does nothing.
+func (s *Server) startUsers(w *Wiring) {
+	if w.pgUsers != nil {
+		w.pgUsers.Start(s.bg)
+	}
+}
+
+// awaitUsers gives the user database the time of one query to answer at
+// start-up, so that a server whose database is up takes logins from its
+// first connection; one that is down starts anyway and refuses logins
+// with 421 until the database answers.
+func (s *Server) awaitUsers(ctx context.Context, w *Wiring) {
+	if w.pgUsers == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.Config.Auth.Postgres.QueryTimeout())
+	defer cancel()
+	if !w.pgUsers.WaitReady(ctx) {
+		s.logger.Warn("user database not reachable at start-up: logins are refused with 421 until it answers")
 	}
 }
 
@@ -408,6 +434,7 @@ func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
 	}
 	if started {
 		s.startSources(w)
+		s.startUsers(w)
 		for key, src := range prev.sources {
 			if w.sources[key] != src && src.cancel != nil {
 				src.cancel() // no rule names it any more

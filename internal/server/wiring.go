@@ -19,6 +19,8 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
+	"github.com/cloudftpd/cloudftpd/internal/pgusers"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/local"
 	"github.com/cloudftpd/cloudftpd/internal/storage/s3store"
@@ -72,6 +74,19 @@ type Wiring struct {
 	// reloadUsers, when set, is the running authenticator this wiring
 	// reuses: committing the wiring gives it Users.
 	reloadUsers *auth.FileAuthenticator
+	// pgUsers is the authenticator of auth.store = "postgres", and
+	// pgKey the settings it was built with: a reload that keeps them
+	// keeps it (its pool and its copy of the users).
+	pgUsers *pgusers.Authenticator
+	pgKey   pgUsersKey
+}
+
+// pgUsersKey is what a PostgreSQL authenticator is built from.
+type pgUsersKey struct {
+	db            config.PostgresUsers
+	passwordFile  string
+	anonymous     bool
+	anonymousHome string
 }
 
 // ListenerWiring is one [[listener]] ready to be served.
@@ -191,7 +206,11 @@ func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, h
 	fail := func(part, key string, err error) { fails = append(fails, &PartError{Part: part, Key: key, Err: err}) }
 
 	if err := w.wireAuth(opts, prev); err != nil {
-		fail("users", "auth.users_file", err)
+		key := "auth.users_file"
+		if cfg.Auth.Store == config.StorePostgres {
+			key = "auth.postgres"
+		}
+		fail("users", key, err)
 	}
 	if err := w.wireStorage(ctx, opts, prev); err != nil {
 		key := "storage.root"
@@ -241,6 +260,9 @@ func (w *Wiring) wireAuth(opts Options, prev *Wiring) error {
 		return nil
 	}
 	a := &w.Config.Auth
+	if a.Store == config.StorePostgres {
+		return w.wirePostgresUsers(prev)
+	}
 	if a.UsersFilePolicy() == config.PolicyRequired {
 		uf, err := auth.LoadUsersFile(w.Config.Path(a.UsersFile))
 		if err != nil {
@@ -264,6 +286,44 @@ func (w *Wiring) wireAuth(opts Options, prev *Wiring) error {
 	w.Auth = w.fileAuth
 	return nil
 }
+
+// wirePostgresUsers builds the authenticator of auth.store = "postgres",
+// or keeps the running one when its settings stay. Nothing connects
+// here: the server starts the authenticator's loop (startUsers), so
+// check-config and doctor open no connection through it.
+func (w *Wiring) wirePostgresUsers(prev *Wiring) error {
+	cfg := w.Config
+	opts := pgdb.OptionsFrom(cfg)
+	key := pgUsersKey{db: cfg.Auth.Postgres, passwordFile: opts.PasswordFile,
+		anonymous: cfg.Auth.AnonymousPolicy() != config.PolicyOff, anonymousHome: cfg.Auth.AnonymousHome}
+	if prev != nil && prev.pgUsers != nil && prev.pgKey == key {
+		w.pgUsers, w.pgKey, w.Auth = prev.pgUsers, key, prev.pgUsers
+		return nil
+	}
+	pool, err := pgdb.Open(opts)
+	if err != nil {
+		return err
+	}
+	a := pgusers.NewAuthenticator(pool, pgusers.Options{
+		Anonymous:     key.anonymous,
+		AnonymousHome: key.anonymousHome,
+		PollInterval:  cfg.Auth.Postgres.PollEvery(),
+		Timeout:       cfg.Auth.Postgres.QueryTimeout(),
+		Logger:        w.logger,
+	})
+	w.owned = append(w.owned, closerFunc(func() error {
+		err := a.Close()
+		pool.Close()
+		return err
+	}))
+	w.pgUsers, w.pgKey, w.Auth = a, key, a
+	return nil
+}
+
+// closerFunc is a func as an io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // wireStorage builds the backend the config names, or keeps the running
 // one when the [storage] table is unchanged.

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/pgtest"
+	"github.com/cloudftpd/cloudftpd/internal/server"
+)
+
+// pgNode is one running server ("node") of a cluster sharing a user
+// database.
+type pgNode struct {
+	addr string
+	logs *clienttest.LogBuffer
+}
+
+func startPGNode(t *testing.T, cfgPath string) *pgNode {
+	t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &clienttest.LogBuffer{}
+	srv, err := server.New(t.Context(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &pgNode{addr: srv.Addrs()[0].String(), logs: logs}
+}
+
+// login logs in with jlaffaye/ftp and returns the error, or uploads and
+// lists a file to show the session works.
+func (n *pgNode) login(t *testing.T, user, pass string) error {
+	t.Helper()
+	c, err := ftp.Dial(n.addr, ftp.DialWithTimeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	defer c.Quit()
+	if err := c.Login(user, pass); err != nil {
+		return err
+	}
+	if err := c.Stor("hello.txt", strings.NewReader("hi")); err != nil {
+		t.Fatalf("stor after login: %v", err)
+	}
+	names, err := c.NameList("")
+	if err != nil || len(names) != 1 {
+		t.Fatalf("nlst: %v %v", names, err)
+	}
+	return nil
+}
+
+func cli(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	var in io.Reader = strings.NewReader(stdin)
+	if code := run(args, in, &out, &errb); code != 0 {
+		t.Fatalf("cloudftpd %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// TestPostgresUsersEndToEnd: with auth.store = "postgres", `db migrate`
+// creates the schema (and a second run finds nothing to do), a user
+// added with `cloudftpd user add` logs in with a real FTP client on two
+// running servers, a password changed with `cloudftpd user passwd` is
+// refused at the next login on the other server within seconds, a
+// deleted user is gone everywhere, and a stopped database gives 421 and
+// a log line, until it is back.
+func TestPostgresUsersEndToEnd(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "files")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "cloudftpd.toml")
+	cfgText := fmt.Sprintf(`
+[server]
+login_failure_delay = "10ms"
+state_dir = "state-NODE"
+
+[[listener]]
+address = "127.0.0.1:0"
+passive_ports = %q
+
+[storage]
+backend = "local"
+root = %q
+
+[auth]
+store = "postgres"
+
+[auth.postgres]
+dsn = %q
+poll_interval = "1s"
+timeout = "2s"
+`, clienttest.FreeRange(t, 20), root, dsn)
+	// One config per node: they differ only in their state directory.
+	for _, node := range []string{"1", "2"} {
+		text := strings.ReplaceAll(cfgText, "NODE", node)
+		if err := os.WriteFile(strings.ReplaceAll(cfgPath, ".toml", node+".toml"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath = strings.ReplaceAll(cfgPath, ".toml", "1.toml")
+
+	if out := cli(t, "", "db", "migrate", "--config", cfgPath); !strings.Contains(out, "applied") {
+		t.Fatalf("first migrate: %q", out)
+	}
+	if out := cli(t, "", "db", "migrate", "--config", cfgPath); !strings.Contains(out, "schema up to date") {
+		t.Fatalf("second migrate: %q", out)
+	}
+	node1, node2 := startPGNode(t, cfgPath), startPGNode(t, strings.ReplaceAll(cfgPath, "1.toml", "2.toml"))
+
+	cli(t, "first-secret\n", "user", "add", "partner", "--config", cfgPath, "--password-stdin", "--max-sessions", "4")
+	if out := cli(t, "", "user", "list", "--config", cfgPath); !strings.Contains(out, "partner") {
+		t.Fatalf("user list: %q", out)
+	}
+	for i, n := range []*pgNode{node1, node2} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := n.login(t, "partner", "first-secret")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: user added by the CLI cannot log in: %v\n%s", i+1, err, n.logs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// The password changes; node 2, which logged in with the old one a
+	// moment ago (its verification is cached), refuses it within seconds.
+	cli(t, "second-secret\n", "user", "passwd", "partner", "--config", cfgPath, "--password-stdin")
+	changed := time.Now()
+	for node2.login(t, "partner", "first-secret") == nil {
+		if time.Since(changed) > 5*time.Second {
+			t.Fatal("node 2 still accepts the old password 5s after the change")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("old password refused on node 2 %v after the change", time.Since(changed).Round(time.Millisecond))
+	if err := node2.login(t, "partner", "second-secret"); err != nil {
+		t.Fatalf("new password on node 2: %v", err)
+	}
+	if err := node1.login(t, "partner", "first-secret"); err == nil || !strings.Contains(err.Error(), "530") {
+		t.Fatalf("old password on node 1: %v, want 530", err)
+	}
+
+	// The database goes away: 421, not 530, and a log line saying why.
+	pg.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for {
+		start := time.Now()
+		err = node1.login(t, "partner", "second-secret")
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("login with the database down took %v", d)
+		}
+		if err != nil && strings.Contains(err.Error(), "421") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err == nil || !strings.Contains(err.Error(), "421") {
+		t.Fatalf("login with the database down: %v, want 421", err)
+	}
+	if !strings.Contains(node1.logs.String(), "user database unavailable") {
+		t.Fatalf("no log line for the database going down:\n%s", node1.logs)
+	}
+	pg.Start()
+	deadline = time.Now().Add(10 * time.Second)
+	for node1.login(t, "partner", "second-secret") != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 1 did not recover with the database back:\n%s", node1.logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	cli(t, "", "user", "del", "partner", "--config", cfgPath)
+	deadline = time.Now().Add(5 * time.Second)
+	for node2.login(t, "partner", "second-secret") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("deleted user still logs in on node 2")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
