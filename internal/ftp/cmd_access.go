@@ -65,6 +65,17 @@ func (s *Session) cmdPASS(arg string) {
 		s.failedLoginReply(name, reason, offence, started)
 		return
 	}
+	if !s.secure && u.TLS == "required" {
+		// A store that learns the user's TLS policy only with the
+		// password (no ControlTLSPolicy, e.g. the HTTP identity hook)
+		// could not refuse at USER. The password has been sent in clear
+		// already; the session at least is not.
+		s.cfg.metrics().Login(false)
+		s.log.Warn("login refused", "user", u.Name, "reason", "tls = required and the control connection is clear", "password", "right")
+		s.record(events.Event{Type: events.LoginFailed, User: u.Name, Result: events.ResultFailed, Reason: "TLS required", Code: 530})
+		s.reply(530, "TLS required: send AUTH TLS before logging in.")
+		return
+	}
 	if !s.admitLogin(u, started) {
 		return
 	}

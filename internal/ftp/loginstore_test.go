@@ -73,3 +73,29 @@ func TestLoginInfoTLS(t *testing.T) {
 		t.Errorf("store saw %+v, want one login with TLS", store.infos)
 	}
 }
+
+// tlsUserAuth knows a user's TLS policy only with the password.
+type tlsUserAuth struct{}
+
+func (tlsUserAuth) Authenticate(ctx context.Context, name, password string) (*auth.User, error) {
+	return &auth.User{Name: name, Home: name, Perms: allPerms, TLS: "required"}, nil
+}
+
+// TestLoginTLSRequiredAfterPassword: a user whose tls = "required" comes
+// with the store's answer is refused on a clear control connection (530,
+// not scored), and logs in after AUTH TLS.
+func TestLoginTLSRequiredAfterPassword(t *testing.T) {
+	t.Parallel()
+	guard := &offences{}
+	h := newHarness(t, harnessOpts{tls: func(*TLSPolicy) {}, config: func(c *Config) { c.Auth, c.Guard = tlsUserAuth{}, guard }})
+	h.expect(331, "USER carol")
+	if msg := h.expect(530, "PASS pw"); msg != "TLS required: send AUTH TLS before logging in." {
+		t.Errorf("clear login: %q", msg)
+	}
+	if g := guard.String(); g != "" {
+		t.Errorf("offences %q, want none", g)
+	}
+	h.startTLS()
+	h.expect(331, "USER carol")
+	h.expect(230, "PASS pw")
+}

@@ -81,8 +81,10 @@ type Options struct {
 // ftp.ControlTLSPolicy: a user's tls setting is only known once the hook
 // has seen the password, after the USER at which a clear control
 // connection would be refused, so only the listener's TLS policy applies
-// at USER. A tls = "required" in an answer is still applied: see
-// Authenticate.
+// at USER. A tls = "required" in an answer is still applied: the protocol
+// layer refuses such a login on a clear connection at PASS (530 "TLS
+// required"), after the password was sent in clear, which only the
+// listener's own tls = "required" can prevent.
 type Hook struct {
 	opts   Options
 	url    string // redacted, for messages
