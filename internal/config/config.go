@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -372,11 +374,14 @@ type Auth struct {
 	Anonymous bool `toml:"anonymous"`
 	// AnonymousHome is the anonymous users' home, relative to the storage root.
 	AnonymousHome string `toml:"anonymous_home"`
-	// Store is where users are kept: StoreFile (the default, users_file)
-	// or StorePostgres ([auth.postgres]).
+	// Store is where users are kept: StoreFile (the default, users_file),
+	// StorePostgres ([auth.postgres]) or StoreHTTP, an identity hook
+	// asked at every login ([auth.http]).
 	Store string `toml:"store"`
 	// Postgres is the user database of store = "postgres".
 	Postgres PostgresUsers `toml:"postgres"`
+	// HTTP is the identity hook of store = "http".
+	HTTP HTTPHook `toml:"http"`
 
 	usersFile, anonymous Policy // resolved by Validate
 }
@@ -385,6 +390,7 @@ type Auth struct {
 const (
 	StoreFile     = "file"
 	StorePostgres = "postgres"
+	StoreHTTP     = "http"
 )
 
 // PostgresUsers is [auth.postgres]: users in a PostgreSQL database shared
@@ -419,6 +425,50 @@ func (p *PostgresUsers) QueryTimeout() time.Duration {
 		return p.Timeout.D()
 	}
 	return 5 * time.Second
+}
+
+// HTTPHook is [auth.http]: a service that answers each login with the
+// user's home, permissions and limits, or a refusal (README "Users from an
+// HTTP identity hook").
+type HTTPHook struct {
+	// URL receives a POST per login (http or https).
+	URL string `toml:"url"`
+	// Timeout bounds one call, connecting included (default 5s); a hook
+	// slower than that fails the login with 421.
+	Timeout Duration `toml:"timeout"`
+	// CacheTTL is how long an accepted login is remembered, so the same
+	// client logging in again within it is not sent to the hook (default
+	// 60s; 0 asks the hook every time).
+	CacheTTL *Duration `toml:"cache_ttl"`
+	// Secret, when set, signs every request as webhooks are signed
+	// (X-Cloudftpd-Timestamp and X-Cloudftpd-Signature headers).
+	Secret string `toml:"secret"`
+	// BearerToken, when set, is sent as "Authorization: Bearer <token>".
+	BearerToken string `toml:"bearer_token"`
+	// ServerID is sent with every request as server_id and serverId, so
+	// one hook can serve several servers (default: the host name).
+	ServerID string `toml:"server_id"`
+	// DefaultPermissions are the permissions of an answer that gives none
+	// (a Transfer Family answer never does); default ["all"].
+	DefaultPermissions []string `toml:"default_permissions"`
+	// HomeDirectoryRoot is the path, in Transfer Family's HomeDirectory
+	// and Target, of cloudftpd's storage root: "/bucket/prefix" of the
+	// S3 backend by default, "/" for local storage.
+	HomeDirectoryRoot string `toml:"home_directory_root"`
+}
+
+// DefaultHookTimeout and DefaultHookCacheTTL are [auth.http]'s defaults.
+const (
+	DefaultHookTimeout  = 5 * time.Second
+	DefaultHookCacheTTL = 60 * time.Second
+)
+
+// CacheTTLDuration is cache_ttl, or its default when unset.
+func (h *HTTPHook) CacheTTLDuration() time.Duration {
+	if h.CacheTTL == nil {
+		return DefaultHookCacheTTL
+	}
+	return h.CacheTTL.D()
 }
 
 // UsersFilePolicy is PolicyRequired when users_file is set (the file must
@@ -819,6 +869,24 @@ func (c *Config) applyDefaults() {
 	if c.Auth.AnonymousHome == "" {
 		c.Auth.AnonymousHome = "pub"
 	}
+	if c.Auth.Store == "" {
+		c.Auth.Store = StoreFile
+	}
+	if h := &c.Auth.HTTP; c.Auth.Store == StoreHTTP {
+		setDur(&h.Timeout, DefaultHookTimeout)
+		if h.ServerID == "" {
+			h.ServerID, _ = os.Hostname()
+		}
+		if h.DefaultPermissions == nil {
+			h.DefaultPermissions = []string{"all"}
+		}
+		if h.HomeDirectoryRoot == "" {
+			h.HomeDirectoryRoot = "/"
+			if st := c.Storage; st.Backend == "s3" {
+				h.HomeDirectoryRoot = path.Join("/", st.Bucket, st.Prefix)
+			}
+		}
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -962,8 +1030,20 @@ func (a *Auth) validate() error {
 	case "", StoreFile:
 	case StorePostgres:
 		return a.validatePostgres()
+	case StoreHTTP:
+		if a.UsersFile != "" {
+			return errors.New("auth.users_file: not read with auth.store = \"http\" (the hook knows the users); remove one of them")
+		}
+		if err := a.HTTP.validate(); err != nil {
+			return fmt.Errorf("auth.http.%w", err)
+		}
+		a.usersFile, a.anonymous = PolicyOff, PolicyOff
+		if a.Anonymous {
+			a.anonymous = PolicyOptional
+		}
+		return nil
 	default:
-		return fmt.Errorf("auth.store: %q is not a user store (want %q or %q)", a.Store, StoreFile, StorePostgres)
+		return fmt.Errorf("auth.store: %q is not a user store (want %q, %q or %q)", a.Store, StoreFile, StorePostgres, StoreHTTP)
 	}
 	switch {
 	case a.UsersFile != "" && a.Anonymous:
@@ -993,6 +1073,27 @@ func (a *Auth) validatePostgres() error {
 	a.usersFile, a.anonymous = PolicyOff, PolicyOff
 	if a.Anonymous {
 		a.anonymous = PolicyOptional
+	}
+	return nil
+}
+
+func (h *HTTPHook) validate() error {
+	u, err := url.Parse(h.URL)
+	switch {
+	case h.URL == "":
+		return errors.New("url: required with auth.store = \"http\"")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("url: %q is not an http:// or https:// URL", h.URL)
+	case h.Timeout <= 0:
+		return errors.New("timeout: must be positive")
+	case h.CacheTTL != nil && *h.CacheTTL < 0:
+		return errors.New("cache_ttl: must not be negative (0 caches nothing)")
+	case h.Secret != "" && len(h.Secret) < 16:
+		return errors.New("secret: at least 16 characters (e.g. openssl rand -hex 32)")
+	case len(h.DefaultPermissions) == 0:
+		return errors.New("default_permissions: at least one is required, e.g. [\"read\"]")
+	case !strings.HasPrefix(h.HomeDirectoryRoot, "/"):
+		return fmt.Errorf("home_directory_root: %q must be absolute, e.g. \"/my-bucket\"", h.HomeDirectoryRoot)
 	}
 	return nil
 }

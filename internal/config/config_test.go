@@ -238,6 +238,33 @@ users_file = "users.toml"
 // their own.
 const withoutAuth = "[[listener]]\naddress = \"127.0.0.1:2121\"\n[storage]\nroot = \"data\"\n"
 
+// TestParseHTTPStore: store = "http" needs no users file, and fills the
+// hook's defaults: 5s timeout, 60s cache, all permissions, the host name
+// as server id, and the storage root in Transfer Family terms.
+func TestParseHTTPStore(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"https://idp.example.com/login\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Auth.HTTP
+	host, _ := os.Hostname()
+	if h.Timeout.D() != DefaultHookTimeout || h.CacheTTLDuration() != DefaultHookCacheTTL || h.ServerID != host ||
+		len(h.DefaultPermissions) != 1 || h.DefaultPermissions[0] != "all" || h.HomeDirectoryRoot != "/" {
+		t.Errorf("defaults %+v", h)
+	}
+	if c.Auth.UsersFilePolicy() != PolicyOff || c.Auth.AnonymousPolicy() != PolicyOff {
+		t.Errorf("policies %q %q", c.Auth.UsersFilePolicy(), c.Auth.AnonymousPolicy())
+	}
+	c, err = Parse([]byte("[[listener]]\naddress = \":21\"\n[storage]\nbackend = \"s3\"\nbucket = \"b\"\nprefix = \"ftp/\"\n[auth]\nstore = \"http\"\nanonymous = true\n[auth.http]\nurl = \"http://h/\"\ncache_ttl = \"0s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Auth.HTTP; h.HomeDirectoryRoot != "/b/ftp" || h.CacheTTLDuration() != 0 || c.Auth.AnonymousPolicy() != PolicyOptional {
+		t.Errorf("s3: root %q, cache %v, anonymous %q", h.HomeDirectoryRoot, h.CacheTTLDuration(), c.Auth.AnonymousPolicy())
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := Parse([]byte(minimal))
@@ -508,6 +535,16 @@ address = ":2122"
 		{"anonymous home escapes later", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"pub/../../etc\"\n", []string{"auth.anonymous_home"}},
 		{"anonymous home just dots", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"..\"\n", []string{"auth.anonymous_home"}},
 		{"anonymous home absolute", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"/srv/pub\"\n", []string{"auth.anonymous_home"}},
+
+		{"unknown store", withoutAuth + "\n[auth]\nstore = \"ldap\"\n", []string{"auth.store", `"ldap"`}},
+		{"hook without url", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\ntimeout = \"1s\"\n", []string{"auth.http.url", "required"}},
+		{"hook url not http", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"ftp://x/y\"\n", []string{"auth.http.url", "ftp://x/y"}},
+		{"hook and users file", withoutAuth + "\n[auth]\nstore = \"http\"\nusers_file = \"u.toml\"\n[auth.http]\nurl = \"http://h/\"\n", []string{"auth.users_file", "not read"}},
+		{"hook short secret", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"http://h/\"\nsecret = \"short\"\n", []string{"auth.http.secret"}},
+		{"hook negative cache", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"http://h/\"\ncache_ttl = \"-1s\"\n", []string{"auth.http.cache_ttl"}},
+		{"hook negative timeout", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"http://h/\"\ntimeout = \"-1s\"\n", []string{"auth.http.timeout"}},
+		{"hook relative root", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"http://h/\"\nhome_directory_root = \"bucket\"\n", []string{"auth.http.home_directory_root"}},
+		{"hook unknown key", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"http://h/\"\nttl = \"1s\"\n", []string{"auth.http.ttl"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

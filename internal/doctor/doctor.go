@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"syscall"
@@ -132,6 +133,10 @@ func Diagnose(ctx context.Context, cfg *config.Config, opts Options) []diag.Chec
 func checkUsers(w *server.Wiring) diag.Check {
 	cfg := w.Config
 	c := diag.Check{Step: "users", Status: diag.OK}
+	if cfg.Auth.Store == config.StoreHTTP {
+		// The hook is not called: a test login would need a real user.
+		c.Detail = "identity hook " + redactURL(cfg.Auth.HTTP.URL) + " (not called by doctor)"
+	}
 	if w.Users != nil {
 		n := len(w.Users.Users())
 		c.Detail = fmt.Sprintf("%d in %s", n, cfg.Path(cfg.Auth.UsersFile))
@@ -417,4 +422,13 @@ func interfaceAddrs() ([]netip.Addr, error) {
 		}
 	}
 	return out, nil
+}
+
+// redactURL hides a password in a URL's user info.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(bad URL)"
+	}
+	return u.Redacted()
 }

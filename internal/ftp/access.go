@@ -124,3 +124,21 @@ func (s *Session) nameAllowed(p string) bool {
 	s.reply(553, "File name not allowed here: "+why+".")
 	return false
 }
+
+// loginUnavailable answers a login whose check failed inside the server:
+// the user store is unreachable or slow (an HTTP identity hook that is
+// down, a database that does not answer) or broken (a stored hash that
+// cannot be read). That is no offence of the client: nothing is scored
+// and the failure is not counted towards max_login_failures. The reply is
+// 421, the one transient answer RFC 959 allows to PASS, so that clients
+// report "try again later" rather than "wrong password" (a 530 would send
+// a partner to check a password that is right); and as 421 says, the
+// control connection is closed: a client retries by reconnecting, which
+// every client does for 421, and the login starts over with USER.
+func (s *Session) loginUnavailable(name string, err error) {
+	s.cfg.metrics().Login(false)
+	s.log.Error("login error: the user store failed", "user", name, "err", err)
+	s.record(events.Event{Type: events.LoginFailed, User: name, Result: events.ResultFailed, Reason: "login service unavailable", Code: 421})
+	s.reply(421, "Login service unavailable, try again later.")
+	s.Close()
+}

@@ -39,15 +39,17 @@ func (s *Session) cmdPASS(arg string) {
 	started := time.Now()
 	name := s.userName
 	s.userName = ""
-	u, err := s.cfg.Auth.Authenticate(s.ctx, name, arg)
+	ctx := auth.WithLoginInfo(s.ctx, auth.LoginInfo{TLS: s.secure, Client: s.client, Listener: s.cfg.Listener})
+	u, err := s.cfg.Auth.Authenticate(ctx, name, arg)
 	if err != nil {
-		s.loginFailures++
 		reason, offence := "bad password", OffenceLoginFailed
 		switch {
 		case errors.Is(err, auth.ErrUnknownUser):
+			s.loginFailures++
 			reason, offence = "unknown user", OffenceUnknownUser
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
 		case errors.Is(err, auth.ErrBadCredentials):
+			s.loginFailures++
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
 		case errors.Is(err, auth.ErrUnavailable):
 			// The credentials were not checked at all: no failure is
@@ -62,13 +64,25 @@ func (s *Session) cmdPASS(arg string) {
 			// The session was closed while the password was checked (a
 			// ban closing every session of an address, a shutdown):
 			// nothing went wrong, and a ban must stay one log line.
+			s.loginFailures++
 			reason, offence = "session closed", ""
 			s.log.Debug("login abandoned: the session was closed", "user", name, "err", err)
 		default:
-			reason, offence = "internal error", ""
-			s.log.Error("login error", "user", name, "err", err)
+			s.loginUnavailable(name, err)
+			return
 		}
 		s.failedLoginReply(name, reason, offence, started)
+		return
+	}
+	if !s.secure && u.TLS == "required" {
+		// A store that learns the user's TLS policy only with the
+		// password (no ControlTLSPolicy, e.g. the HTTP identity hook)
+		// could not refuse at USER. The password has been sent in clear
+		// already; the session at least is not.
+		s.cfg.metrics().Login(false)
+		s.log.Warn("login refused", "user", u.Name, "reason", "tls = required and the control connection is clear", "password", "right")
+		s.record(events.Event{Type: events.LoginFailed, User: u.Name, Result: events.ResultFailed, Reason: "TLS required", Code: 530})
+		s.reply(530, "TLS required: send AUTH TLS before logging in.")
 		return
 	}
 	if !s.admitLogin(u, started) {

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/idhook"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 	"github.com/cloudftpd/cloudftpd/internal/pgusers"
@@ -210,6 +211,9 @@ func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, h
 		if cfg.Auth.Store == config.StorePostgres {
 			key = "auth.postgres"
 		}
+		if cfg.Auth.Store == config.StoreHTTP {
+			key = "auth.http"
+		}
 		fail("users", key, err)
 	}
 	if err := w.wireStorage(ctx, opts, prev); err != nil {
@@ -262,6 +266,14 @@ func (w *Wiring) wireAuth(opts Options, prev *Wiring) error {
 	a := &w.Config.Auth
 	if a.Store == config.StorePostgres {
 		return w.wirePostgresUsers(prev)
+	}
+	if a.Store == config.StoreHTTP {
+		hook, err := newHook(a, w.logger)
+		if err != nil {
+			return err
+		}
+		w.Auth = hook
+		return nil
 	}
 	if a.UsersFilePolicy() == config.PolicyRequired {
 		uf, err := auth.LoadUsersFile(w.Config.Path(a.UsersFile))
@@ -579,4 +591,28 @@ type sessionHooks struct {
 	userRates *bandwidth.Shared
 	// userSessions is the server's count of each user's sessions.
 	userSessions ftp.SessionCounter
+}
+
+// newHook builds the identity hook of auth.store = "http". A reload builds
+// a new one: its cache of accepted logins starts empty, which costs one
+// hook call per user at most.
+func newHook(a *config.Auth, logger *slog.Logger) (*idhook.Hook, error) {
+	h := &a.HTTP
+	perms, err := auth.ParsePermissions(h.DefaultPermissions)
+	if err != nil {
+		return nil, fmt.Errorf("auth.http.default_permissions: %w", err)
+	}
+	return idhook.New(idhook.Options{
+		URL:                h.URL,
+		Timeout:            h.Timeout.D(),
+		CacheTTL:           h.CacheTTLDuration(),
+		Secret:             h.Secret,
+		BearerToken:        h.BearerToken,
+		ServerID:           h.ServerID,
+		DefaultPermissions: perms,
+		HomeDirectoryRoot:  h.HomeDirectoryRoot,
+		Anonymous:          a.AnonymousPolicy() != config.PolicyOff,
+		AnonymousHome:      a.AnonymousHome,
+		Logger:             logger,
+	})
 }
