@@ -233,6 +233,13 @@ type Backend struct {
 
 	// mem is the budget of part buffers, shared by all uploads.
 	mem *partMemory
+
+	// partCopy: whether the server implements UploadPartCopy
+	// (partCopyUnknown until the first resume; resume.go).
+	partCopy atomic.Int32
+	// copyPartMax is the size up to which a resumed upload copies its
+	// prefix in one part (minCopyPartSize; smaller in tests).
+	copyPartMax int64
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -298,6 +305,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		log:            opts.Logger,
 
 		reabortAfter: defaultReabortAfter,
+		copyPartMax:  minCopyPartSize,
 	}
 	b.mem = newPartMemory(opts.UploadMemory, partSizes(b.partSize, b.maxPartSize))
 	// A listing of the prefix rather than HeadBucket: it needs exactly the
