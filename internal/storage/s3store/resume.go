@@ -261,6 +261,9 @@ func (u *upload) copyPart(id string, n int32, from, size int64, etag string) (ty
 	if out.CopyPartResult == nil || aws.ToString(out.CopyPartResult.ETag) == "" {
 		return types.CompletedPart{}, &opError{op: "upload-part-copy", key: u.key, err: errNoPartCopy}
 	}
+	// S3 returns the part's CRC32 when the multipart upload was created
+	// with that algorithm (b.checksums), and the completion then needs it
+	// like an UploadPart's.
 	r := out.CopyPartResult
 	return types.CompletedPart{ETag: r.ETag, PartNumber: aws.Int32(n), ChecksumCRC32: r.ChecksumCRC32}, nil
 }
