@@ -29,8 +29,9 @@ type backend struct {
 	s3 func(t testing.TB, bucket string) *s3test.Server
 }
 
-// isS3 reports whether b has S3's limits: no APPE, REST+STOR, MFMT,
-// SITE CHMOD or directory rename (see README, "S3 storage").
+// isS3 reports whether b has S3's limits: no MFMT, SITE CHMOD or
+// directory rename, and APPE and REST+STOR that write a new object rather
+// than in place (see README, "S3 storage").
 func (b backend) isS3() bool { return b.s3 != nil }
 
 var (

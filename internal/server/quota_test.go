@@ -417,3 +417,52 @@ func restartStopped(t *testing.T, ts *testServer) *testServer {
 	n.srv, n.cfg, n.Addr = srv, cfg, srv.Addrs()[0].String()
 	return &n
 }
+
+// TestQuotaResume: APPE and REST+STOR count the file's new size against
+// the quota, on S3 too where they write a new object. An APPE that would
+// cross the quota is refused with 552: on local disk what fitted stays in
+// the file (it writes in place), on S3 the new object is never published
+// and the file stays as it was; the usage is the file's size either way.
+// One that fits, and a resume that shortens the file, are counted as the
+// file now is.
+func TestQuotaResume(t *testing.T) {
+	forBackends(t, quotaBackends, func(t *testing.T, b backend) {
+		const quota = 1 << 20
+		mutate, _ := withQuota(t, quota, 0)
+		ts := startServerOn(t, b, mutate)
+		old := randomBytes(600 << 10)
+		ts.write("alice/f.bin", old)
+		c, _ := dialJlaffaye(t, ts, "alice", "alice-secret")
+		if _, ok := code552(c.Append("f.bin", bytes.NewReader(randomBytes(500<<10)))); !ok {
+			t.Error("an APPE past the quota was not refused with 552")
+		}
+		got := ts.read("alice/f.bin")
+		switch {
+		case b.isS3() && !bytes.Equal(got, old):
+			t.Fatalf("the refused APPE left %d bytes, want the %d there before", len(got), len(old))
+		case !b.isS3() && (len(got) != quota || !bytes.Equal(got[:len(old)], old)):
+			t.Fatalf("the refused APPE left %d bytes, want the old ones and what fitted, %d", len(got), quota)
+		}
+		if u := liveUsage(t, ts); u.Bytes != int64(len(got)) {
+			t.Errorf("usage after the refused APPE: %+v, want the file's %d", u, len(got))
+		}
+		// A resume that shortens the file, then an APPE that fits.
+		tail := randomBytes(300 << 10)
+		check(t, "StorFrom", c.StorFrom("f.bin", bytes.NewReader(tail[:1000]), 100<<10))
+		want := append(old[:100<<10:100<<10], tail[:1000]...)
+		if got := ts.read("alice/f.bin"); !bytes.Equal(got, want) {
+			t.Fatalf("after the resume: %d bytes, want %d", len(got), len(want))
+		}
+		if u := liveUsage(t, ts); u.Bytes != int64(len(want)) || u.Files != 1 {
+			t.Errorf("usage after the resume: %+v, want %d in 1 file", u, len(want))
+		}
+		check(t, "Append", c.Append("f.bin", bytes.NewReader(tail)))
+		want = append(want, tail...)
+		if got := ts.read("alice/f.bin"); !bytes.Equal(got, want) {
+			t.Fatalf("after the APPE: %d bytes, want %d", len(got), len(want))
+		}
+		if u := liveUsage(t, ts); u.Bytes != int64(len(want)) || u.Files != 1 {
+			t.Errorf("usage after the APPE: %+v, want %d in 1 file", u, len(want))
+		}
+	})
+}

@@ -106,30 +106,33 @@ func TestMaxFileSize(t *testing.T) {
 	})
 }
 
-// TestMaxFileSizeInPlace: on local disk APPE and REST+STOR write in
-// place; one refused for size leaves the file exactly as it was.
+// TestMaxFileSizeInPlace: an APPE or REST+STOR refused for size leaves
+// the file exactly as it was: on local disk it is cut back (they write in
+// place), on S3 the new object is never published.
 func TestMaxFileSizeInPlace(t *testing.T) {
-	ts := startServer(t, withUsers(t, limitedUser{"capped", `max_file_size = "64KiB"`}))
-	old := randomBytes(40 << 10)
-	ts.write("capped/f", old)
-	c, _ := dialJlaffaye(t, ts, "capped", "capped-secret")
-	if err := c.Append("f", bytes.NewReader(randomBytes(30<<10))); err == nil || !strings.Contains(err.Error(), "552") {
-		t.Errorf("APPE across the limit: %v, want 552", err)
-	}
-	if got := ts.read("capped/f"); !bytes.Equal(got, old) {
-		t.Errorf("after the refused APPE the file has %d bytes, want the original %d unchanged", len(got), len(old))
-	}
-	if err := c.StorFrom("f", bytes.NewReader(randomBytes(30<<10)), uint64(len(old))); err == nil || !strings.Contains(err.Error(), "552") {
-		t.Errorf("REST+STOR across the limit: %v, want 552", err)
-	}
-	if got := ts.read("capped/f"); !bytes.Equal(got, old) {
-		t.Errorf("after the refused resume the file has %d bytes, want the original %d unchanged", len(got), len(old))
-	}
-	tail := randomBytes(24 << 10)
-	check(t, "APPE up to the limit", c.Append("f", bytes.NewReader(tail)))
-	if got := ts.read("capped/f"); !bytes.Equal(got, append(old, tail...)) {
-		t.Errorf("APPE up to the limit stored %d bytes", len(got))
-	}
+	forBackends(t, allBackends, func(t *testing.T, b backend) {
+		ts := startServerOn(t, b, withUsers(t, limitedUser{"capped", `max_file_size = "64KiB"`}))
+		old := randomBytes(40 << 10)
+		ts.write("capped/f", old)
+		c, _ := dialJlaffaye(t, ts, "capped", "capped-secret")
+		if err := c.Append("f", bytes.NewReader(randomBytes(30<<10))); err == nil || !strings.Contains(err.Error(), "552") {
+			t.Errorf("APPE across the limit: %v, want 552", err)
+		}
+		if got := ts.read("capped/f"); !bytes.Equal(got, old) {
+			t.Errorf("after the refused APPE the file has %d bytes, want the original %d unchanged", len(got), len(old))
+		}
+		if err := c.StorFrom("f", bytes.NewReader(randomBytes(30<<10)), uint64(len(old))); err == nil || !strings.Contains(err.Error(), "552") {
+			t.Errorf("REST+STOR across the limit: %v, want 552", err)
+		}
+		if got := ts.read("capped/f"); !bytes.Equal(got, old) {
+			t.Errorf("after the refused resume the file has %d bytes, want the original %d unchanged", len(got), len(old))
+		}
+		tail := randomBytes(24 << 10)
+		check(t, "APPE up to the limit", c.Append("f", bytes.NewReader(tail)))
+		if got := ts.read("capped/f"); !bytes.Equal(got, append(old, tail...)) {
+			t.Errorf("APPE up to the limit stored %d bytes", len(got))
+		}
+	})
 }
 
 // within fails the test unless d is within frac of want.

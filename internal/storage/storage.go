@@ -69,10 +69,13 @@ type Capabilities struct {
 // CreateOptions tells Create how to write.
 type CreateOptions struct {
 	// Offset, when > 0, continues an existing file at that byte offset (REST
-	// then STOR). The file is written in place. Needs Capabilities.WriteOffset.
+	// then STOR): the file becomes its first Offset bytes followed by what
+	// is written. Local files are written in place; S3 writes a new object
+	// that replaces the old one at Commit. Needs Capabilities.WriteOffset.
 	Offset int64
 	// Append writes at the end of an existing file, creating it if needed
-	// (APPE). The file is written in place. Needs Capabilities.Append.
+	// (APPE), in place or as a new object like Offset. Needs
+	// Capabilities.Append.
 	Append bool
 	// Exclusive fails with ErrExist when the target exists (STOU, and users
 	// without the overwrite permission).

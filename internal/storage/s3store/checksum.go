@@ -41,8 +41,13 @@ const (
 
 var _ storage.Checksummer = (*tree)(nil)
 
-// SetSHA256 has Commit store sum with the object.
-func (u *upload) SetSHA256(sum [32]byte) { u.sum = &sum }
+// SetSHA256 has Commit store sum with the object, unless the upload
+// continues an object (sum would be of the new bytes only).
+func (u *upload) SetSHA256(sum [32]byte) {
+	if !u.resumed {
+		u.sum = &sum
+	}
+}
 
 var _ storage.ChecksumSetter = (*upload)(nil)
 

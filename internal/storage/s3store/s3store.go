@@ -85,11 +85,19 @@
 // request (PutObject, CompleteMultipartUpload) that times out may still
 // have been carried out by the server.
 //
+// # Resumed uploads and appends
+//
+// Objects cannot be changed, so an upload at an offset (REST + STOR) or an
+// append (APPE) writes a new object: the first bytes of the old one,
+// copied inside S3 with UploadPartCopy when they are at least 5 MiB (read
+// through the server below that, or on a server without UploadPartCopy),
+// then the new data. The old object stays until the new one is complete,
+// as for any upload; see resume.go.
+//
 // # What S3 cannot do
 //
-// Capabilities are all false: objects cannot be appended to (APPE), written
-// at an offset (REST + STOR), given a modification time (MFMT) or a mode
-// (SITE CHMOD); those fail with storage.ErrUnsupported and a message saying
+// Objects cannot be given a modification time (MFMT) or a mode (SITE
+// CHMOD); those fail with storage.ErrUnsupported and a message saying
 // why. Renaming a file copies it (CopyObject, or a multipart UploadPartCopy
 // above 5 GiB) and deletes the original: not atomic, and a failed delete
 // leaves both. Renaming a directory would mean copying every key under it,
@@ -115,9 +123,9 @@
 // objects under the prefix
 // ("arn:aws:s3:::BUCKET/ftp/*"): s3:GetObject, s3:PutObject,
 // s3:DeleteObject, s3:AbortMultipartUpload and s3:ListMultipartUploadParts.
-// Multipart uploads and CopyObject need no further permission
-// (s3:ListMultipartUploadParts is not used yet, but resuming uploads would
-// need it). A bucket encrypted with a customer-managed KMS key also needs
+// Multipart uploads, CopyObject and UploadPartCopy need no further
+// permission (s3:ListMultipartUploadParts is not used). A bucket
+// encrypted with a customer-managed KMS key also needs
 // kms:GenerateDataKey and kms:Decrypt on that key. A bucket
 // lifecycle rule "AbortIncompleteMultipartUpload" after a day or so is
 // recommended, to clean up after a server that died mid-upload.
@@ -233,6 +241,13 @@ type Backend struct {
 
 	// mem is the budget of part buffers, shared by all uploads.
 	mem *partMemory
+
+	// partCopy: whether the server implements UploadPartCopy
+	// (partCopyUnknown until the first resume; resume.go).
+	partCopy atomic.Int32
+	// copyPartMax is the size up to which a resumed upload copies its
+	// prefix in one part (minCopyPartSize; smaller in tests).
+	copyPartMax int64
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -298,6 +313,7 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		log:            opts.Logger,
 
 		reabortAfter: defaultReabortAfter,
+		copyPartMax:  minCopyPartSize,
 	}
 	b.mem = newPartMemory(opts.UploadMemory, partSizes(b.partSize, b.maxPartSize))
 	// A listing of the prefix rather than HeadBucket: it needs exactly the

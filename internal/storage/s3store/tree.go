@@ -221,7 +221,8 @@ func (d *download) Close() error {
 }
 
 // Create starts an upload of name; see the package documentation. Append
-// and offset uploads fail with storage.ErrUnsupported. The parent
+// and offset uploads write a new object that starts with the old one's
+// first bytes (resume.go). The parent
 // directory must exist, and name must not be a directory; Exclusive fails
 // here already when the object exists.
 //
@@ -234,10 +235,10 @@ func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptio
 		return nil, err
 	}
 	switch {
-	case opts.Append:
-		return nil, newErr("create", key, storage.ErrUnsupported, "S3 objects cannot be appended to")
-	case opts.Offset != 0:
-		return nil, newErr("create", key, storage.ErrUnsupported, "S3 objects cannot be written at an offset")
+	case opts.Offset < 0:
+		return nil, newErr("create", key, storage.ErrUnsupported, fmt.Sprintf("negative offset %d", opts.Offset))
+	case opts.Append && opts.Offset > 0:
+		return nil, newErr("create", key, storage.ErrUnsupported, "append and offset together")
 	case root:
 		return nil, newErr("create", key, storage.ErrIsDir, "")
 	}
@@ -249,6 +250,9 @@ func (t *tree) Create(ctx context.Context, name string, opts storage.CreateOptio
 			return nil, err
 		}
 		return nil, newErr("create", key, storage.ErrIsDir, "")
+	}
+	if opts.Append || opts.Offset > 0 {
+		return t.createResume(ctx, key, opts)
 	}
 	if opts.Exclusive {
 		_, err := t.head(ctx, key)
@@ -495,9 +499,11 @@ func (t *tree) Chmod(ctx context.Context, name string, _ fs.FileMode) error {
 	return newErr("chmod", key, storage.ErrUnsupported, "S3 objects have no permission bits")
 }
 
-// Capabilities reports that S3 objects are written whole, once.
+// Capabilities reports that S3 objects are written whole, once, but that
+// uploads can be resumed and appended to by writing a new object
+// (resume.go).
 func (t *tree) Capabilities() storage.Capabilities {
-	return storage.Capabilities{}
+	return storage.Capabilities{Append: true, WriteOffset: true}
 }
 
 // Close does nothing: a tree holds no resources, and uploads and

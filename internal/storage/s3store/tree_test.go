@@ -133,18 +133,20 @@ func TestUnsupported(t *testing.T) {
 	s, _ := f.backend(t, Options{}).Home(t.Context(), "alice")
 	ctx := t.Context()
 	f.put(t, "alice/f", "x")
-	if c := s.Capabilities(); c != (storage.Capabilities{}) {
-		t.Errorf("Capabilities() = %+v, want none", c)
+	if c := s.Capabilities(); c != (storage.Capabilities{Append: true, WriteOffset: true}) {
+		t.Errorf("Capabilities() = %+v, want only Append and WriteOffset", c)
 	}
-	_, appendErr := s.Create(ctx, "/f", storage.CreateOptions{Append: true})
-	_, offsetErr := s.Create(ctx, "/f", storage.CreateOptions{Offset: 1})
+	_, bothErr := s.Create(ctx, "/f", storage.CreateOptions{Append: true, Offset: 1})
+	_, negErr := s.Create(ctx, "/f", storage.CreateOptions{Offset: -1})
+	_, beyondErr := s.Create(ctx, "/f", storage.CreateOptions{Offset: 2})
 	for _, tt := range []struct {
 		op   string
 		err  error
 		want string
 	}{
-		{"append", appendErr, "S3 objects cannot be appended to"},
-		{"offset", offsetErr, "cannot be written at an offset"},
+		{"append at an offset", bothErr, "append and offset together"},
+		{"negative offset", negErr, "negative offset"},
+		{"offset beyond the end", beyondErr, "beyond the end"},
 		{"SetModTime", s.SetModTime(ctx, "/f", time.Now()), "modification time"},
 		{"Chmod", s.Chmod(ctx, "/f", 0o600), "permission bits"},
 	} {

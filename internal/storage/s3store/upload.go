@@ -133,6 +133,12 @@ type upload struct {
 	released bool
 
 	sum *[32]byte // from SetSHA256, stored at Commit (checksum.go)
+
+	// resumed: the upload continues an object (resume.go), so it never
+	// stores a checksum. pending, owned by the writer, is a prefix still
+	// to be read into the part buffers before the client's data.
+	resumed bool
+	pending *prefix
 }
 
 var (
@@ -200,6 +206,9 @@ func (u *upload) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	defer u.leave()
+	if err := u.feedPending(); err != nil {
+		return 0, err
+	}
 	n := 0
 	for len(p) > 0 {
 		if err := u.makeRoom(); err != nil {
@@ -220,6 +229,14 @@ func (u *upload) ReadFrom(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	defer u.leave()
+	if err := u.feedPending(); err != nil {
+		return 0, err
+	}
+	return u.fill(r)
+}
+
+// fill reads r into part buffers until its end, sending the full ones.
+func (u *upload) fill(r io.Reader) (int64, error) {
 	var total int64
 	for {
 		if err := u.makeRoom(); err != nil {
@@ -372,6 +389,10 @@ func (u *upload) Commit(ctx context.Context) error {
 		return err
 	}
 	defer u.leave()
+	if err := u.feedPending(); err != nil {
+		u.end(false)
+		return err
+	}
 	u.mu.Lock()
 	id := u.id
 	u.mu.Unlock()
