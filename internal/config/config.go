@@ -144,6 +144,11 @@ type Server struct {
 	// died mid-upload (its control connection closing too) before the
 	// old file is replaced; "0s" still checks once without waiting.
 	ReplaceGrace *Duration `toml:"replace_grace"`
+	// KeepPartialUploads keeps what arrived of a failed or aborted upload
+	// of a new file, so that the client can resume it with REST or APPE
+	// (as vsftpd does). A failed upload that would replace a file never
+	// touches it. Off by default: a new name appears only complete.
+	KeepPartialUploads bool `toml:"keep_partial_uploads"`
 	// ShutdownGrace is how long running transfers may finish on SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// MaxSessions limits concurrent control connections (0: no limit).

@@ -36,6 +36,7 @@ type Type string
 const (
 	UploadCommitted Type = "upload.committed" // after the rename on disk or the completed S3 upload
 	UploadFailed    Type = "upload.failed"    // aborted, failed or disconnected; nothing was stored
+	UploadPartial   Type = "upload.partial"   // failed, but what arrived is kept to resume (server.keep_partial_uploads)
 	DownloadDone    Type = "download.done"    // Result says whether it completed
 	Delete          Type = "file.deleted"
 	Rename          Type = "file.renamed"
@@ -50,7 +51,7 @@ const (
 )
 
 // Types lists every event type, for validating filters.
-var Types = []Type{UploadCommitted, UploadFailed, DownloadDone, Delete, Rename, Mkdir, Rmdir, LoginOK, LoginFailed, SessionEnded, Expired}
+var Types = []Type{UploadCommitted, UploadFailed, UploadPartial, DownloadDone, Delete, Rename, Mkdir, Rmdir, LoginOK, LoginFailed, SessionEnded, Expired}
 
 // Results of an event.
 const (

@@ -174,6 +174,13 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 	if !ok {
 		return
 	}
+	// A partial upload may be kept only where no file is: a new name.
+	keepable := s.cfg.KeepPartial && opts.Offset == 0 && !opts.Append
+	if keepable && verb != "STOU" {
+		if _, err := s.fs.Stat(s.ctx, p); err == nil || !errors.Is(err, storage.ErrNotExist) {
+			keepable = false
+		}
+	}
 	up, err := s.fs.Create(s.ctx, p, opts)
 	if err != nil {
 		qu.end(s, false, 0)
@@ -224,6 +231,9 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 				return r
 			}
 			if r.code >= 400 || x.aborted.Load() {
+				if keepable && x.bytes.Load() > 0 {
+					return s.keepPartial(x, r, up, qu, p)
+				}
 				up.Abort()
 				qu.end(s, false, x.bytes.Load())
 				return r
@@ -257,6 +267,34 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			qu.end(s, true, x.bytes.Load())
 			return r
 		})
+}
+
+// keepPartial commits what arrived of a failed upload of a new file
+// (Config.KeepPartial), so that the client can resume it with REST + STOR
+// or APPE, as it would against vsftpd, which writes in place. The reply
+// stays the failure's (the upload did not complete) and says what was
+// kept; the event is upload.partial, with no checksum: the file is not
+// the one the client meant to send. Were the commit to fail, nothing is
+// kept.
+func (s *Session) keepPartial(x *transfer, r xferResult, up storage.Upload, qu *quotaUpload, p string) xferResult {
+	n := x.bytes.Load()
+	if err := qu.prepare(s, n); err != nil {
+		up.Abort()
+		qu.end(s, false, n)
+		return r
+	}
+	if err := up.Commit(context.WithoutCancel(s.ctx)); err != nil {
+		s.log.Warn("partial upload not kept", "path", p, "bytes", n, "err", err)
+		qu.end(s, false, n)
+		return r
+	}
+	qu.end(s, true, n)
+	x.partial = true
+	r.text = strings.Replace(r.text, "upload discarded", fmt.Sprintf("the %d bytes received are kept; resume with REST %d and STOR", n, n), 1)
+	if !strings.Contains(r.text, "kept") {
+		r.text += fmt.Sprintf(" The %d bytes received are kept; resume with REST %d and STOR.", n, n)
+	}
+	return r
 }
 
 // clientDied reports whether an upload whose data connection has just

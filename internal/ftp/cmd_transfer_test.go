@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/events"
 	"io"
 	"regexp"
 	"strings"
@@ -461,4 +462,91 @@ func TestBinaryOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// abortUploadAfterWrite starts STOR path, sends more than the copy buffer
+// of payload, and sends ABOR once storage saw the first write: 426 then
+// 226. It returns the 426 text.
+func abortUploadAfterWrite(t *testing.T, h *harness, path, payload string) string {
+	t.Helper()
+	writing := make(chan struct{})
+	var once sync.Once
+	h.fs.SetHook(func(op memstore.Op, _ string) error {
+		if op == memstore.OpWrite {
+			once.Do(func() { close(writing) })
+		}
+		return nil
+	})
+	defer h.fs.SetHook(nil)
+	addr := h.epsv()
+	h.expect(150, "STOR "+path)
+	c := h.dial(addr)
+	go io.WriteString(c, payload)
+	<-writing
+	h.send("ABOR")
+	msg := h.expectReply(426)
+	h.expectReply(226)
+	c.Close()
+	return msg
+}
+
+// TestKeepPartialUploads: with Config.KeepPartial an aborted upload of a
+// new file keeps what arrived, with an upload.partial event, and REST +
+// STOR completes it; an aborted upload that would replace a file leaves
+// the file as it was; without the switch nothing of a new file stays.
+func TestKeepPartialUploads(t *testing.T) {
+	t.Parallel()
+	payload := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB, more than one copy buffer
+	t.Run("new file kept and resumed", func(t *testing.T) {
+		t.Parallel()
+		evs := &eventLog{}
+		h := newHarness(t, harnessOpts{config: func(c *Config) { c.KeepPartial = true; c.Events = evs }})
+		h.login()
+		msg := abortUploadAfterWrite(t, h, "new.bin", payload)
+		kept := h.file("alice/new.bin")
+		if len(kept) == 0 || !strings.HasPrefix(payload, kept) || !strings.Contains(msg, fmt.Sprintf("the %d bytes received are kept", len(kept))) {
+			t.Fatalf("426 %q; kept %d bytes (a prefix: %v)", msg, len(kept), strings.HasPrefix(payload, kept))
+		}
+		var partial int
+		for _, e := range evs.evs {
+			if e.Type == events.UploadPartial && e.Path == "/new.bin" && e.Size == int64(len(kept)) && e.SHA256 == "" {
+				partial++
+			}
+			if e.Type == events.UploadCommitted {
+				t.Errorf("a committed event for an aborted upload: %+v", e)
+			}
+		}
+		if partial != 1 {
+			t.Errorf("%d upload.partial events, want 1: %+v", partial, evs.evs)
+		}
+		h.expect(350, fmt.Sprintf("REST %d", len(kept)))
+		rest := payload[len(kept):]
+		if r := h.xfer("STOR new.bin", &rest); r.code != 226 {
+			t.Fatalf("resumed STOR: %d %q", r.code, r.msg)
+		}
+		if got := h.file("alice/new.bin"); got != payload {
+			t.Errorf("after the resume the file has %d bytes, want the whole %d", len(got), len(payload))
+		}
+	})
+	t.Run("replacement keeps the old file", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, harnessOpts{config: func(c *Config) { c.KeepPartial = true }})
+		h.put("alice/f", "old")
+		h.login()
+		if msg := abortUploadAfterWrite(t, h, "f", payload); !strings.Contains(msg, "upload discarded") {
+			t.Errorf("426 %q, want the upload discarded", msg)
+		}
+		if got := h.file("alice/f"); got != "old" {
+			t.Errorf("the file is %q after an aborted replacement, want the old content", got)
+		}
+	})
+	t.Run("off by default", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, harnessOpts{})
+		h.login()
+		abortUploadAfterWrite(t, h, "new.bin", payload)
+		if h.exists("alice/new.bin") {
+			t.Error("an aborted new upload left a file without keep_partial_uploads")
+		}
+	})
 }

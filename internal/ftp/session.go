@@ -52,6 +52,9 @@ type Config struct {
 	// client died mid-upload (its control connection closing) before the
 	// old file is replaced; 0 does not wait. See clientDied.
 	ReplaceGrace time.Duration
+	// KeepPartial commits what arrived of a failed upload of a new
+	// file (STOR, STOU), so the client can resume it; see keepPartial.
+	KeepPartial bool
 	// BinaryOnly transfers files unchanged whatever TYPE says (see
 	// convertsASCII).
 	BinaryOnly bool

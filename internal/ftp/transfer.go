@@ -31,6 +31,10 @@ type transfer struct {
 	bytes   atomic.Int64
 	aborted atomic.Bool // ABOR, or the client vanished
 
+	// partial is set when a failed upload's data was kept for a resume
+	// (Config.KeepPartial): its event is upload.partial.
+	partial bool
+
 	// dataTLS is the data connection's TLS, for events; written and read
 	// by the transfer goroutine only.
 	dataTLS events.TLS
@@ -310,6 +314,9 @@ func (s *Session) recordTransfer(x *transfer, r xferResult, outcome string, took
 		e.Type = events.UploadCommitted
 		if r.code >= 400 {
 			e.Type = events.UploadFailed
+			if x.partial {
+				e.Type = events.UploadPartial
+			}
 		}
 	case "RETR":
 		e.Type = events.DownloadDone

@@ -559,6 +559,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		MaxLoginFailures:  sc.MaxLoginFailures,
 		LoginFailureDelay: sc.LoginFailureDelay.D(),
 		ReplaceGrace:      sc.ReplaceGraceDuration(),
+		KeepPartial:       sc.KeepPartialUploads,
 		BinaryOnly:        lc.BinaryOnly,
 		CommandRate:       float64(cmdRate),
 		CommandBurst:      cmdBurst,
