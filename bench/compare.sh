@@ -387,7 +387,9 @@ stall_timeout = "5m"
 EOF
 }
 
-{ server_toml; cat <<EOF; } >"$WORK/cloudftpd-s3.toml"
+# A state directory of its own: two servers cannot share one control
+# socket (server.state_dir defaults to "state" beside the config).
+{ server_toml; echo 'state_dir = "state-s3"'; cat <<EOF; } >"$WORK/cloudftpd-s3.toml"
 
 [[listener]]
 address = "127.0.0.1:$C_S3_PORT"
@@ -492,7 +494,14 @@ pureftpd_args() { # port pasv_min pasv_max [tls args...]
 		-c 20000 -C 20000 -p "$lo:$hi" -I 15 -L 1000000:5 -f none -U 133:022 "$@"
 }
 if peer pureftpd; then
-	pureftpd_args $P_PORT 25000 25999 >"$WORK/pureftpd.args"
+	# Pure-FTPd admits at most half as many clients as it has passive
+	# ports ("421 500 users (the maximum) are already logged in" with
+	# 1,000 ports and -c 20000), so the plain listener, which holds the
+	# idle sessions, gets 21,000 ports: room for 10,000 sessions. Below
+	# 32768 there is no such room beside the others' ranges, so this one
+	# lies in the kernel's ephemeral range; a port taken by an outgoing
+	# connection only makes Pure-FTPd bind another.
+	pureftpd_args $P_PORT 40000 60999 >"$WORK/pureftpd.args"
 	# -Y 3: TLS required on the control and on every data connection;
 	# -2 CERT,KEY the same certificate as the others.
 	pureftpd_args $P_TLS_PORT 26000 26999 -Y 3 -2 "$WORK/cert.pem,$WORK/key.pem" >"$WORK/pureftpd-tls.args"
@@ -517,6 +526,8 @@ if peer sftpgo; then
 	# SFTPGo: a config file (unlisted keys keep their defaults), users in
 	# the memory data provider loaded from a dump at start. Local users have
 	# no uid/gid (files owned by the server's user, root, like cloudftpd's).
+	# password_hashing.algo is argon2id because with its default, bcrypt,
+	# SFTPGo re-hashes an argon2id password with bcrypt at the first login.
 	mkdir -p "$WORK/sftpgo" "$MNT/sftpgo-tmp"
 	{
 		printf '{"version": 17, "users": [\n'
@@ -566,6 +577,7 @@ if peer sftpgo; then
     "name": "$WORK/sftpgo/users.json",
     "track_quota": 0,
     "password_caching": true,
+    "password_hashing": {"algo": "argon2id", "argon2_options": {"memory": 19456, "iterations": 2, "parallelism": 1}},
     "create_default_admin": false,
     "backups_path": "$WORK/sftpgo/backups"
   }

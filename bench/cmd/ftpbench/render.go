@@ -588,14 +588,17 @@ func setupText(meta map[string]string) string {
   calibrates itself, here to 8 MiB and hundreds of passes), ` + "`-E`" + ` no
   anonymous, ` + "`-H`" + ` no reverse DNS, ` + "`-c 20000 -C 20000`" + ` clients
   in all and per IP (default 50), ` + "`-L 1000000:5`" + ` (listings stop at
-  10,000 files by default), passive ports from a 1,000-port range,
-  ` + "`-I 15`" + ` minutes idle, ` + "`-U 133:022`" + `, ` + "`-f none`" + ` (no
+  10,000 files by default), passive ports 40000–60999 on the plain listener
+  (Pure-FTPd admits at most half as many clients as it has passive ports;
+  21,000 ports leave room for 10,000 idle sessions) and a 1,000-port range on
+  the FTPS one, ` + "`-I 15`" + ` minutes idle, ` + "`-U 133:022`" + `, ` + "`-f none`" + ` (no
   syslog at all). FTPS: a second process with ` + "`-Y 3`" + ` (TLS required on
   the control and every data connection) and ` + "`-2 cert,key`" + ` (the same
   certificate); its OpenSSL prefers TLS_AES_256_GCM_SHA384, so an OpenSSL
   config for the Pure-FTPd processes only puts TLS_AES_128_GCM_SHA256 first,
-  the suite the others negotiate. Pure-FTPd issues no TLS 1.3 session
-  tickets: its data connections do not resume (it does not require reuse).
+  the suite the others negotiate. Its data connections do not resume the
+  control connection's TLS session (` + "`tls_resumed`" + ` 0 in every result;
+  Pure-FTPd does not require reuse either), so each pays a full handshake.
 - SFTPGo (` + "`go build -tags nogcs,noazblob,nobolt,nomysql,nopgsql,nosqlite,noportable`" + `
   of its module at the pinned version; ` + "`go install module@version`" + ` is
   refused because its go.mod has replace directives): FTP only (SFTP, WebDAV,
@@ -603,7 +606,9 @@ func setupText(meta map[string]string) string {
   and FTPS (` + "`tls_mode` 1" + `: TLS required on the control and data
   connections, the same certificate), one passive range of 2,000 ports for
   both, users in the memory data provider loaded from a JSON dump at start
-  (with all permissions, no uid/gid), ` + "`track_quota` 0" + `, defender and rate
+  (with all permissions, no uid/gid), ` + "`password_hashing.algo` argon2id" + `
+  (with its default, bcrypt, it re-hashes an argon2id password with bcrypt
+  at the first login), ` + "`track_quota` 0" + `, defender and rate
   limiters off, ` + "`max_per_host_connections` 0" + ` (default 20),
   ` + "`upload_mode` 0" + ` (its default: writes straight to the target file),
   temporary files on the bench's tmpfs, log level error (no line per login or
