@@ -5,9 +5,11 @@
 #
 #   sudo bench/compare.sh            full run: 2 GiB transfers, 10,000 idle
 #                                    sessions, 100,000-file listings, 3 rounds
-#                                    (about 25 minutes); writes
+#                                    (about 25 minutes with vsftpd alone, more
+#                                    with the peers); writes
 #                                    docs/BENCHMARKS.md and docs/benchmarks.svg
-#   sudo bench/compare.sh --quick    small sizes, 1 round (about 2 minutes);
+#   sudo bench/compare.sh --quick    small sizes, 1 round (about 3 minutes
+#                                    with all peers, once they are fetched);
 #                                    the report goes to bench/results/<run>/ only
 #   --rounds N                       rounds (default 3, quick 1); transfers,
 #                                    listings and small files run 3 times a
@@ -164,10 +166,14 @@ fetch_sftpgo() {
 	local dir="$CACHE/sftpgo-$SFTPGO_VERSION" src
 	if [ ! -x "$dir/sftpgo" ]; then
 		log "SFTPGo: fetching github.com/drakkan/sftpgo/v2@$SFTPGO_VERSION and building it (tags $SFTPGO_TAGS)"
-		src=$(cd "$WORK" && go mod download -json "github.com/drakkan/sftpgo/v2@$SFTPGO_VERSION" 2>"$RUN/sftpgo-build.log" |
-			awk -F'"' '$2 == "Dir" { print $4 }')
+		# Outside any module (in $WORK), so no go.mod is touched; errors
+		# come in the JSON's Error field.
+		(cd "$WORK" && go mod download -json "github.com/drakkan/sftpgo/v2@$SFTPGO_VERSION") \
+			>"$RUN/sftpgo-download.json" 2>"$RUN/sftpgo-build.log" || true
+		src=$(awk -F'"' '$2 == "Dir" { print $4 }' "$RUN/sftpgo-download.json")
 		if [ -z "$src" ] || [ ! -f "$src/go.mod" ]; then
-			log "SFTPGo: the module github.com/drakkan/sftpgo/v2@$SFTPGO_VERSION cannot be fetched here ($(tail -1 "$RUN/sftpgo-build.log"))"
+			log "SFTPGo: the module github.com/drakkan/sftpgo/v2@$SFTPGO_VERSION cannot be fetched here:" \
+				"$(sed -n 's/^[[:space:]]*"Error": "\(.*\)",*$/\1/p' "$RUN/sftpgo-download.json" | head -1)$(tail -1 "$RUN/sftpgo-build.log")"
 			return 1
 		fi
 		mkdir -p "$dir"
