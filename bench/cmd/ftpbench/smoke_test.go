@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,8 +65,8 @@ func TestSmoke(t *testing.T) {
 		{"list", "--verb", "MLSD", "--dir", "many", "--lines", "200"},
 		{"smallfiles", "--files", "20", "--parallel", "2"},
 	}
-	// The same server plays "vsftpd" too, so the report has ratios.
-	for _, server := range []string{"cloudftpd", "vsftpd"} {
+	// The same server plays the peers too, so the report has ratios.
+	for _, server := range []string{"cloudftpd", "vsftpd", "pureftpd"} {
 		for _, st := range steps {
 			tls := false
 			for _, a := range st {
@@ -95,10 +96,13 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s3srv.close()
-	s3args := []string{"run", "s3", "--size", fmt.Sprint(11 << 20), "--pid", fmt.Sprint(os.Getpid()),
-		"--addr", s3srv.Plain, "--user", s3srv.User, "--pass", s3srv.Password, "--server", "cloudftpd", "--out", out, "--timeout", "20s"}
-	if code := run(s3args, io.Discard, &se); code != 0 {
-		t.Fatalf("ftpbench run s3: exit %d: %s", code, se.String())
+	// It plays SFTPGo's S3 user too.
+	for _, server := range []string{"cloudftpd", "sftpgo"} {
+		s3args := []string{"run", "s3", "--size", fmt.Sprint(11 << 20), "--pid", fmt.Sprint(os.Getpid()),
+			"--addr", s3srv.Plain, "--user", s3srv.User, "--pass", s3srv.Password, "--server", server, "--out", out, "--timeout", "20s"}
+		if code := run(s3args, io.Discard, &se); code != 0 {
+			t.Fatalf("ftpbench run s3 --server %s: exit %d: %s", server, code, se.String())
+		}
 	}
 	if keys := gw.Keys(t, ""); len(keys) != 0 {
 		t.Errorf("the S3 workload left objects behind: %v", keys)
@@ -129,7 +133,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	for _, w := range []string{"download", "upload", "ftps-download", "ftps-upload", "sessions", "idle-10", "list", "mlsd", "smallfiles-up", "smallfiles-down"} {
-		if !seen[w+"/cloudftpd"] || !seen[w+"/vsftpd"] {
+		if !seen[w+"/cloudftpd"] || !seen[w+"/vsftpd"] || !seen[w+"/pureftpd"] {
 			t.Errorf("no result for %s", w)
 		}
 	}
@@ -137,7 +141,7 @@ func TestSmoke(t *testing.T) {
 		t.Error("no ceiling result")
 	}
 	for _, w := range []string{"s3-upload", "s3-download", "s3-upload-rss"} {
-		if !seen[w+"/cloudftpd"] {
+		if !seen[w+"/cloudftpd"] || !seen[w+"/sftpgo"] {
 			t.Errorf("no result for %s", w)
 		}
 	}
@@ -157,15 +161,18 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| Download 2 GiB (FTP, tmpfs) |", "b.svg", "x |",
-		"| S3 backend: upload 2 GiB (versitygw on tmpfs) | MiB/s |", "cloudftpd, local disk: ",
+		"| workload | metric | cloudftpd | vsftpd | Pure-FTPd | SFTPGo | best other | ratio | target | met |",
+		"| S3 backend: upload 2 GiB (versitygw on tmpfs) | MiB/s |", "| SFTPGo: ", "cloudftpd, local disk: ",
 		"| S3 backend: peak RSS uploading 2 GiB | peak RSS (MiB), lower is better |"} {
 		if !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("report lacks %q:\n%s", want, doc)
 		}
 	}
 	for line := range strings.Lines(string(doc)) {
-		if strings.HasPrefix(line, "| S3 backend") && strings.Contains(line, "not measured") {
-			t.Errorf("S3 row not measured: %s", line)
+		// Every row has its reference here, SFTPGo's S3 included; only
+		// the SHA-512 sessions row has no results (no such accounts).
+		if strings.Contains(line, "not measured") && !strings.Contains(line, "SHA-512") {
+			t.Errorf("row not measured: %s", line)
 		}
 	}
 	sb, err := os.ReadFile(svg)
@@ -218,12 +225,48 @@ func TestSummarize(t *testing.T) {
 	if s.median != 2 || s.min != 1 || s.max != 3 {
 		t.Errorf("summary %+v", s)
 	}
-	v := judge(row{workload: "download", ref: "vsftpd", target: 1.5, targetTxt: "x"}, sum)
+	v := judge(row{workload: "download", target: 1.5, targetTxt: "x"}, sum)
 	if !v.met || v.ratio != 2 {
 		t.Errorf("download verdict %+v", v)
 	}
-	v = judge(row{workload: "list", ref: "vsftpd", target: 0.5, targetTxt: "x"}, sum)
+	v = judge(row{workload: "list", target: 0.5, targetTxt: "x"}, sum)
 	if !v.met || v.ratio != 0.25 || v.advantage != 4 || v.targetAdv != 2 {
 		t.Errorf("list verdict %+v", v)
+	}
+}
+
+// TestJudgeBest: the reference is the best peer in the metric's direction,
+// peers without a result are left out, and a row's own references replace
+// the peers.
+func TestJudgeBest(t *testing.T) {
+	rs := []result{
+		{Workload: "upload", Server: "cloudftpd", Value: 120, Better: "higher"},
+		{Workload: "upload", Server: "vsftpd", Value: 80, Better: "higher"},
+		{Workload: "upload", Server: "pureftpd", Value: 100, Better: "higher"},
+		{Workload: "list", Server: "cloudftpd", Value: 2, Better: "lower"},
+		{Workload: "list", Server: "vsftpd", Value: 4, Better: "lower"},
+		{Workload: "list", Server: "sftpgo", Value: 3, Better: "lower"},
+		{Workload: "mlsd", Server: "cloudftpd", Value: 1, Better: "lower"},
+		{Workload: "mlsd", Server: "pureftpd", Value: 5, Better: "lower"},
+	}
+	sum := summarize(rs)
+	for _, tc := range []struct {
+		r     row
+		best  string
+		ratio float64
+		met   bool
+	}{
+		{row{workload: "upload", target: 1.2, targetTxt: "x"}, "pureftpd", 1.2, true},
+		{row{workload: "upload", target: 1.5, targetTxt: "x"}, "pureftpd", 1.2, false},
+		{row{workload: "list", target: 0.5, targetTxt: "x"}, "sftpgo", 2.0 / 3, false},
+		{row{workload: "mlsd", refs: []ref{{"vsftpd", "list"}, {"pureftpd", "mlsd"}}, target: 0.5, targetTxt: "x"}, "vsftpd", 0.25, true},
+	} {
+		v := judge(tc.r, sum)
+		if !v.measured || v.best.server != tc.best || math.Abs(v.ratio-tc.ratio) > 1e-9 || v.met != tc.met {
+			t.Errorf("%s: best %s ratio %v met %v; want %s %v %v", tc.r.workload, v.best.server, v.ratio, v.met, tc.best, tc.ratio, tc.met)
+		}
+	}
+	if v := judge(row{workload: "download"}, sum); v.measured {
+		t.Errorf("download has no results but was measured: %+v", v)
 	}
 }
