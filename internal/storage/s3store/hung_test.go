@@ -156,7 +156,10 @@ func create(t *testing.T, s storage.Storage, name string) storage.Upload {
 // the request timeout, and the upload memory it held is given back.
 func TestHungRequestBlocksNoOther(t *testing.T) {
 	f := newFake(t)
-	const timeout = 2 * time.Second
+	// Long enough that the other requests (a 7 MiB upload to the fake
+	// among them) finish within it on a loaded CI machine under -race:
+	// at 2s they once took 2.4s.
+	const timeout = 5 * time.Second
 	b := f.backend(t, Options{PartSize: 5 * mib, UploadMemory: 10 * mib, RequestTimeout: timeout})
 	s, _ := b.Home(t.Context(), "alice")
 	release := make(chan struct{})
