@@ -142,8 +142,23 @@ type Server struct {
 	// died mid-upload (its control connection closing too) before the
 	// old file is replaced; "0s" still checks once without waiting.
 	ReplaceGrace *Duration `toml:"replace_grace"`
-	// ShutdownGrace is how long running transfers may finish on SIGTERM.
+	// ShutdownGrace is how long running transfers may finish on SIGTERM,
+	// counted from when the listeners close (after DrainDelay).
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// DrainDelay is how long, on SIGTERM, the node goes on accepting
+	// connections while /healthz already answers 503 "draining", so that
+	// a load balancer stops sending it clients before its listeners close
+	// (connections sent to a closed port are refused). Default 0: a
+	// single node closes its listeners at once. Behind a balancer: its
+	// health-check interval times its unhealthy threshold, and a little.
+	DrainDelay Duration `toml:"drain_delay"`
+	// ControlKeepalive is the TCP keepalive of control connections: the
+	// idle time before the first probe and the time between probes
+	// (DefaultControlKeepalive; whole seconds, rounded up; "0s" turns
+	// keepalive off). A control connection is silent while its transfer
+	// runs, and balancers and NAT gateways drop flows that are idle too
+	// long (an AWS NLB after 350 s).
+	ControlKeepalive *Duration `toml:"control_keepalive"`
 	// MaxSessions limits concurrent control connections (0: no limit).
 	MaxSessions int `toml:"max_sessions"`
 	// MaxSessionsPerIP limits concurrent connections from one address.
@@ -637,6 +652,24 @@ func (s *Server) ReplaceGraceDuration() time.Duration {
 	return s.ReplaceGrace.D()
 }
 
+// DefaultControlKeepalive is server.control_keepalive's default: Go's
+// own default for accepted connections (what cloudftpd did before the key
+// existed), far below the idle timeouts of balancers and NAT gateways
+// (AWS NLB 350 s, a NAT gateway 350 s, many home routers a few minutes).
+const DefaultControlKeepalive = 15 * time.Second
+
+// maxKeepalive is the largest TCP_KEEPIDLE/TCP_KEEPINTVL Linux accepts.
+const maxKeepalive = 32767 * time.Second
+
+// ControlKeepaliveDuration is server.control_keepalive, or its default
+// when unset (a config built in code); 0 means off.
+func (s *Server) ControlKeepaliveDuration() time.Duration {
+	if s.ControlKeepalive == nil {
+		return DefaultControlKeepalive
+	}
+	return s.ControlKeepalive.D()
+}
+
 // Default returns the built-in configuration used when no file is given: one
 // plain listener on :2121, local storage under ./cloudftpd-data, and the
 // users in usersFile (serve's demo writes one there).
@@ -798,6 +831,10 @@ func (c *Config) applyDefaults() {
 		d := Duration(DefaultReplaceGrace)
 		s.ReplaceGrace = &d
 	}
+	if s.ControlKeepalive == nil {
+		d := Duration(DefaultControlKeepalive)
+		s.ControlKeepalive = &d
+	}
 	if s.MaxLoginFailures == 0 {
 		s.MaxLoginFailures = 3
 	}
@@ -871,6 +908,8 @@ func (c *Config) Validate() error {
 		{"server.stall_timeout", c.Server.StallTimeout},
 		{"server.login_timeout", c.Server.LoginTimeout},
 		{"server.shutdown_grace", c.Server.ShutdownGrace},
+		{"server.drain_delay", c.Server.DrainDelay},
+		{"server.control_keepalive", Duration(c.Server.ControlKeepaliveDuration())},
 		{"server.login_failure_delay", c.Server.LoginFailureDelay},
 		{"server.replace_grace", Duration(c.Server.ReplaceGraceDuration())},
 		{"retention.interval", c.Retention.Interval},
@@ -878,6 +917,9 @@ func (c *Config) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("%s: must not be negative", d.key)
 		}
+	}
+	if c.Server.ControlKeepaliveDuration() > maxKeepalive {
+		return fmt.Errorf("server.control_keepalive: %v is over the kernel's limit of %v", c.Server.ControlKeepaliveDuration(), maxKeepalive)
 	}
 	for _, n := range []struct {
 		key string
