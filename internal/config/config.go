@@ -655,7 +655,7 @@ func (s *Server) ReplaceGraceDuration() time.Duration {
 // DefaultControlKeepalive is server.control_keepalive's default: Go's
 // own default for accepted connections (what cloudftpd did before the key
 // existed), far below the idle timeouts of balancers and NAT gateways
-// (AWS NLB 350 s, a NAT gateway 350 s, many home routers a few minutes).
+// (AWS NLB and NAT gateway: 350 s).
 const DefaultControlKeepalive = 15 * time.Second
 
 // maxKeepalive is the largest TCP_KEEPIDLE/TCP_KEEPINTVL Linux accepts.
