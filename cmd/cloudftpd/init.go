@@ -19,6 +19,8 @@ data_timeout = "30s"        # wait this long for a data connection to open
 stall_timeout = "5m"        # abort a transfer that moves no data this long
 login_timeout = "1m"        # close connections that have not logged in by then
 shutdown_grace = "30s"      # on SIGTERM, let running transfers finish this long
+drain_delay = "0s"          # on SIGTERM, keep accepting this long while /healthz says 503 (behind a balancer)
+control_keepalive = "15s"   # TCP keepalive on control connections, idle through transfers; "0s" = off
 max_sessions = 0            # concurrent control connections, 0 = unlimited
 max_sessions_per_ip = 0     # per client address, 0 = unlimited
 max_login_failures = 3      # close the session after this many bad passwords
@@ -58,8 +60,9 @@ anonymous_home = "pub"
 format = "text"             # or "json"
 level = "info"              # debug, info, warn, error
 
-# Prometheus metrics on http://ADDRESS/metrics (off when unset). Keep the
-# address private: loopback, or a network only monitoring reaches.
+# Prometheus metrics on http://ADDRESS/metrics, and /healthz for a load
+# balancer (200 ready, 503 draining); off when unset. Keep the address
+# private: loopback, or a network only monitoring and balancers reach.
 # [metrics]
 # address = "127.0.0.1:9121"
 `

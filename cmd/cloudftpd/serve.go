@@ -150,9 +150,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}()
 	<-ctx.Done()
-	grace := sv.cfg.Load().Server.ShutdownGrace.D()
-	sv.logger.Info("shutting down", "grace", grace)
-	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	// The drain delay (listeners still open, /healthz 503) comes first;
+	// the grace for running transfers counts from when they close.
+	sc := sv.cfg.Load().Server
+	grace, drain := sc.ShutdownGrace.D(), sc.DrainDelay.D()
+	sv.logger.Info("shutting down", "drain_delay", drain, "grace", grace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), drain+grace)
 	defer cancel()
 	if err := sv.srv.Shutdown(graceCtx); err != nil {
 		sv.logger.Warn("transfers cut short by shutdown", "err", err)

@@ -149,8 +149,23 @@ type Server struct {
 	// (as vsftpd does). A failed upload that would replace a file never
 	// touches it. Off by default: a new name appears only complete.
 	KeepPartialUploads bool `toml:"keep_partial_uploads"`
-	// ShutdownGrace is how long running transfers may finish on SIGTERM.
+	// ShutdownGrace is how long running transfers may finish on SIGTERM,
+	// counted from when the listeners close (after DrainDelay).
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// DrainDelay is how long, on SIGTERM, the node goes on accepting
+	// connections while /healthz already answers 503 "draining", so that
+	// a load balancer stops sending it clients before its listeners close
+	// (connections sent to a closed port are refused). Default 0: a
+	// single node closes its listeners at once. Behind a balancer: its
+	// health-check interval times its unhealthy threshold, and a little.
+	DrainDelay Duration `toml:"drain_delay"`
+	// ControlKeepalive is the TCP keepalive of control connections: the
+	// idle time before the first probe and the time between probes
+	// (DefaultControlKeepalive; whole seconds, rounded up; "0s" turns
+	// keepalive off). A control connection is silent while its transfer
+	// runs, and balancers and NAT gateways drop flows that are idle too
+	// long (an AWS NLB after 350 s).
+	ControlKeepalive *Duration `toml:"control_keepalive"`
 	// MaxSessions limits concurrent control connections (0: no limit).
 	MaxSessions int `toml:"max_sessions"`
 	// MaxSessionsPerIP limits concurrent connections from one address.
@@ -692,6 +707,24 @@ func (s *Server) ReplaceGraceDuration() time.Duration {
 	return s.ReplaceGrace.D()
 }
 
+// DefaultControlKeepalive is server.control_keepalive's default: Go's
+// own default for accepted connections (what cloudftpd did before the key
+// existed), far below the idle timeouts of balancers and NAT gateways
+// (AWS NLB and NAT gateway: 350 s).
+const DefaultControlKeepalive = 15 * time.Second
+
+// maxKeepalive is the largest TCP_KEEPIDLE/TCP_KEEPINTVL Linux accepts.
+const maxKeepalive = 32767 * time.Second
+
+// ControlKeepaliveDuration is server.control_keepalive, or its default
+// when unset (a config built in code); 0 means off.
+func (s *Server) ControlKeepaliveDuration() time.Duration {
+	if s.ControlKeepalive == nil {
+		return DefaultControlKeepalive
+	}
+	return s.ControlKeepalive.D()
+}
+
 // Default returns the built-in configuration used when no file is given: one
 // plain listener on :2121, local storage under ./cloudftpd-data, and the
 // users in usersFile (serve's demo writes one there).
@@ -853,6 +886,10 @@ func (c *Config) applyDefaults() {
 		d := Duration(DefaultReplaceGrace)
 		s.ReplaceGrace = &d
 	}
+	if s.ControlKeepalive == nil {
+		d := Duration(DefaultControlKeepalive)
+		s.ControlKeepalive = &d
+	}
 	if s.MaxLoginFailures == 0 {
 		s.MaxLoginFailures = 3
 	}
@@ -944,6 +981,8 @@ func (c *Config) Validate() error {
 		{"server.stall_timeout", c.Server.StallTimeout},
 		{"server.login_timeout", c.Server.LoginTimeout},
 		{"server.shutdown_grace", c.Server.ShutdownGrace},
+		{"server.drain_delay", c.Server.DrainDelay},
+		{"server.control_keepalive", Duration(c.Server.ControlKeepaliveDuration())},
 		{"server.login_failure_delay", c.Server.LoginFailureDelay},
 		{"server.replace_grace", Duration(c.Server.ReplaceGraceDuration())},
 		{"retention.interval", c.Retention.Interval},
@@ -951,6 +990,9 @@ func (c *Config) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("%s: must not be negative", d.key)
 		}
+	}
+	if c.Server.ControlKeepaliveDuration() > maxKeepalive {
+		return fmt.Errorf("server.control_keepalive: %v is over the kernel's limit of %v", c.Server.ControlKeepaliveDuration(), maxKeepalive)
 	}
 	for _, n := range []struct {
 		key string

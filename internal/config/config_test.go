@@ -20,6 +20,8 @@ data_timeout = "45s"
 stall_timeout = "2m30s"
 login_timeout = "90s"
 shutdown_grace = "1m"
+drain_delay = "25s"
+control_keepalive = "1m"
 max_sessions = 100
 max_sessions_per_ip = 5
 max_login_failures = 4
@@ -97,6 +99,8 @@ func TestParseFullConfig(t *testing.T) {
 		{"stall_timeout", s.StallTimeout.D(), 150 * time.Second},
 		{"login_timeout", s.LoginTimeout.D(), 90 * time.Second},
 		{"shutdown_grace", s.ShutdownGrace.D(), time.Minute},
+		{"drain_delay", s.DrainDelay.D(), 25 * time.Second},
+		{"control_keepalive", s.ControlKeepaliveDuration(), time.Minute},
 		{"login_failure_delay", s.LoginFailureDelay.D(), 2 * time.Second},
 	} {
 		if d.got != d.want {
@@ -288,7 +292,14 @@ func TestParseDefaults(t *testing.T) {
 	if got := c.Server.ReplaceGraceDuration(); got != DefaultReplaceGrace {
 		t.Errorf("replace_grace default = %v, want %v", got, DefaultReplaceGrace)
 	}
-	c.Server.ReplaceGrace = nil // a pointer: compared above
+	if got := c.Server.ControlKeepaliveDuration(); got != DefaultControlKeepalive {
+		t.Errorf("control_keepalive default = %v, want %v", got, DefaultControlKeepalive)
+	}
+	if c.Server.DrainDelay != 0 {
+		t.Errorf("drain_delay default = %v, want 0", c.Server.DrainDelay.D())
+	}
+	c.Server.ReplaceGrace = nil     // a pointer: compared above
+	c.Server.ControlKeepalive = nil // likewise
 	if c.Server != want {
 		t.Errorf("server defaults = %+v\nwant %+v", c.Server, want)
 	}
@@ -470,6 +481,9 @@ address = ":2122"
 		{"negative stall", "[server]\nstall_timeout = \"-1s\"\n" + minimal, []string{"server.stall_timeout", "negative"}},
 		{"negative login", "[server]\nlogin_timeout = \"-1s\"\n" + minimal, []string{"server.login_timeout", "negative"}},
 		{"negative grace", "[server]\nshutdown_grace = \"-1s\"\n" + minimal, []string{"server.shutdown_grace", "negative"}},
+		{"negative drain", "[server]\ndrain_delay = \"-1s\"\n" + minimal, []string{"server.drain_delay", "negative"}},
+		{"negative keepalive", "[server]\ncontrol_keepalive = \"-1s\"\n" + minimal, []string{"server.control_keepalive", "negative"}},
+		{"keepalive too long", "[server]\ncontrol_keepalive = \"10h\"\n" + minimal, []string{"server.control_keepalive", "limit"}},
 		{"negative delay", "[server]\nlogin_failure_delay = \"-1s\"\n" + minimal, []string{"server.login_failure_delay", "negative"}},
 		{"banner not a string", "[server]\nbanner = 5\n" + minimal, []string{"banner"}},
 

@@ -81,12 +81,16 @@ type Server struct {
 	// pools and closers are what committed wirings built. Sessions of an
 	// older config may still use them, so they are released only when the
 	// server ends.
-	pools       []*netpolicy.PortPool
-	closers     []io.Closer
-	bg          context.Context // background work (address refreshes), from Start
-	bgCancel    context.CancelFunc
-	started     bool
-	closing     bool
+	pools    []*netpolicy.PortPool
+	closers  []io.Closer
+	bg       context.Context // background work (address refreshes), from Start
+	bgCancel context.CancelFunc
+	started  bool
+	closing  bool
+	// ready is set once Start has opened the listeners and loaded the
+	// users, draining once Shutdown begins: /healthz reports them.
+	ready       atomic.Bool
+	draining    atomic.Bool
 	done        chan struct{} // closed when Shutdown or Close begins
 	metricsSrv  *http.Server  // the /metrics endpoint, once started
 	metricsAddr net.Addr
@@ -245,6 +249,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.startUsers(w)
 	s.mu.Unlock()
 	s.awaitUsers(ctx, w)
+	s.ready.Store(true)
 	for i, l := range opened {
 		s.logger.Info("listening", "address", l.ln.Addr().String(), "passive_ports", w.Listeners[i].Config.PassivePorts)
 	}
@@ -264,9 +269,13 @@ func (s *Server) Serve(ctx context.Context) error {
 // listen opens the sockets of lws, in order; on a failure it closes those
 // it opened.
 func listen(lws []*ListenerWiring) ([]net.Listener, error) {
+	// KeepAlive -1: Go would give every accepted connection its default
+	// keepalive (15 s); serve sets server.control_keepalive instead,
+	// which a reload may change for the connections accepted after it.
+	lc := net.ListenConfig{KeepAlive: -1}
 	var lns []net.Listener
 	for _, lw := range lws {
-		ln, err := net.Listen("tcp", lw.Config.AddrPort().String())
+		ln, err := lc.Listen(context.Background(), "tcp", lw.Config.AddrPort().String())
 		if err != nil {
 			closeAll(lns)
 			return nil, fmt.Errorf("server: %s.address: %w", lw.Name, err)
@@ -487,6 +496,7 @@ func (s *Server) startMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", s.healthz)
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -497,8 +507,28 @@ func (s *Server) startMetrics() error {
 	s.metricsSrv, s.metricsAddr = hs, ln.Addr()
 	s.mu.Unlock()
 	go hs.Serve(ln) // ends when stopMetrics closes the server
-	s.logger.Info("metrics", "address", ln.Addr().String(), "path", "/metrics")
+	s.logger.Info("metrics", "address", ln.Addr().String(), "path", "/metrics", "health", "/healthz")
 	return nil
+}
+
+// healthz tells a load balancer whether to send this node new clients:
+// 200 "ready" while it serves, 503 "draining" from the start of Shutdown
+// (its listeners may still accept for server.drain_delay, then running
+// transfers finish), 503 "starting" before Start has opened the listeners
+// and loaded the users.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	switch {
+	case s.draining.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "draining\n")
+	case !s.ready.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "starting\n")
+	default:
+		io.WriteString(w, "ready\n")
+	}
 }
 
 // stopMetrics closes the endpoint and its scrapers' kept-alive
@@ -580,6 +610,7 @@ func (s *Server) serve(l *listener) {
 		backoff = 0
 		// The settings current at accept are the session's for good.
 		g := l.gen.Load()
+		s.setKeepalive(c, g.limits.ControlKeepaliveDuration())
 		if !g.proxy && !s.admit(c) {
 			continue // banned: a closed socket, nothing read or sent
 		}
@@ -590,6 +621,30 @@ func (s *Server) serve(l *listener) {
 			defer s.active.Done()
 			s.handle(c, g)
 		}()
+	}
+}
+
+// setKeepalive turns TCP keepalive on for a control connection, probing
+// after d of silence and every d after that, 9 probes before the
+// connection is given up (Go's count); d = 0 turns it off. A control
+// connection says nothing while its transfer runs: the probes keep
+// balancers and NAT gateways from dropping it as idle, and find clients
+// that vanished.
+func (s *Server) setKeepalive(c net.Conn, d time.Duration) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	var err error
+	if d <= 0 {
+		err = tc.SetKeepAlive(false)
+	} else {
+		err = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: d, Count: 9})
+	}
+	if err != nil {
+		// A socket the client already reset, typically: the session
+		// finds out by itself.
+		s.logger.Debug("setting control keepalive", "client", c.RemoteAddr().String(), "err", err)
 	}
 }
 
@@ -677,10 +732,15 @@ func (s *Server) stopAccepting() []*ftp.Session {
 	return sessions
 }
 
-// Shutdown stops accepting connections, ends idle sessions at once and
-// lets running transfers finish until ctx ends; then it closes whatever is
-// left. It returns ctx.Err() if it had to cut transfers short.
+// Shutdown reports the node draining on /healthz at once and goes on
+// serving for server.drain_delay, so that a load balancer stops sending
+// it clients first; then it stops accepting connections, ends idle
+// sessions and lets running transfers finish until ctx ends; then it
+// closes whatever is left. ctx bounds the drain delay too (the caller's
+// budget is the delay plus the grace). It returns ctx.Err() if it had to
+// cut transfers short.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drain(ctx)
 	for _, sess := range s.stopAccepting() {
 		sess.Shutdown()
 	}
@@ -706,8 +766,38 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// drain marks the node draining and waits server.drain_delay, or until
+// ctx ends or Close begins.
+func (s *Server) drain(ctx context.Context) {
+	if s.draining.Swap(true) {
+		return // a second Shutdown: the first one drained
+	}
+	s.mu.Lock()
+	var delay time.Duration
+	if s.wiring != nil {
+		delay = s.wiring.Config.Server.DrainDelay.D()
+	}
+	started, done := s.started && !s.closing, s.done
+	s.mu.Unlock()
+	if delay <= 0 || !started {
+		return
+	}
+	s.logger.Info("draining: /healthz answers 503, still accepting", "drain_delay", delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-done:
+	}
+}
+
+// Draining reports whether Shutdown has begun (/healthz answers 503).
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // Close stops everything at once.
 func (s *Server) Close() error {
+	s.draining.Store(true)
 	s.stopAccepting()
 	s.closeSessions()
 	s.active.Wait()
