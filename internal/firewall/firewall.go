@@ -88,6 +88,12 @@ func FromConfig(cfg *config.Config) *Set {
 		}
 		s.Rules = append(s.Rules, Rule{Lo: lo, Hi: hi, Sources: src,
 			Why: []string{fmt.Sprintf("listener[%d] passive ports", i)}})
+		for j := range l.Passive {
+			if off := l.Passive[j].PortOffset(); off != 0 && ok {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("listener[%d].passive[%d] tells its clients ports %d-%d (ports = %q), mapped onto the bound %d-%d: these rules open the bound range on this machine; open %d-%d where the mapping happens (the balancer's listeners, the Kubernetes Service, the NAT)",
+					i, j, int(lo)+off, int(hi)+off, l.Passive[j].Ports, lo, hi, int(lo)+off, int(hi)+off))
+			}
+		}
 		if l.ActiveAllowed() {
 			for _, f := range src {
 				if !slices.Contains(active, f) {

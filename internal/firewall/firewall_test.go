@@ -406,3 +406,35 @@ func checkFlat(t *testing.T, got []flat) {
 		t.Errorf("parsed rules\n got %v\nwant %v", g, w)
 	}
 }
+
+// TestMappedPassivePortsWarn: a passive rule whose clients reach other
+// ports than the bound ones (ports = ...) is named with the range to open
+// where the mapping happens.
+func TestMappedPassivePortsWarn(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+[[listener]]
+address = "0.0.0.0:2121"
+passive_ports = "50000-50009"
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "198.51.100.10"
+  ports = "30000-30009"
+[storage]
+root = "/srv/ftp"
+[auth]
+anonymous = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := FromConfig(cfg)
+	found := false
+	for _, w := range s.Warnings {
+		if strings.Contains(w, "listener[0].passive[0] tells its clients ports 30000-30009") && strings.Contains(w, "open 30000-30009 where the mapping happens") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no warning about the mapped range: %q", s.Warnings)
+	}
+}
