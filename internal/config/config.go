@@ -287,6 +287,12 @@ type Listener struct {
 	PassiveProxyProtocol bool `toml:"passive_proxy_protocol"`
 	// ProxyTrusted lists the balancers allowed to send PROXY headers.
 	ProxyTrusted []string `toml:"proxy_trusted"`
+	// PublicPort is the control port clients connect to when something
+	// in front maps it onto Address's port (a Kubernetes Service, a
+	// container port mapping, a balancer listening on 21 for a server on
+	// 2121); 0 means the same port. It changes nothing the server does:
+	// doctor and firewall name it.
+	PublicPort uint16 `toml:"public_port"`
 	// BinaryOnly transfers every file unchanged: TYPE A is accepted (200)
 	// but converts nothing, for partners whose clients send binaries as
 	// ASCII. Users can have it too (binary_only in the users file).

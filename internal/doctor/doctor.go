@@ -103,7 +103,11 @@ func Diagnose(ctx context.Context, cfg *config.Config, opts Options) []diag.Chec
 		checks = append(checks, checkBind("metrics", cfg.Metrics.Address))
 	}
 	for _, lw := range w.Listeners {
-		checks = append(checks, checkBind(lw.Name, lw.Config.AddrPort().String()))
+		c := checkBind(lw.Name, lw.Config.AddrPort().String())
+		if p := lw.Config.PublicPort; p != 0 && p != lw.Config.AddrPort().Port() {
+			c.Detail += fmt.Sprintf("; clients connect to port %d (public_port), which the balancer, Service or NAT in front maps onto %d", p, lw.Config.AddrPort().Port())
+		}
+		checks = append(checks, c)
 		if c, ok := part(lw.Name + " TLS"); ok {
 			checks = append(checks, c)
 		} else if lw.Certs != nil {

@@ -94,6 +94,14 @@ func TestDoctorHealthy(t *testing.T) {
 
 // The mission's failure, found before any client: an instance with only a
 // private address, listening on all addresses, without passive rules.
+// TestDoctorPublicPort: a listener reached through a port mapping says
+// which port its clients use.
+func TestDoctorPublicPort(t *testing.T) {
+	cfg := doctorConfig(t, "", "public_port = 21\n")
+	checks := diagnose(t, cfg, ec2Addrs)
+	diagtest.Want(t, checks, "listener[0]", diag.OK, "clients connect to port 21 (public_port)")
+}
+
 func TestDoctorPASVBehindNAT(t *testing.T) {
 	imds := imdstest.NewServer(t, imdstest.Meta("", imdstest.ENI{
 		MAC:          "0a:00:00:00:00:01",

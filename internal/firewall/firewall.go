@@ -88,6 +88,9 @@ func FromConfig(cfg *config.Config) *Set {
 		}
 		s.Rules = append(s.Rules, Rule{Lo: lo, Hi: hi, Sources: src,
 			Why: []string{fmt.Sprintf("listener[%d] passive ports", i)}})
+		if p := l.PublicPort; p != 0 && p != ap.Port() {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("listener[%d] is reached on port %d (public_port), mapped onto %d: these rules open %d on this machine; open %d where the mapping happens (the balancer's listener, the Kubernetes Service, the NAT)", i, p, ap.Port(), ap.Port(), p))
+		}
 		for j := range l.Passive {
 			if off := l.Passive[j].PortOffset(); off != 0 && ok {
 				s.Warnings = append(s.Warnings, fmt.Sprintf("listener[%d].passive[%d] tells its clients ports %d-%d (ports = %q), mapped onto the bound %d-%d: these rules open the bound range on this machine; open %d-%d where the mapping happens (the balancer's listeners, the Kubernetes Service, the NAT)",

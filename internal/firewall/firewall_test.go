@@ -414,6 +414,7 @@ func TestMappedPassivePortsWarn(t *testing.T) {
 	cfg, err := config.Parse([]byte(`
 [[listener]]
 address = "0.0.0.0:2121"
+public_port = 21
 passive_ports = "50000-50009"
   [[listener.passive]]
   clients = ["0.0.0.0/0"]
@@ -436,5 +437,8 @@ anonymous = true
 	}
 	if !found {
 		t.Errorf("no warning about the mapped range: %q", s.Warnings)
+	}
+	if !strings.Contains(strings.Join(s.Warnings, "\n"), "listener[0] is reached on port 21 (public_port), mapped onto 2121") {
+		t.Errorf("no warning about the mapped control port: %q", s.Warnings)
 	}
 }
