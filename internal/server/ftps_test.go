@@ -421,14 +421,7 @@ users_file = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	serveUntilCleanup(t, srv)
 	addrs := srv.Addrs()
 	ts = &testServer{t: t, srv: srv, cfg: cfg, Addr: addrs[0].String(), Root: root, backend: localDisk, store: diskStore{root: root}, logs: logs}
 	return ts, addrs[0].String(), addrs[1].String()

@@ -372,3 +372,16 @@ func readAll(t *testing.T, c net.Conn) []byte {
 	}
 	return b
 }
+
+// serveUntilCleanup starts srv and shuts it down when the test ends.
+func serveUntilCleanup(t *testing.T, srv *server.Server) {
+	t.Helper()
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+}

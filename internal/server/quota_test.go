@@ -405,14 +405,7 @@ func restartStopped(t *testing.T, ts *testServer) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	serveUntilCleanup(t, srv)
 	n := *ts
 	n.srv, n.cfg, n.Addr = srv, cfg, srv.Addrs()[0].String()
 	return &n

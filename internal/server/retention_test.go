@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -96,14 +95,7 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	serveUntilCleanup(t, srv)
 	return &testServer{t: t, srv: srv, cfg: cfg, Addr: srv.Addrs()[0].String(), Root: root, backend: b, store: st, logs: logs}, audit
 }
 
