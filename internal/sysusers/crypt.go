@@ -185,9 +185,14 @@ func shaRounds(hash string) (int, bool) {
 func costKey(hash string) string {
 	parts := strings.Split(hash, "$")
 	switch kind(hash) {
-	case "y", "2a", "2b", "2y":
+	case "y":
 		if len(parts) > 2 {
 			return parts[1] + "$" + parts[2]
+		}
+	case "2a", "2b", "2y":
+		// One algorithm under three names: the cost is what counts.
+		if len(parts) > 2 {
+			return "2$" + parts[2]
 		}
 	case "5", "6":
 		r, _ := shaRounds(hash)
