@@ -56,22 +56,34 @@ func AnonymousUser(name, home string) *User {
 // in a bounded number of slots, and an unknown user costs the same work
 // as a wrong password. It is safe for concurrent use.
 type Verifier struct {
-	log   *slog.Logger
-	cache *verifyCache
-	slots chan struct{}
-	slow  atomic.Int64
+	log    *slog.Logger
+	cache  *verifyCache
+	slots  chan struct{}
+	slow   atomic.Int64
+	verify VerifyFunc
 }
 
-// NewVerifier returns a Verifier logging broken hashes to log (nil
-// discards).
-func NewVerifier(log *slog.Logger) *Verifier {
+// VerifyFunc reports whether password matches a stored hash, as
+// VerifyPassword does: an error for a hash it cannot read, distinct from
+// a mismatch.
+type VerifyFunc func(hash, password string) (bool, error)
+
+// NewVerifier returns a Verifier of VerifyPassword's hashes (argon2id,
+// bcrypt) logging broken hashes to log (nil discards).
+func NewVerifier(log *slog.Logger) *Verifier { return NewVerifierFunc(log, VerifyPassword) }
+
+// NewVerifierFunc is NewVerifier for a store whose hashes verify is
+// written for (the system accounts' crypt(3) hashes, internal/sysusers):
+// the same cache and slots around another hash function.
+func NewVerifierFunc(log *slog.Logger, verify VerifyFunc) *Verifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Verifier{
-		log:   log,
-		cache: newVerifyCache(defaultCacheTTL, defaultCacheSize),
-		slots: make(chan struct{}, runtime.NumCPU()),
+		log:    log,
+		cache:  newVerifyCache(defaultCacheTTL, defaultCacheSize),
+		slots:  make(chan struct{}, runtime.NumCPU()),
+		verify: verify,
 	}
 }
 
@@ -91,7 +103,7 @@ func (v *Verifier) Check(ctx context.Context, name, hash, password string) error
 		return nil
 	}
 	v.slow.Add(1)
-	ok, err := VerifyPassword(hash, password)
+	ok, err := v.verify(hash, password)
 	if err != nil {
 		v.log.Error("auth: cannot verify password", "user", name, "err", err)
 		return fmt.Errorf("auth: user %q: %w", name, err)
@@ -107,15 +119,23 @@ func (v *Verifier) Check(ctx context.Context, name, hash, password string) error
 // ErrUnknownUser (or ctx's error), so that unknown names cannot be told
 // from wrong passwords by timing.
 func (v *Verifier) Unknown(ctx context.Context, password string) error {
+	return v.Spend(ctx, dummyHash, password, ErrUnknownUser)
+}
+
+// Spend verifies password against dummy, a hash of the kind and cost the
+// store's real users have, and returns refusal (or ctx's error): the
+// failure of a login refused without checking its password (an unknown
+// name, a locked account) then costs what a wrong password costs.
+func (v *Verifier) Spend(ctx context.Context, dummy, password string, refusal error) error {
 	if err := v.acquire(ctx); err != nil {
 		return err
 	}
 	defer func() { <-v.slots }()
 	v.slow.Add(1)
-	if _, err := VerifyPassword(dummyHash, password); err != nil {
+	if _, err := v.verify(dummy, password); err != nil {
 		return err
 	}
-	return ErrUnknownUser
+	return refusal
 }
 
 // SlowVerifies counts the real (uncached) verifications so far, for

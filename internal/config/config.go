@@ -401,13 +401,16 @@ type Auth struct {
 	// AnonymousHome is the anonymous users' home, relative to the storage root.
 	AnonymousHome string `toml:"anonymous_home"`
 	// Store is where users are kept: StoreFile (the default, users_file),
-	// StorePostgres ([auth.postgres]) or StoreHTTP, an identity hook
-	// asked at every login ([auth.http]).
+	// StorePostgres ([auth.postgres]), StoreHTTP, an identity hook
+	// asked at every login ([auth.http]), or StoreSystem, the machine's
+	// own accounts ([auth.system]).
 	Store string `toml:"store"`
 	// Postgres is the user database of store = "postgres".
 	Postgres PostgresUsers `toml:"postgres"`
 	// HTTP is the identity hook of store = "http".
 	HTTP HTTPHook `toml:"http"`
+	// System is the system accounts of store = "system".
+	System SystemUsers `toml:"system"`
 
 	usersFile, anonymous Policy // resolved by Validate
 }
@@ -417,7 +420,79 @@ const (
 	StoreFile     = "file"
 	StorePostgres = "postgres"
 	StoreHTTP     = "http"
+	StoreSystem   = "system"
 )
+
+// SystemUsers is [auth.system]: the machine's accounts, from the passwd
+// and shadow files, as vsftpd's local users (README "System accounts").
+// Paths are relative to the config file.
+type SystemUsers struct {
+	// PasswdFile, ShadowFile and GroupFile default to /etc/passwd,
+	// /etc/shadow and /etc/group. Reading the shadow file takes root or
+	// the shadow group.
+	PasswdFile string `toml:"passwd_file"`
+	ShadowFile string `toml:"shadow_file"`
+	GroupFile  string `toml:"group_file"`
+	// MinUID is the lowest uid that may log in (default 1000), so that
+	// root and the daemons' accounts cannot.
+	MinUID *int `toml:"min_uid"`
+	// FTPUsersFile lists names that may never log in, one a line, as
+	// vsftpd's and every other ftpd's /etc/ftpusers (the default; ""
+	// reads none). A missing default file is an empty list.
+	FTPUsersFile *string `toml:"ftpusers_file"`
+	// UserlistFile, when set, is vsftpd's userlist_file: with
+	// UserlistDeny (the default, as vsftpd's) its names are refused,
+	// without it only its names may log in.
+	UserlistFile string `toml:"userlist_file"`
+	UserlistDeny *bool  `toml:"userlist_deny"`
+	// Users and Groups, when either is set, allow only the accounts
+	// named or members of a group named (primary or in GroupFile).
+	Users  []string `toml:"users"`
+	Groups []string `toml:"groups"`
+	// Home is where a user is jailed: HomePasswd, the passwd home
+	// directory, which must lie inside storage.root (the default with
+	// local storage); or HomeName, the user name under storage.root
+	// (the default, and the only choice, with S3).
+	Home string `toml:"home"`
+	// Permissions of every system user (default ["all"]).
+	Permissions []string `toml:"permissions"`
+	// AllowMD5Crypt accepts the legacy MD5-crypt ($1$) hashes, refused
+	// by default as too weak.
+	AllowMD5Crypt bool `toml:"allow_md5crypt"`
+}
+
+// The homes of [auth.system] home.
+const (
+	HomePasswd = "passwd"
+	HomeName   = "name"
+)
+
+// Files are the passwd, shadow and group files with their defaults.
+func (s *SystemUsers) Files() (passwd, shadow, group string) {
+	return cmp.Or(s.PasswdFile, "/etc/passwd"), cmp.Or(s.ShadowFile, "/etc/shadow"), cmp.Or(s.GroupFile, "/etc/group")
+}
+
+// FTPUsers is ftpusers_file with its default; "" reads none.
+func (s *SystemUsers) FTPUsers() string {
+	if s.FTPUsersFile == nil {
+		return DefaultFTPUsersFile
+	}
+	return *s.FTPUsersFile
+}
+
+// DefaultFTPUsersFile is [auth.system] ftpusers_file's default.
+const DefaultFTPUsersFile = "/etc/ftpusers"
+
+// LowestUID is min_uid with its default.
+func (s *SystemUsers) LowestUID() int {
+	if s.MinUID == nil {
+		return 1000
+	}
+	return *s.MinUID
+}
+
+// DenyUserlist is userlist_deny with its default (true, as vsftpd's).
+func (s *SystemUsers) DenyUserlist() bool { return s.UserlistDeny == nil || *s.UserlistDeny }
 
 // PostgresUsers is [auth.postgres]: users in a PostgreSQL database shared
 // by every node (README "Users in PostgreSQL").
@@ -920,6 +995,17 @@ func (c *Config) applyDefaults() {
 	if c.Auth.Store == "" {
 		c.Auth.Store = StoreFile
 	}
+	if sys := &c.Auth.System; c.Auth.Store == StoreSystem {
+		if sys.Home == "" {
+			sys.Home = HomePasswd
+			if c.Storage.Backend == "s3" {
+				sys.Home = HomeName
+			}
+		}
+		if sys.Permissions == nil {
+			sys.Permissions = []string{"all"}
+		}
+	}
 	if h := &c.Auth.HTTP; c.Auth.Store == StoreHTTP {
 		setDur(&h.Timeout, DefaultHookTimeout)
 		if h.ServerID == "" {
@@ -1061,6 +1147,9 @@ func (c *Config) Validate() error {
 	if err := c.Auth.validate(); err != nil {
 		return err
 	}
+	if c.Auth.Store == StoreSystem && c.Auth.System.Home == HomePasswd && c.Storage.Backend != "local" {
+		return errors.New("auth.system.home: \"passwd\" needs storage.backend = \"local\" (a passwd home is a directory); use home = \"name\"")
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -1095,8 +1184,10 @@ func (a *Auth) validate() error {
 			a.anonymous = PolicyOptional
 		}
 		return nil
+	case StoreSystem:
+		return a.validateSystem()
 	default:
-		return fmt.Errorf("auth.store: %q is not a user store (want %q, %q or %q)", a.Store, StoreFile, StorePostgres, StoreHTTP)
+		return fmt.Errorf("auth.store: %q is not a user store (want %q, %q, %q or %q)", a.Store, StoreFile, StorePostgres, StoreHTTP, StoreSystem)
 	}
 	switch {
 	case a.UsersFile != "" && a.Anonymous:
@@ -1122,6 +1213,29 @@ func (a *Auth) validatePostgres() error {
 		return errors.New("auth.postgres.dsn: required with auth.store = \"postgres\", e.g. \"postgres://cloudftpd@db.internal/cloudftpd\"")
 	case p.PollInterval < 0 || p.Timeout < 0:
 		return errors.New("auth.postgres: poll_interval and timeout must not be negative")
+	}
+	a.usersFile, a.anonymous = PolicyOff, PolicyOff
+	if a.Anonymous {
+		a.anonymous = PolicyOptional
+	}
+	return nil
+}
+
+// validateSystem checks store = "system": no users file is read, and
+// anonymous logins may be allowed beside the system's accounts.
+func (a *Auth) validateSystem() error {
+	s := &a.System
+	switch {
+	case a.UsersFile != "":
+		return errors.New("auth.users_file: not used with auth.store = \"system\" (users are the system's accounts; remove it)")
+	case s.Home != "" && s.Home != HomePasswd && s.Home != HomeName:
+		return fmt.Errorf("auth.system.home: %q (want %q or %q)", s.Home, HomePasswd, HomeName)
+	case s.LowestUID() < 0:
+		return errors.New("auth.system.min_uid: must not be negative")
+	case s.Permissions != nil && len(s.Permissions) == 0:
+		return errors.New("auth.system.permissions: at least one is required, e.g. [\"read\"]")
+	case s.UserlistDeny != nil && s.UserlistFile == "":
+		return errors.New("auth.system.userlist_deny: needs userlist_file")
 	}
 	a.usersFile, a.anonymous = PolicyOff, PolicyOff
 	if a.Anonymous {

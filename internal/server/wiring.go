@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/local"
 	"github.com/cloudftpd/cloudftpd/internal/storage/s3store"
+	"github.com/cloudftpd/cloudftpd/internal/sysusers"
 )
 
 // Options are the parts of a Server that do not come from the config file.
@@ -214,6 +216,9 @@ func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, h
 		if cfg.Auth.Store == config.StoreHTTP {
 			key = "auth.http"
 		}
+		if cfg.Auth.Store == config.StoreSystem {
+			key = "auth.system"
+		}
 		fail("users", key, err)
 	}
 	if err := w.wireStorage(ctx, opts, prev); err != nil {
@@ -273,6 +278,14 @@ func (w *Wiring) wireAuth(opts Options, prev *Wiring) error {
 			return err
 		}
 		w.Auth = hook
+		return nil
+	}
+	if a.Store == config.StoreSystem {
+		sys, err := newSystemUsers(w.Config, w.logger)
+		if err != nil {
+			return err
+		}
+		w.Auth = sys
 		return nil
 	}
 	if a.UsersFilePolicy() == config.PolicyRequired {
@@ -592,6 +605,44 @@ type sessionHooks struct {
 	userRates *bandwidth.Shared
 	// userSessions is the server's count of each user's sessions.
 	userSessions ftp.SessionCounter
+}
+
+// newSystemUsers builds the authenticator of auth.store = "system". It
+// reads the account files now, so check-config and doctor report a
+// shadow file the server cannot read, and a reload (SIGHUP) builds a new
+// one: that is how a password changed with passwd(1) takes effect.
+func newSystemUsers(cfg *config.Config, logger *slog.Logger) (*sysusers.Authenticator, error) {
+	s := &cfg.Auth.System
+	perms, err := auth.ParsePermissions(s.Permissions)
+	if err != nil {
+		return nil, fmt.Errorf("auth.system.permissions: %w", err)
+	}
+	passwd, shadow, group := s.Files()
+	base := ""
+	if s.Home == config.HomePasswd {
+		if base, err = filepath.Abs(cfg.Path(cfg.Storage.Root)); err != nil {
+			return nil, fmt.Errorf("storage.root: %w", err)
+		}
+	}
+	return sysusers.New(sysusers.Options{
+		PasswdFile:       cfg.Path(passwd),
+		ShadowFile:       cfg.Path(shadow),
+		GroupFile:        cfg.Path(group),
+		FTPUsersFile:     cfg.Path(s.FTPUsers()),
+		FTPUsersRequired: s.FTPUsersFile != nil,
+		UserlistFile:     cfg.Path(s.UserlistFile),
+		UserlistDeny:     s.DenyUserlist(),
+		Users:            s.Users,
+		Groups:           s.Groups,
+		MinUID:           s.LowestUID(),
+		Home:             s.Home,
+		HomeBase:         base,
+		Perms:            perms,
+		AllowMD5Crypt:    s.AllowMD5Crypt,
+		Anonymous:        cfg.Auth.AnonymousPolicy() != config.PolicyOff,
+		AnonymousHome:    cfg.Auth.AnonymousHome,
+		Logger:           logger,
+	})
 }
 
 // newHook builds the identity hook of auth.store = "http". A reload builds

@@ -68,11 +68,17 @@ func Import(files []*vsftpdconf.File, opt Options) (*Result, error) {
 	}
 	im.serverKeys()
 	im.auth()
+	if im.out.system != nil && slices.ContainsFunc(im.out.users, func(u userOut) bool { return !u.local }) {
+		// One store serves a server: virtual users in users.toml win,
+		// and the local users are created there by hand.
+		im.notes = append(im.notes, Item{Directive: "auth.store", Status: Note, Text: "local and virtual users together: cloudftpd serves one user store, so the virtual users go to users.toml and the system accounts must be created there too (below)"})
+		im.out.system = nil
+	}
 	im.logs()
 	im.listeners()
 	im.storage()
 	for _, u := range im.out.users {
-		if u.local {
+		if u.local && im.out.system == nil {
 			im.notes = append(im.notes, Item{Directive: "user " + u.name, Status: Note, Text: "a system account: create it with " + u.addCommand() + " --config cloudftpd.toml (it prompts for a new password)"})
 		}
 	}
@@ -160,6 +166,8 @@ type output struct {
 	anonHome  string
 	sinks     []sinkOut
 	users     []userOut
+	// system, when set, is the local users' auth.store = "system".
+	system *systemOut
 }
 
 type kv struct {
@@ -698,6 +706,9 @@ func (im *importer) storage() {
 		return
 	}
 	switch {
+	case root == "" && im.out.system != nil && im.out.system.home == "passwd":
+		root = "/home"
+		im.notes = append(im.notes, Item{Directive: "storage.root", Status: Mapped, Text: "storage.root = \"/home\" with [auth.system] home = \"passwd\": each system account is jailed in its passwd home, which must be below storage.root (an account whose home is elsewhere cannot log in and is logged). The server writes files as its own account, not as the user: it needs write access to the homes"})
 	case root == "":
 		root = "/srv/ftp"
 		im.notes = append(im.notes, Item{Directive: "storage.root", Status: Note, Text: "no home directory is known from the configs (users come from the system or PAM): storage.root = \"/srv/ftp\"; each user's home is a directory below it, named after the user unless users.toml says home = ..."})

@@ -75,6 +75,19 @@ func checkConfig(t *testing.T, res *Result, adjust func(c *config.Config)) *conf
 		t.Fatalf("generated config does not load: %v\n%s", err, res.Config)
 	}
 	cfg.Storage.Root = filepath.Join(dir, "data")
+	if cfg.Auth.Store == config.StoreSystem {
+		// The machine's own account files may not be readable here
+		// (not root): wire against a small pair of them.
+		passwd, shadow := filepath.Join(dir, "passwd"), filepath.Join(dir, "shadow")
+		os.WriteFile(passwd, []byte("alice:x:1000:1000::"+filepath.Join(cfg.Storage.Root, "alice")+":/bin/sh\n"), 0o644)
+		os.WriteFile(shadow, []byte("alice:!:19000:0:99999:7:::\n"), 0o600)
+		cfg.Auth.System.PasswdFile, cfg.Auth.System.ShadowFile = passwd, shadow
+		if cfg.Auth.System.UserlistFile != "" {
+			ul := filepath.Join(dir, "user_list")
+			os.WriteFile(ul, []byte("root\n"), 0o644)
+			cfg.Auth.System.UserlistFile = ul
+		}
+	}
 	if adjust != nil {
 		adjust(cfg)
 	}
@@ -173,8 +186,8 @@ func TestTwoFileLayout(t *testing.T) {
 					t.Errorf("config lacks report line %q\n%s", s, res.Config)
 				}
 			}
-			if !hasItem(res.Report, "", "local_enable", Note, "system-accounts backend") {
-				t.Errorf("local users not reported as needing the system-accounts backend:\n%s", reportText(res.Report))
+			if !hasItem(res.Report, "", "local_enable", Mapped, "auth.store = \"system\"") || cfg.Auth.Store != config.StoreSystem {
+				t.Errorf("local users not mapped to the system store (store %q):\n%s", cfg.Auth.Store, reportText(res.Report))
 			}
 		})
 	}
@@ -204,9 +217,9 @@ func TestDebianStock(t *testing.T) {
 		{":22", "listen_ipv6=YES", Mapped, "[::]:21"},
 		{":48", "dirmessage_enable=YES", Unsupported, "banner"},
 		{":60", "connect_from_port_20=YES", NotNeeded, "ephemeral"},
-		{":145", "pam_service_name=vsftpd", Unsupported, "cloudftpd user add"},
+		{":145", "pam_service_name=vsftpd", Unsupported, "/etc/shadow"},
 		{":151", "ssl_enable=NO", Mapped, "tls = \"off\""},
-		{"", "local_enable", Note, "system-accounts backend"},
+		{"", "local_enable", Mapped, "auth.store = \"system\""},
 	} {
 		if !hasItem(res.Report, c.pos, c.directive, c.st, c.text) {
 			t.Errorf("no %s item %s %s ~ %q in\n%s", c.st, c.pos, c.directive, c.text, reportText(res.Report))
@@ -333,5 +346,33 @@ func TestErrorsNamed(t *testing.T) {
 		if !hasItem(res.Report, c.pos, "", Invalid, c.text) {
 			t.Errorf("no error at %s ~ %q:\n%s", c.pos, c.text, reportText(res.Report))
 		}
+	}
+}
+
+// TestLocalUsersSystemStore: local_enable=YES becomes auth.store =
+// "system" with the main config's permissions, passwd homes below
+// storage.root = "/home", and userlist_enable/userlist_deny/userlist_file
+// as the store's userlist; no users.toml entry is made for the accounts.
+func TestLocalUsersSystemStore(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/vsftpd.user_list"), []byte("alice\nbob\n"), 0o644)
+	conf := filepath.Join(t.TempDir(), "vsftpd.conf")
+	os.WriteFile(conf, []byte("listen=YES\nanonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nuserlist_enable=YES\nuserlist_deny=NO\nuserlist_file=/etc/vsftpd.user_list\n"), 0o644)
+	res := mustImport(t, Options{Root: root}, conf)
+	cfg := checkConfig(t, res, nil)
+	s := cfg.Auth.System
+	if cfg.Auth.Store != config.StoreSystem || cfg.Auth.UsersFile != "" || s.Home != config.HomePasswd ||
+		s.UserlistFile == "" || s.DenyUserlist() || !slices.Contains(s.Permissions, "upload") {
+		t.Errorf("auth %+v\n%s", cfg.Auth, res.Config)
+	}
+	if !strings.Contains(string(res.Config), "root = \"/home\"") {
+		t.Errorf("storage.root is not /home:\n%s", res.Config)
+	}
+	if strings.Contains(string(res.Users), "[[user]]") {
+		t.Errorf("system accounts written to users.toml:\n%s", res.Users)
+	}
+	if !hasItem(res.Report, "", "user alice", Mapped, "own password") {
+		t.Errorf("alice not reported as a system account:\n%s", reportText(res.Report))
 	}
 }

@@ -229,7 +229,7 @@ func (im *importer) usersOf(fi *fileImport) []userOut {
 		} else {
 			fi.say("write_enable", Mapped, "users may not write: create them with --perm read")
 		}
-		fi.sayDefault("local_enable", Note, "local users are system accounts (PAM, /etc/shadow): they need the system-accounts backend, which is not available yet. Create each user with cloudftpd user add NAME (commands below when the names are known) and give them new passwords")
+		im.systemOf(fi)
 	}
 	return out
 }
@@ -306,37 +306,8 @@ func (im *importer) user(fi *fileImport, name string, uf *vsftpdconf.File) (user
 
 	// Permissions, as vsftpd decides them: virtual users take the
 	// anonymous write options unless virtual_use_local_privs=YES.
-	write := src("write_enable").Bool("write_enable")
-	var perms []string
-	add := func(on bool, ps ...string) {
-		if on {
-			perms = append(perms, ps...)
-		}
-	}
-	add(src("dirlist_enable").Bool("dirlist_enable"), "list")
-	add(src("download_enable").Bool("download_enable"), "download")
-	if guest && !f.Bool("virtual_use_local_privs") {
-		add(write && src("anon_upload_enable").Bool("anon_upload_enable"), "upload")
-		add(write && src("anon_mkdir_write_enable").Bool("anon_mkdir_write_enable"), "mkdir")
-		add(write && src("anon_other_write_enable").Bool("anon_other_write_enable"), "overwrite", "delete", "rename")
-	} else {
-		add(write, "upload", "overwrite", "delete", "rename", "mkdir")
-		add(write && src("chmod_enable").Bool("chmod_enable"), "chmod")
-	}
-	if a := src("cmds_allowed").Str("cmds_allowed"); a != "" {
-		allowed := strings.Split(strings.ToUpper(a), ",")
-		perms = slices.DeleteFunc(perms, func(p string) bool {
-			return !slices.ContainsFunc(commandsOf(p), func(c string) bool { return slices.Contains(allowed, c) })
-		})
-		notes = append(notes, "cmds_allowed: kept the permissions with an allowed command")
-	}
-	if d := src("cmds_denied").Str("cmds_denied"); d != "" {
-		denied := strings.Split(strings.ToUpper(d), ",")
-		perms = slices.DeleteFunc(perms, func(p string) bool {
-			return slices.ContainsFunc(commandsOf(p), func(c string) bool { return slices.Contains(denied, c) })
-		})
-		notes = append(notes, "cmds_denied: dropped each permission one of whose commands is denied")
-	}
+	perms, pnotes := permsOf(f, src, guest)
+	notes = append(notes, pnotes...)
 	u.perms = perms
 	if rate := src("local_max_rate").Num("local_max_rate"); rate > 0 {
 		u.rate = int64(rate)
@@ -364,7 +335,10 @@ func (im *importer) user(fi *fileImport, name string, uf *vsftpdconf.File) (user
 	}
 	what := "users.toml entry"
 	if u.local {
-		what = "system account: not written to users.toml (needs the system-accounts backend, not available yet; the command to create it is at the end)"
+		what = "system account: logs in with its own password (auth.store = \"system\"), not written to users.toml"
+		if uf != nil {
+			what += "; its per-user settings are not applied: every system account gets the [auth.system] permissions of the main config"
+		}
 	}
 	text := fmt.Sprintf("%s: home %s, permissions %s", what, cmpOr(u.abs, "(the name)"), strings.Join(perms, ","))
 	if u.rate > 0 {
@@ -400,4 +374,74 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// systemOut is the [auth.system] table of the local users.
+type systemOut struct {
+	from         string
+	perms        []string
+	userlist     string
+	userlistDeny bool
+	// home is "passwd" (the accounts' passwd homes, below storage.root)
+	// or "name" (local_root gave each user a directory of their name).
+	home string
+}
+
+// systemOf maps a process's local users (local_enable=YES, not guest) to
+// auth.store = "system": they keep their passwords, verified from the
+// shadow file, and vsftpd's userlist becomes the store's.
+func (im *importer) systemOf(fi *fileImport) {
+	f := fi.f
+	if im.out.system != nil {
+		fi.sayDefault("local_enable", Mapped, "local users: auth.store = \"system\", as set from %s", im.out.system.from)
+		return
+	}
+	src := func(string) *vsftpdconf.File { return f }
+	perms, _ := permsOf(f, src, false)
+	so := &systemOut{from: f.Name, perms: perms, home: "passwd"}
+	if f.Bool("userlist_enable") {
+		so.userlist, so.userlistDeny = f.Str("userlist_file"), f.Bool("userlist_deny")
+	}
+	if lr := f.Str("local_root"); lr != "" {
+		so.home = "name"
+	}
+	im.out.system = so
+	fi.sayDefault("local_enable", Mapped, "local users are system accounts: auth.store = \"system\" reads /etc/passwd and /etc/shadow, so they keep their passwords ($y$ yescrypt, $6$, $5$, bcrypt). Accounts below uid 1000 (min_uid) or in /etc/ftpusers cannot log in; the server needs the shadow group to read /etc/shadow (README \"System accounts\")")
+}
+
+// permsOf is the permissions a user gets from the options src finds
+// (the per-user file's, else the main config's), with notes on what
+// cmds_allowed and cmds_denied removed.
+func permsOf(f *vsftpdconf.File, src func(string) *vsftpdconf.File, guest bool) (perms, notes []string) {
+	write := src("write_enable").Bool("write_enable")
+	add := func(on bool, ps ...string) {
+		if on {
+			perms = append(perms, ps...)
+		}
+	}
+	add(src("dirlist_enable").Bool("dirlist_enable"), "list")
+	add(src("download_enable").Bool("download_enable"), "download")
+	if guest && !f.Bool("virtual_use_local_privs") {
+		add(write && src("anon_upload_enable").Bool("anon_upload_enable"), "upload")
+		add(write && src("anon_mkdir_write_enable").Bool("anon_mkdir_write_enable"), "mkdir")
+		add(write && src("anon_other_write_enable").Bool("anon_other_write_enable"), "overwrite", "delete", "rename")
+	} else {
+		add(write, "upload", "overwrite", "delete", "rename", "mkdir")
+		add(write && src("chmod_enable").Bool("chmod_enable"), "chmod")
+	}
+	if a := src("cmds_allowed").Str("cmds_allowed"); a != "" {
+		allowed := strings.Split(strings.ToUpper(a), ",")
+		perms = slices.DeleteFunc(perms, func(p string) bool {
+			return !slices.ContainsFunc(commandsOf(p), func(c string) bool { return slices.Contains(allowed, c) })
+		})
+		notes = append(notes, "cmds_allowed: kept the permissions with an allowed command")
+	}
+	if d := src("cmds_denied").Str("cmds_denied"); d != "" {
+		denied := strings.Split(strings.ToUpper(d), ",")
+		perms = slices.DeleteFunc(perms, func(p string) bool {
+			return slices.ContainsFunc(commandsOf(p), func(c string) bool { return slices.Contains(denied, c) })
+		})
+		notes = append(notes, "cmds_denied: dropped each permission one of whose commands is denied")
+	}
+	return perms, notes
 }

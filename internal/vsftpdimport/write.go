@@ -62,11 +62,25 @@ func (im *importer) write(r Report) (cfg, users []byte, err error) {
 	}
 	b.WriteString("[storage]\nbackend = \"local\"\n")
 	writeKV(&b, "", kv{key: "root", value: im.out.root})
-	b.WriteString("\n[auth]\nusers_file = \"users.toml\"\n")
+	if im.out.system != nil {
+		b.WriteString("\n[auth]\nstore = \"system\"\n")
+	} else {
+		b.WriteString("\n[auth]\nusers_file = \"users.toml\"\n")
+	}
 	if im.out.anonymous {
 		b.WriteString("anonymous = true\n")
 		if im.out.anonHome != "" {
 			writeKV(&b, "", kv{key: "anonymous_home", value: im.out.anonHome})
+		}
+	}
+	if so := im.out.system; so != nil {
+		b.WriteString("\n[auth.system]\n")
+		fmt.Fprintf(&b, "# from %s: local_enable=YES (README \"System accounts\")\n", so.from)
+		writeKV(&b, "", kv{key: "home", value: so.home})
+		writeKV(&b, "", kv{key: "permissions", value: so.perms})
+		if so.userlist != "" {
+			writeKV(&b, "", kv{key: "userlist_file", value: so.userlist, comment: "userlist_enable=YES"})
+			writeKV(&b, "", kv{key: "userlist_deny", value: so.userlistDeny})
 		}
 	}
 	for _, s := range im.out.sinks {
