@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/sysusers/sysuserstest"
 )
 
 // vsftpdVPNAddr is srv's second address, the "second ENI" of the classic
@@ -74,10 +76,28 @@ user_sub_token=$USER
 				t.Fatalf("import: %s", r)
 			}
 			cfgFile := filepath.Join(out, "cloudftpd.toml")
-			// vsftpd's local users come from the system; here alice is
-			// created the way the import report says.
-			if r := runCmd(dir, password+"\n", bin, "user", "add", user, "--config", cfgFile, "--password-stdin"); !r.OK() {
-				t.Fatalf("user add: %s", r)
+			// vsftpd's local users are system accounts, and the import
+			// maps them to auth.store = "system". The test's accounts
+			// live in files of its own, which the config is pointed at.
+			files := sysuserstest.Write(t, dir, []sysuserstest.Account{
+				{Name: user, UID: 1001, GID: 1001, Home: home, Hash: sysuserstest.Hash(t, "6", password)},
+			}, []string{"alice:1001:"}, nil)
+			cfg, err := os.ReadFile(cfgFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(cfg)
+			// local_root = DIR/$USER: every account's home is its name
+			// below DIR, the storage root.
+			for _, want := range []string{"store = \"system\"", "[auth.system]\n", "home = \"name\"", fmt.Sprintf("root = %q", root)} {
+				if !strings.Contains(text, want) {
+					t.Fatalf("the imported config lacks %q:\n%s", want, text)
+				}
+			}
+			text = strings.Replace(text, "[auth.system]\n", fmt.Sprintf("[auth.system]\npasswd_file = %q\nshadow_file = %q\ngroup_file = %q\nftpusers_file = \"\"\n",
+				files.Passwd, files.Shadow, files.Group), 1)
+			if err := os.WriteFile(cfgFile, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
 			}
 			if r := runCmd(dir, "", bin, "check-config", "--config", cfgFile); !r.OK() {
 				t.Fatalf("check-config on the imported config: %s", r)
