@@ -147,6 +147,10 @@ func (s *Session) cmdRNFR(arg string) {
 		s.reply(550, "Cannot rename the home directory.")
 		return
 	}
+	if s.fixed(p) {
+		s.replyStorageErr("rename", p, storage.ErrMountPoint)
+		return
+	}
 	fi, err := s.fs.Stat(s.ctx, p)
 	if err != nil {
 		s.replyStorageErr("rename", p, err)

@@ -49,6 +49,13 @@ func (s *Session) openTree(ctx context.Context, u *auth.User, home string) (stor
 	return m, nil
 }
 
+// fixed reports whether p is a virtual folder's mount point, or a
+// directory that leads to one, which the user cannot remove or rename.
+func (s *Session) fixed(p string) bool {
+	m, ok := s.fs.(*mounts.FS)
+	return ok && m.Fixed(p)
+}
+
 // homeTree is the user's own tree without the folders: what a quota
 // counts.
 func (s *Session) homeTree() storage.Storage {

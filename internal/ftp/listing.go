@@ -282,6 +282,9 @@ func (s *Session) writeListing(sink func(line []byte) error, p string, it storag
 					perms = s.permsAt(p)
 				} else {
 					perms = s.permsAt(path.Join(p, e.Name))
+					if e.IsDir() && s.fixed(path.Join(p, e.Name)) {
+						perms &^= auth.PermDelete | auth.PermRename
+					}
 				}
 			}
 			line = appendMLSx(line, e, e.Name, s.mlstFacts, perms, &dates)

@@ -84,6 +84,11 @@ func (f *FS) route(p string) (storage.Storage, string, string) {
 	return f.home, p, "/"
 }
 
+// Fixed reports whether p is a mount point or a directory that leads to
+// one: what the configuration defines, so that it cannot be removed,
+// renamed or changed.
+func (f *FS) Fixed(p string) bool { return f.virtual(p) }
+
 // virtual reports whether p is a mount point or leads to one: a
 // directory that the mounts, not the storage, define.
 func (f *FS) virtual(p string) bool {
