@@ -36,6 +36,8 @@ type Limits struct {
 	// Dirs are name rules and retention by directory, the user-wide ones
 	// (from the user's own keys) first, as Dir "/".
 	Dirs []DirRule
+	// Folders are the user's virtual folders (folders.go).
+	Folders []Folder
 }
 
 // DirRule applies to a directory and everything below it. The most
@@ -51,7 +53,7 @@ type DirRule struct {
 }
 
 // LimitsEntry is the users-file form of Limits: the optional keys of a
-// [[user]] table, and of its [[user.dir]] tables.
+// [[user]] table, and of its [[user.dir]] and [[user.folder]] tables.
 type LimitsEntry struct {
 	Disabled bool `toml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Expires is a TOML date or date-time: 2027-06-30 (midnight, the
@@ -69,6 +71,7 @@ type LimitsEntry struct {
 	DeniedPatterns  []string      `toml:"denied_patterns,omitempty" json:"denied_patterns,omitempty"`
 	Retention       Age           `toml:"retention,omitzero" json:"retention,omitzero"`
 	Dirs            []DirEntry    `toml:"dir,omitempty" json:"dir,omitempty"`
+	Folders         []FolderEntry `toml:"folder,omitempty" json:"folder,omitempty"`
 }
 
 // DirEntry is a [[user.dir]] table.
@@ -152,6 +155,9 @@ func (e *LimitsEntry) Parse() (Limits, error) {
 			continue // no user-wide rule
 		}
 		l.Dirs = append(l.Dirs, r)
+	}
+	if l.Folders, err = parseFolders(e.Folders); err != nil {
+		return Limits{}, err
 	}
 	return l, nil
 }

@@ -60,6 +60,8 @@ const usersFileHeader = `# cloudftpd users
 #   max_file_size, upload_rate, download_rate, allowed_patterns,
 #   denied_patterns, retention, and [[user.dir]] tables (path,
 #   allowed_patterns, denied_patterns, retention).
+# Virtual folders (README "Virtual folders"): [[user.folder]] tables (path,
+#   target relative to storage.root or to a volume, volume, permissions).
 
 `
 
@@ -342,6 +344,10 @@ func cloneLimitsEntry(e LimitsEntry) LimitsEntry {
 		e.Dirs[i].AllowedPatterns = slices.Clone(e.Dirs[i].AllowedPatterns)
 		e.Dirs[i].DeniedPatterns = slices.Clone(e.Dirs[i].DeniedPatterns)
 	}
+	e.Folders = slices.Clone(e.Folders)
+	for i := range e.Folders {
+		e.Folders[i].Permissions = slices.Clone(e.Folders[i].Permissions)
+	}
 	return e
 }
 
@@ -365,6 +371,7 @@ func (f *UsersFile) Users() []UserEntry {
 		e.AllowedPatterns = slices.Clone(e.AllowedPatterns)
 		e.DeniedPatterns = slices.Clone(e.DeniedPatterns)
 		e.Dirs = slices.Clone(e.Dirs)
+		e.Folders = slices.Clone(e.Folders)
 		out[i] = e
 	}
 	slices.SortFunc(out, func(a, b UserEntry) int { return strings.Compare(a.Name, b.Name) })

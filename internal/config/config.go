@@ -115,6 +115,9 @@ type Config struct {
 	// Retention is the sweep that deletes files older than the users'
 	// retention rules (users file keys; README "Limits and defence").
 	Retention Retention `toml:"retention"`
+	// Volumes are further storages, by name, that users' virtual folders
+	// mount ([[user.folder]] volume = "..."; README "Virtual folders").
+	Volumes []Volume `toml:"volume"`
 
 	// Dir is the directory relative paths in the file are resolved against
 	// (the config file's directory, or the working directory).
@@ -378,6 +381,62 @@ type Storage struct {
 	// off with an endpoint, where a server without tagging support could
 	// take the request for an upload; set true for versitygw or MinIO.
 	ChecksumTags *bool `toml:"checksum_tags"`
+}
+
+// setDefaults fills in the backend ("local") and the S3 defaults.
+func (st *Storage) setDefaults() {
+	if st.Backend == "" {
+		st.Backend = "local"
+	}
+	if st.Backend == "s3" {
+		if st.UploadMemory == 0 {
+			st.UploadMemory = max(defaultUploadMemory, st.PartSize)
+		}
+		if st.RequestTimeout == 0 {
+			st.RequestTimeout = Duration(defaultRequestTimeout)
+		}
+	}
+}
+
+// validate checks a [storage] or [[volume]] table; key prefixes the
+// errors ("storage", "volume[0]").
+func (st *Storage) validate(key string) error {
+	switch {
+	case st.UploadMemory < 0:
+		return fmt.Errorf("%s.upload_memory: must not be negative", key)
+	case st.RequestTimeout < 0:
+		return fmt.Errorf("%s.request_timeout: must not be negative", key)
+	}
+	switch st.Backend {
+	case "local":
+		if st.Root == "" {
+			return fmt.Errorf("%s.root: required for the local backend", key)
+		}
+	case "s3":
+		switch {
+		case st.Bucket == "":
+			return fmt.Errorf("%s.bucket: required for the s3 backend", key)
+		case st.PartSize != 0 && (st.PartSize < 5<<20 || st.PartSize > 5<<30):
+			return fmt.Errorf("%s.part_size: %d bytes is outside S3's 5MiB-5GiB part limits", key, st.PartSize)
+		case st.Concurrency < 0:
+			return fmt.Errorf("%s.concurrency: must not be negative", key)
+		case st.UploadMemory != 0 && st.UploadMemory < cmp.Or(st.PartSize, defaultPartSize):
+			return fmt.Errorf("%s.upload_memory: %d bytes is less than one part (%s.part_size, %d bytes): no upload could fill a part", key, st.UploadMemory, key, cmp.Or(st.PartSize, defaultPartSize))
+		case strings.HasPrefix(st.Prefix, "/") || slices.Contains(strings.Split(st.Prefix, "/"), ".."):
+			return fmt.Errorf("%s.prefix: %q must be relative, without \"..\"", key, st.Prefix)
+		}
+	default:
+		return fmt.Errorf("%s.backend: %q is not a backend (want \"local\" or \"s3\")", key, st.Backend)
+	}
+	return nil
+}
+
+// Volume is a [[volume]] table: a named storage with the keys of
+// [storage] (backend, root or bucket and prefix, ...). A local volume's
+// root, like storage.root, is relative to the config file.
+type Volume struct {
+	Name    string `toml:"name"`
+	Storage `toml:",inline"`
 }
 
 // Defaults of the S3 settings, applied when the backend is "s3".
@@ -980,14 +1039,9 @@ func (c *Config) applyDefaults() {
 	if s.UploadChecksum == "" {
 		s.UploadChecksum = "sha256"
 	}
-	if c.Storage.Backend == "" {
-		c.Storage.Backend = "local"
-	}
-	if st := &c.Storage; st.Backend == "s3" {
-		if st.UploadMemory == 0 {
-			st.UploadMemory = max(defaultUploadMemory, st.PartSize)
-		}
-		setDur(&st.RequestTimeout, defaultRequestTimeout)
+	c.Storage.setDefaults()
+	for i := range c.Volumes {
+		c.Volumes[i].setDefaults()
 	}
 	if c.Auth.AnonymousHome == "" {
 		c.Auth.AnonymousHome = "pub"
@@ -1117,32 +1171,25 @@ func (c *Config) Validate() error {
 	if err := c.checkOverlaps(); err != nil {
 		return err
 	}
-	switch st := &c.Storage; {
-	case st.UploadMemory < 0:
-		return errors.New("storage.upload_memory: must not be negative")
-	case st.RequestTimeout < 0:
-		return errors.New("storage.request_timeout: must not be negative")
+	if err := c.Storage.validate("storage"); err != nil {
+		return err
 	}
-	switch st := &c.Storage; st.Backend {
-	case "local":
-		if st.Root == "" {
-			return errors.New("storage.root: required for the local backend")
+	names := map[string]int{}
+	for i := range c.Volumes {
+		v := &c.Volumes[i]
+		key := fmt.Sprintf("volume[%d]", i)
+		switch j, dup := names[v.Name]; {
+		case v.Name == "":
+			return fmt.Errorf("%s.name: required (folders name the volume they mount)", key)
+		case strings.ContainsAny(v.Name, "/\\ "):
+			return fmt.Errorf("%s.name: %q must not contain slashes or spaces", key, v.Name)
+		case dup:
+			return fmt.Errorf("%s.name: %q is also volume[%d]'s name", key, v.Name, j)
 		}
-	case "s3":
-		switch {
-		case st.Bucket == "":
-			return errors.New("storage.bucket: required for the s3 backend")
-		case st.PartSize != 0 && (st.PartSize < 5<<20 || st.PartSize > 5<<30):
-			return fmt.Errorf("storage.part_size: %d bytes is outside S3's 5MiB-5GiB part limits", st.PartSize)
-		case st.Concurrency < 0:
-			return errors.New("storage.concurrency: must not be negative")
-		case st.UploadMemory != 0 && st.UploadMemory < cmp.Or(st.PartSize, defaultPartSize):
-			return fmt.Errorf("storage.upload_memory: %d bytes is less than one part (storage.part_size, %d bytes): no upload could fill a part", st.UploadMemory, cmp.Or(st.PartSize, defaultPartSize))
-		case strings.HasPrefix(st.Prefix, "/") || slices.Contains(strings.Split(st.Prefix, "/"), ".."):
-			return fmt.Errorf("storage.prefix: %q must be relative, without \"..\"", st.Prefix)
+		names[v.Name] = i
+		if err := v.validate(key); err != nil {
+			return err
 		}
-	default:
-		return fmt.Errorf("storage.backend: %q is not a backend (want \"local\" or \"s3\")", st.Backend)
 	}
 	if err := c.Auth.validate(); err != nil {
 		return err

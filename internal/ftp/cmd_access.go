@@ -93,7 +93,7 @@ func (s *Session) cmdPASS(arg string) {
 	if home == "" {
 		home = u.Name
 	}
-	fs, err := s.cfg.Storage.Home(s.ctx, home)
+	fs, err := s.openTree(s.ctx, u, home)
 	if err != nil {
 		s.log.Error("cannot open home", "user", u.Name, "home", home, "err", err)
 		s.reply(421, "Home directory unavailable; closing control connection.")

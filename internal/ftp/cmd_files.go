@@ -26,13 +26,38 @@ func (s *Session) path(arg string) (string, bool) {
 	return p, ok
 }
 
-// allowed checks a permission, replying 550 when it is missing.
-func (s *Session) allowed(p auth.Permissions, what string) bool {
-	if s.user.Perms.Has(p) {
+// permsAt is what the user may do at the virtual path p: a virtual
+// folder's own permissions inside it, the user's elsewhere.
+func (s *Session) permsAt(p string) auth.Permissions {
+	if len(s.user.Limits.Folders) == 0 {
+		return s.user.Perms
+	}
+	return s.user.PermsAt(p)
+}
+
+// allowed checks a permission at the virtual path p, replying 550 when
+// it is missing.
+func (s *Session) allowed(p string, perm auth.Permissions, what string) bool {
+	if s.permsAt(p).Has(perm) {
 		return true
+	}
+	if f := s.user.Limits.FolderAt(p); f != nil {
+		s.reply(550, "Permission denied: you may not "+what+" in "+f.Path+".")
+		return false
 	}
 	s.reply(550, "Permission denied: you may not "+what+".")
 	return false
+}
+
+// capsAt is what the storage holding p can do (a virtual folder may be on
+// another backend than the home).
+func (s *Session) capsAt(p string) storage.Capabilities {
+	if m, ok := s.fs.(interface {
+		CapabilitiesAt(string) storage.Capabilities
+	}); ok {
+		return m.CapabilitiesAt(p)
+	}
+	return s.fs.Capabilities()
 }
 
 func (s *Session) cmdPWD(string) {
@@ -61,7 +86,7 @@ func (s *Session) cmdCDUP(string) { s.cmdCWD("..") }
 
 func (s *Session) cmdMKD(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermMkdir, "create directories") || !s.nameAllowed(p) {
+	if !ok || !s.allowed(p, auth.PermMkdir, "create directories") || !s.nameAllowed(p) {
 		return
 	}
 	if err := s.fs.Mkdir(s.ctx, p); err != nil {
@@ -75,7 +100,7 @@ func (s *Session) cmdMKD(arg string) {
 
 func (s *Session) cmdRMD(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermDelete, "remove directories") {
+	if !ok || !s.allowed(p, auth.PermDelete, "remove directories") {
 		return
 	}
 	if p == "/" {
@@ -96,7 +121,7 @@ func (s *Session) cmdRMD(arg string) {
 
 func (s *Session) cmdDELE(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermDelete, "delete files") {
+	if !ok || !s.allowed(p, auth.PermDelete, "delete files") {
 		return
 	}
 	qr, ok := s.startQuotaRemoval(p)
@@ -115,11 +140,15 @@ func (s *Session) cmdDELE(arg string) {
 
 func (s *Session) cmdRNFR(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermRename, "rename") {
+	if !ok || !s.allowed(p, auth.PermRename, "rename") {
 		return
 	}
 	if p == "/" {
 		s.reply(550, "Cannot rename the home directory.")
+		return
+	}
+	if s.fixed(p) {
+		s.replyStorageErr("rename", p, storage.ErrMountPoint)
 		return
 	}
 	fi, err := s.fs.Stat(s.ctx, p)
@@ -127,7 +156,7 @@ func (s *Session) cmdRNFR(arg string) {
 		s.replyStorageErr("rename", p, err)
 		return
 	}
-	if fi.IsDir() && !s.fs.Capabilities().RenameDir {
+	if fi.IsDir() && !s.capsAt(p).RenameDir {
 		s.reply(550, "Renaming directories is not supported by this server's storage; move the files one by one.")
 		return
 	}
@@ -153,7 +182,7 @@ func (s *Session) cmdRNTO(arg string) {
 	if !s.nameAllowed(to) {
 		return
 	}
-	if !s.user.Perms.Has(auth.PermOverwrite) {
+	if !s.permsAt(to).Has(auth.PermOverwrite) {
 		if _, err := s.fs.Stat(s.ctx, to); err == nil {
 			s.reply(550, "Permission denied: the target exists and you may not overwrite files.")
 			return
@@ -191,7 +220,7 @@ func (s *Session) statFile(p string) (storage.FileInfo, bool) {
 
 func (s *Session) cmdSIZE(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.canSee() {
+	if !ok || !s.canSee(p) {
 		return
 	}
 	if fi, ok := s.statFile(p); ok {
@@ -201,8 +230,8 @@ func (s *Session) cmdSIZE(arg string) {
 
 // canSee is the permission for questions about files: listing or
 // downloading rights both let a user learn sizes and dates.
-func (s *Session) canSee() bool {
-	if s.user.Perms.Has(auth.PermList) || s.user.Perms.Has(auth.PermDownload) {
+func (s *Session) canSee(p string) bool {
+	if perms := s.permsAt(p); perms.Has(auth.PermList) || perms.Has(auth.PermDownload) {
 		return true
 	}
 	s.reply(550, "Permission denied.")
@@ -219,7 +248,7 @@ func (s *Session) cmdMDTM(arg string) {
 		}
 	}
 	p, ok := s.path(arg)
-	if !ok || !s.canSee() {
+	if !ok || !s.canSee(p) {
 		return
 	}
 	if fi, ok := s.statFile(p); ok {
@@ -260,10 +289,10 @@ func (s *Session) cmdMFMT(arg string) {
 		return
 	}
 	p, ok := s.path(name)
-	if !ok || !s.allowed(auth.PermChmod, "change file times") {
+	if !ok || !s.allowed(p, auth.PermChmod, "change file times") {
 		return
 	}
-	if !s.fs.Capabilities().SetModTime {
+	if !s.capsAt(p).SetModTime {
 		s.reply(502, "This server's storage cannot set modification times.")
 		return
 	}
@@ -304,10 +333,10 @@ func (s *Session) siteCHMOD(arg string) {
 		return
 	}
 	p, ok := s.path(name)
-	if !ok || !s.allowed(auth.PermChmod, "change permissions") {
+	if !ok || !s.allowed(p, auth.PermChmod, "change permissions") {
 		return
 	}
-	if !s.fs.Capabilities().Chmod {
+	if !s.capsAt(p).Chmod {
 		s.reply(502, "This server's storage has no Unix permissions.")
 		return
 	}

@@ -101,7 +101,7 @@ func (s *Session) hashReply(verb, arg string, algo int, size int64, sum []byte) 
 func (s *Session) hashCommand(verb, arg string, algo int) {
 	p, ok := s.path(arg)
 	// A checksum tells about the content: it takes the right to read it.
-	if !ok || !s.allowed(auth.PermDownload, "read files (checksums need the download permission)") {
+	if !ok || !s.allowed(p, auth.PermDownload, "read files (checksums need the download permission)") {
 		return
 	}
 	fi, ok := s.statFile(p)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/cloudftpd/cloudftpd/internal/auth"
 )
 
 func (s *Session) cmdSYST(string) { s.reply(215, "UNIX Type: L8") }
@@ -140,9 +138,6 @@ func (s *Session) cmdSTAT(arg string) {
 	}
 	if s.transferRunning() {
 		s.reply(450, "A transfer is running; STAT <path> must wait for it.")
-		return
-	}
-	if !s.allowed(auth.PermList, "list directories") {
 		return
 	}
 	s.statPath(arg)

@@ -49,7 +49,7 @@ func (s *Session) modeName() string {
 
 func (s *Session) cmdRETR(arg string) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermDownload, "download files") {
+	if !ok || !s.allowed(p, auth.PermDownload, "download files") {
 		return
 	}
 	fi, ok := s.statFile(p)
@@ -101,12 +101,12 @@ func (s *Session) cmdAPPE(arg string) { s.store(arg, "APPE", true) }
 // stays until the new one is complete.
 func (s *Session) store(arg, verb string, appendMode bool) {
 	p, ok := s.path(arg)
-	if !ok || !s.allowed(auth.PermUpload, "upload files") || !s.nameAllowed(p) {
+	if !ok || !s.allowed(p, auth.PermUpload, "upload files") || !s.nameAllowed(p) {
 		return
 	}
 	offset := s.restOffset
 	s.restOffset = 0
-	caps := s.fs.Capabilities()
+	caps := s.capsAt(p)
 	switch {
 	case appendMode && !caps.Append:
 		s.reply(502, "APPE is not supported by this server's storage; upload the whole file with STOR.")
@@ -133,7 +133,7 @@ func (s *Session) store(arg, verb string, appendMode bool) {
 	opts := storage.CreateOptions{
 		Offset:    offset,
 		Append:    appendMode,
-		Exclusive: !s.user.Perms.Has(auth.PermOverwrite),
+		Exclusive: !s.permsAt(p).Has(auth.PermOverwrite),
 	}
 	s.upload(verb, p, opts, fmt.Sprintf("Ok to send data for %s.", path.Base(p)), "Transfer complete.")
 }
@@ -141,9 +141,6 @@ func (s *Session) store(arg, verb string, appendMode bool) {
 // cmdSTOU stores under a new unique name in the working directory (or next
 // to the path given), reporting it as RFC 1123 suggests.
 func (s *Session) cmdSTOU(arg string) {
-	if !s.allowed(auth.PermUpload, "upload files") {
-		return
-	}
 	s.restOffset = 0
 	dir, base := s.cwd, "ftp"
 	if arg != "" {
@@ -157,7 +154,7 @@ func (s *Session) cmdSTOU(arg string) {
 	rand.Read(suffix[:])
 	name := base + "." + hex.EncodeToString(suffix[:])
 	p := path.Join(dir, name)
-	if !s.nameAllowed(p) {
+	if !s.allowed(p, auth.PermUpload, "upload files") || !s.nameAllowed(p) {
 		return
 	}
 	s.upload("STOU", p, storage.CreateOptions{Exclusive: true}, "FILE: "+name, "Transfer complete (unique file name: "+name+").")
@@ -184,7 +181,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 	up, err := s.fs.Create(s.ctx, p, opts)
 	if err != nil {
 		qu.end(s, false, 0)
-		if errors.Is(err, storage.ErrExist) && verb != "STOU" && !s.user.Perms.Has(auth.PermOverwrite) {
+		if errors.Is(err, storage.ErrExist) && verb != "STOU" && !s.permsAt(p).Has(auth.PermOverwrite) {
 			s.reply(550, "Permission denied: the file exists and you may not overwrite files.")
 			return
 		}
@@ -360,14 +357,11 @@ func (s *Session) cmdMLSD(arg string) {
 // list sends a directory listing over the data connection.
 func (s *Session) list(arg, verb string, format listFormat) {
 	s.restOffset = 0
-	if !s.allowed(auth.PermList, "list directories") {
-		return
-	}
 	if format != formatMLSD {
 		arg = listingTarget(arg)
 	}
 	p, ok := s.path(arg)
-	if !ok {
+	if !ok || !s.allowed(p, auth.PermList, "list directories") {
 		return
 	}
 	fi, err := s.fs.Stat(s.ctx, p)
@@ -391,7 +385,7 @@ func (s *Session) list(arg, verb string, format listFormat) {
 				n, err := bw.Write(line)
 				x.bytes.Add(int64(n))
 				return err
-			}, it, fi, format)
+			}, p, it, fi, format)
 			if err == nil {
 				err = bw.Flush()
 			}
@@ -409,11 +403,8 @@ func (s *Session) list(arg, verb string, format listFormat) {
 
 // cmdMLST describes one path on the control connection.
 func (s *Session) cmdMLST(arg string) {
-	if !s.canSee() {
-		return
-	}
 	p, ok := s.path(arg)
-	if !ok {
+	if !ok || !s.canSee(p) {
 		return
 	}
 	fi, err := s.fs.Stat(s.ctx, p)
@@ -421,7 +412,7 @@ func (s *Session) cmdMLST(arg string) {
 		s.replyStorageErr("mlst", p, err)
 		return
 	}
-	entry := appendMLSx(nil, fi, p, s.mlstFacts, s.user.Perms, new(dateCache))
+	entry := appendMLSx(nil, fi, p, s.mlstFacts, s.permsAt(p), new(dateCache))
 	s.writeReply(Reply{Code: 250, Lines: []string{"Listing " + p, string(entry), "End"}})
 }
 
@@ -430,7 +421,7 @@ func (s *Session) cmdMLST(arg string) {
 // name like any other reply text.
 func (s *Session) statPath(arg string) {
 	p, ok := s.path(listingTarget(arg))
-	if !ok {
+	if !ok || !s.allowed(p, auth.PermList, "list directories") {
 		return
 	}
 	fi, err := s.fs.Stat(s.ctx, p)
@@ -446,7 +437,7 @@ func (s *Session) statPath(arg string) {
 		defer it.Close()
 	}
 	err = s.out.stream(213, "Status of "+p+":", "End of status.", func(emit func([]byte) error) error {
-		return s.writeListing(emit, it, fi, formatLS)
+		return s.writeListing(emit, p, it, fi, formatLS)
 	})
 	if err != nil {
 		s.log.Debug("stat listing", "err", err)

@@ -25,6 +25,7 @@ var storageErrors = []struct {
 	{storage.ErrNoSpace, 452, "Insufficient storage space."},
 	{storage.ErrQuota, 552, "Storage quota exceeded."},
 	{storage.ErrUnsupported, 502, "Not supported by this server's storage."},
+	{storage.ErrMountPoint, 550, "That is a virtual folder of your account: it cannot be removed, renamed or changed."},
 	{context.Canceled, 426, "Operation cancelled."},
 	{context.DeadlineExceeded, 451, "Storage did not answer in time."},
 }
@@ -36,6 +37,12 @@ func (s *Session) storageReply(op, path string, err error) Reply {
 	if errors.As(err, &qe) {
 		s.log.Info("quota exceeded", "op", op, "path", path, "err", err)
 		return Reply{Code: 552, Lines: []string{qe.Error()}}
+	}
+	// So does a rename across virtual folders, which names them.
+	var ce *storage.CrossFolderError
+	if errors.As(err, &ce) {
+		s.log.Debug("storage", "op", op, "path", path, "err", err)
+		return Reply{Code: 553, Lines: []string{ce.Error()}}
 	}
 	for _, m := range storageErrors {
 		if errors.Is(err, m.err) {

@@ -263,7 +263,7 @@ func (s *Session) openListing(p string, fi *storage.FileInfo) (storage.DirIterat
 // file fi) to sink in the given format, one line each without its line
 // end. It never holds the whole directory in memory. sink may append to
 // the line it is given (there is room for a CR LF). The caller closes it.
-func (s *Session) writeListing(sink func(line []byte) error, it storage.DirIterator, fi storage.FileInfo, format listFormat) error {
+func (s *Session) writeListing(sink func(line []byte) error, p string, it storage.DirIterator, fi storage.FileInfo, format listFormat) error {
 	now := time.Now()
 	line := make([]byte, 0, 256)
 	var dates dateCache
@@ -275,7 +275,19 @@ func (s *Session) writeListing(sink func(line []byte) error, it storage.DirItera
 		case formatNames:
 			line = append(line, e.Name...)
 		case formatMLSD:
-			line = appendMLSx(line, e, e.Name, s.mlstFacts, s.user.Perms, &dates)
+			perms := s.user.Perms
+			if len(s.user.Limits.Folders) > 0 {
+				// A folder in the listing, or the listing of one.
+				if it == nil {
+					perms = s.permsAt(p)
+				} else {
+					perms = s.permsAt(path.Join(p, e.Name))
+					if e.IsDir() && s.fixed(path.Join(p, e.Name)) {
+						perms &^= auth.PermDelete | auth.PermRename
+					}
+				}
+			}
+			line = appendMLSx(line, e, e.Name, s.mlstFacts, perms, &dates)
 		}
 		return sink(line)
 	}

@@ -66,7 +66,7 @@ func (s *Session) userQuota() (q Quota, ok bool) {
 	if s.quota != nil {
 		return s.quota, true
 	}
-	q, err := s.cfg.Quotas.Quota(s.ctx, s.user, s.fs)
+	q, err := s.cfg.Quotas.Quota(s.ctx, s.user, s.homeTree())
 	if err != nil {
 		s.log.Error("quota: cannot determine usage", "user", s.user.Name, "err", err)
 		s.reply(451, "Cannot determine your storage usage for the quota; try again later.")
@@ -103,6 +103,9 @@ type quotaUpload struct {
 // when it was refused (552 when a new file does not fit the file count);
 // the reply has been sent.
 func (s *Session) startQuotaUpload(p string, opts storage.CreateOptions) (*quotaUpload, bool) {
+	if s.user.Limits.FolderAt(p) != nil {
+		return nil, true // virtual folders are not the user's to count
+	}
 	q, ok := s.userQuota()
 	if !ok || q == nil {
 		return nil, ok
@@ -182,6 +185,9 @@ type quotaRemoval struct {
 // removed. ok is false when the quota's usage could not be determined
 // (it has replied).
 func (s *Session) startQuotaRemoval(p string) (quotaRemoval, bool) {
+	if s.user.Limits.FolderAt(p) != nil {
+		return quotaRemoval{}, true
+	}
 	q, ok := s.userQuota()
 	if !ok || q == nil {
 		return quotaRemoval{}, ok

@@ -202,3 +202,27 @@ func TestQuotaUsageUnknown(t *testing.T) {
 		t.Fatalf("STOR once the scan works: %d %q", r.code, r.msg)
 	}
 }
+
+// TestQuotaLeavesFoldersOut: a virtual folder's files are not the user's
+// to count: uploads there neither use quota nor are refused by it, and
+// the first scan counts the home only.
+func TestQuotaLeavesFoldersOut(t *testing.T) {
+	l := auth.Limits{QuotaBytes: 50, Folders: []auth.Folder{{Path: "/shared", Target: "shared", Perms: auth.PermList | auth.PermDownload | auth.PermUpload | auth.PermDelete}}}
+	h, k := quotaHarness(t, l, map[string]string{"old": strings.Repeat("o", 40)})
+	if err := h.fs.WriteFile("shared/big", []byte(strings.Repeat("b", 500))); err != nil {
+		t.Fatal(err)
+	}
+	if r := upload(h, "STOR /shared/more", strings.Repeat("m", 200)); r.code != 226 {
+		t.Fatalf("STOR into the folder past the user's quota: %d %q", r.code, r.msg)
+	}
+	h.expect(250, "DELE /shared/big")
+	if r := upload(h, "STOR a", strings.Repeat("a", 10)); r.code != 226 {
+		t.Fatalf("STOR within quota in the home: %d %q", r.code, r.msg)
+	}
+	if u := used(t, k); u != (quota.Usage{Bytes: 50, Files: 2}) {
+		t.Fatalf("usage %+v, want the home's 50 bytes in 2 files", u)
+	}
+	if r := upload(h, "STOR b", "b"); r.code != 552 {
+		t.Fatalf("STOR past quota in the home: %d %q", r.code, r.msg)
+	}
+}

@@ -85,6 +85,10 @@ type Config struct {
 
 	Auth    auth.Authenticator
 	Storage storage.Backend
+	// Volumes are the named backends that users' virtual folders may
+	// mount ([[volume]] in the config); a folder without a volume is on
+	// Storage.
+	Volumes map[string]storage.Backend
 	Network *netpolicy.Policy
 	Logger  *slog.Logger
 	// Metrics counts logins, transfers and trouble; nil counts nothing.

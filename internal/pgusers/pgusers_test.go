@@ -115,6 +115,7 @@ func TestStoreEdits(t *testing.T) {
 		l.MaxSessions = 3
 		l.QuotaBytes = 1 << 30
 		l.Dirs = []auth.DirEntry{{Path: "/in", AllowedPatterns: []string{"*.csv"}, Retention: auth.Age(30 * 24 * time.Hour)}}
+		l.Folders = []auth.FolderEntry{{Path: "/partner", Volume: "bucket", Target: "acme", Permissions: []string{"upload"}}}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +129,14 @@ func TestStoreEdits(t *testing.T) {
 	}
 	if e.MaxSessions != 3 || e.QuotaBytes != 1<<30 || len(e.Dirs) != 1 || e.Dirs[0].Retention != auth.Age(30*24*time.Hour) {
 		t.Fatalf("limits did not round-trip: %+v", e.LimitsEntry)
+	}
+	if u, err := auth.EntryUser(e); err != nil || len(u.Limits.Folders) != 1 || u.Limits.Folders[0] != (auth.Folder{Path: "/partner", Volume: "bucket", Target: "acme", Perms: auth.PermUpload}) {
+		t.Fatalf("folders did not round-trip: %+v, %v", u.Limits.Folders, err)
+	}
+	if err := s.SetLimits(ctx, "alice", func(l *auth.LimitsEntry) {
+		l.Folders = []auth.FolderEntry{{Path: "/x", Target: "../y", Permissions: []string{"read"}}}
+	}); err == nil {
+		t.Fatal("a folder target with .. accepted")
 	}
 	if err := s.SetPassword(ctx, "nobody", hash(t, "x")); !errors.Is(err, ErrNoUser) {
 		t.Fatalf("passwd of unknown: %v", err)

@@ -207,7 +207,7 @@ func ScanQuotaOffline(ctx context.Context, cfg *config.Config, user string, logg
 	if err != nil {
 		return control.QuotaUsage{}, err
 	}
-	b, err := newBackend(ctx, cfg, logger)
+	b, err := newBackend(ctx, cfg, cfg.Storage, logger)
 	if err != nil {
 		return control.QuotaUsage{}, fmt.Errorf("storage: %w", err)
 	}

@@ -55,9 +55,11 @@ type Wiring struct {
 	Config *config.Config
 	// Users is the loaded users file: nil for an anonymous-only config or
 	// when Options.Auth replaces it.
-	Users     *auth.UsersFile
-	Auth      auth.Authenticator
-	Storage   storage.Backend
+	Users   *auth.UsersFile
+	Auth    auth.Authenticator
+	Storage storage.Backend
+	// Volumes are the [[volume]] backends by name, for virtual folders.
+	Volumes   map[string]storage.Backend
 	Listeners []*ListenerWiring
 
 	logger *slog.Logger
@@ -228,6 +230,12 @@ func wire(ctx context.Context, cfg *config.Config, opts Options, prev *Wiring, h
 		}
 		fail("storage", key, err)
 	}
+	for _, pe := range w.wireVolumes(ctx, prev) {
+		fails = append(fails, pe)
+	}
+	if err := checkFolderVolumes(w.Users, cfg); err != nil {
+		fail("users", "auth.users_file", err)
+	}
 	discovered := true
 	for _, pe := range w.discover(ctx, prev) {
 		fails, discovered = append(fails, pe), false
@@ -362,7 +370,7 @@ func (w *Wiring) wireStorage(ctx context.Context, opts Options, prev *Wiring) er
 		w.Storage = prev.Storage
 		return nil
 	}
-	b, err := newBackend(ctx, cfg, w.logger)
+	b, err := newBackend(ctx, cfg, cfg.Storage, w.logger)
 	if err != nil {
 		return err
 	}
@@ -373,9 +381,58 @@ func (w *Wiring) wireStorage(ctx context.Context, opts Options, prev *Wiring) er
 	return nil
 }
 
-// newBackend builds the storage backend the config names.
-func newBackend(ctx context.Context, cfg *config.Config, logger *slog.Logger) (storage.Backend, error) {
-	st := cfg.Storage
+// checkFolderVolumes refuses a users file whose folders mount a volume
+// the config does not have: the user could not log in. (A user store
+// that changes while the server runs, PostgreSQL, is checked at login.)
+func checkFolderVolumes(uf *auth.UsersFile, cfg *config.Config) error {
+	if uf == nil {
+		return nil
+	}
+	for _, e := range uf.Users() {
+		for i, f := range e.Folders {
+			if f.Volume != "" && !slices.ContainsFunc(cfg.Volumes, func(v config.Volume) bool { return v.Name == f.Volume }) {
+				return fmt.Errorf("user %q: folder[%d] %q: volume %q is not a [[volume]] of the config", e.Name, i, f.Path, f.Volume)
+			}
+		}
+	}
+	return nil
+}
+
+// wireVolumes builds the [[volume]] backends, keeping the running one of
+// a volume whose table is unchanged.
+func (w *Wiring) wireVolumes(ctx context.Context, prev *Wiring) []*PartError {
+	var fails []*PartError
+	cfg := w.Config
+	w.Volumes = make(map[string]storage.Backend, len(cfg.Volumes))
+	for i, v := range cfg.Volumes {
+		if prev != nil && prev.Volumes[v.Name] != nil {
+			if j := slices.IndexFunc(prev.Config.Volumes, func(p config.Volume) bool { return p.Name == v.Name }); j >= 0 {
+				if p := prev.Config.Volumes[j]; p == v && prev.Config.Path(p.Root) == cfg.Path(v.Root) {
+					w.Volumes[v.Name] = prev.Volumes[v.Name]
+					continue
+				}
+			}
+		}
+		b, err := newBackend(ctx, cfg, v.Storage, w.logger)
+		if err != nil {
+			key := fmt.Sprintf("volume[%d].root", i)
+			if v.Backend == "s3" {
+				key = fmt.Sprintf("volume[%d].bucket", i)
+			}
+			fails = append(fails, &PartError{Part: "volume " + v.Name, Key: key, Err: err})
+			continue
+		}
+		w.Volumes[v.Name] = b
+		if c, ok := b.(io.Closer); ok {
+			w.owned = append(w.owned, c)
+		}
+	}
+	return fails
+}
+
+// newBackend builds the storage backend that st, [storage] or a
+// [[volume]] of cfg, names.
+func newBackend(ctx context.Context, cfg *config.Config, st config.Storage, logger *slog.Logger) (storage.Backend, error) {
 	if st.Backend == "s3" {
 		// Bounded: New checks the bucket once, so a wrong endpoint or
 		// missing permission stops the start with its reason.
@@ -581,6 +638,7 @@ func (w *Wiring) sessionConfig(lw *ListenerWiring, hooks sessionHooks) *ftp.Conf
 		UserRates:         hooks.userRates,
 		Auth:              w.Auth,
 		Storage:           w.Storage,
+		Volumes:           w.Volumes,
 		Network:           &netpolicy.Policy{Rules: lw.Rules, Ports: lw.Ports, ActiveAllowed: lc.ActiveAllowed()},
 		Logger:            w.logger,
 		Metrics:           hooks.metrics,
