@@ -8,6 +8,10 @@ if [ -d /run/systemd/system ]; then
 	# An upgrade restarts a running server on the new binary.
 	systemctl try-restart cloudftpd.service >/dev/null 2>&1 || true
 fi
+# A /srv/ftp that existed before (vsftpd's, say) keeps its owner.
+if ! runuser -u cloudftpd -- test -w /srv/ftp 2>/dev/null; then
+	echo "cloudftpd: warning: the cloudftpd account cannot write /srv/ftp (chown cloudftpd: /srv/ftp, or set storage.root)" >&2
+fi
 first=no
 case "$1" in
 configure) [ -z "$2" ] && first=yes ;;
