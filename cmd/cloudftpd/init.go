@@ -7,11 +7,32 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"text/template"
+)
+
+// layout is where a sample config puts the server's files.
+type layout struct {
+	Address  string // the listener
+	Root     string // storage.root
+	StateDir string // server.state_dir
+}
+
+var (
+	// localLayout keeps everything beside the config file: a config to try
+	// in a directory of one's own, on an unprivileged port.
+	localLayout = layout{Address: "0.0.0.0:2121", Root: "data", StateDir: "state"}
+	// systemLayout is what the .deb and .rpm install (packaging/): the
+	// FTP port (the unit grants CAP_NET_BIND_SERVICE), data under /srv,
+	// state under /var/lib, the paths the systemd unit may write.
+	systemLayout = layout{Address: "0.0.0.0:21", Root: "/srv/ftp", StateDir: "/var/lib/cloudftpd"}
 )
 
 // sampleConfig is what "cloudftpd init" writes: every key with its default
 // and a word on why one would change it.
-const sampleConfig = `# cloudftpd configuration. Reference: README.md, "Configuration".
+var sampleConfig = template.Must(template.New("cloudftpd.toml").Parse(sampleConfigText))
+
+const sampleConfigText = `# cloudftpd configuration. Reference: README.md, "Configuration".
 
 [server]
 idle_timeout = "5m"         # close control connections idle this long (421)
@@ -26,9 +47,11 @@ max_sessions_per_ip = 0     # per client address, 0 = unlimited
 max_login_failures = 3      # close the session after this many bad passwords
 login_failure_delay = "1s"  # wait before answering a bad password
 banner = "cloudftpd ready"
+# Bans, quota usage, the event outbox and the control socket live here.
+state_dir = "{{.StateDir}}"
 
 [[listener]]
-address = "0.0.0.0:2121"
+address = "{{.Address}}"
 # Open this range in your firewall / security group, next to the control port.
 passive_ports = "50000-50100"
 active_mode = true          # allow PORT/EPRT (only to the client's own address)
@@ -49,7 +72,8 @@ tls = "off"
 
 [storage]
 backend = "local"
-root = "data"               # each user's home is a directory under this
+# Each user's home is a directory under this.
+root = "{{.Root}}"
 
 [auth]
 users_file = "users.toml"   # manage with: cloudftpd user add NAME
@@ -65,6 +89,18 @@ level = "info"              # debug, info, warn, error
 # private: loopback, or a network only monitoring and balancers reach.
 # [metrics]
 # address = "127.0.0.1:9121"
+
+# An audit log (one JSON event a line) and a vsftpd-style xferlog; SIGUSR1
+# reopens both (logrotate). The directory must exist and be writable.
+# [[events.sink]]
+# name = "audit"
+# kind = "audit"
+# path = "/var/log/cloudftpd/audit.jsonl"
+#
+# [[events.sink]]
+# name = "xferlog"
+# kind = "xferlog"
+# path = "/var/log/cloudftpd/xferlog"
 `
 
 const sampleUsers = `# cloudftpd users. Manage with "cloudftpd user add|set|passwd|del|list".
@@ -75,8 +111,18 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".", "directory to write cloudftpd.toml and users.toml into")
 	force := fs.Bool("force", false, "overwrite existing files")
+	system := fs.Bool("system", false, "system paths (port 21, /srv/ftp, /var/lib/cloudftpd), as the packages install")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	lay := localLayout
+	if *system {
+		lay = systemLayout
+	}
+	var conf strings.Builder
+	if err := sampleConfig.Execute(&conf, lay); err != nil {
+		fmt.Fprintln(stderr, "cloudftpd:", err)
+		return 1
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(stderr, "cloudftpd:", err)
@@ -86,7 +132,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		name, body string
 		mode       os.FileMode
 	}{
-		{"cloudftpd.toml", sampleConfig, 0o644},
+		{"cloudftpd.toml", conf.String(), 0o644},
 		{"users.toml", sampleUsers, 0o600},
 	} {
 		p := filepath.Join(*dir, f.name)

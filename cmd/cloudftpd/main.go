@@ -12,7 +12,8 @@ const usage = `cloudftpd - FTP server for clouds and NAT
 
 Usage:
   cloudftpd serve [--config FILE]      run the server (built-in demo defaults without a config)
-  cloudftpd init [--dir DIR] [--force] write a commented config and an empty users file
+  cloudftpd init [--dir DIR] [--force] [--system]
+                                       write a commented config and an empty users file
   cloudftpd user add|set|passwd|del|list
                                        manage users and their limits (see "cloudftpd user help")
   cloudftpd db migrate [--config FILE] create or migrate the PostgreSQL schema of auth.store = "postgres"
@@ -78,7 +79,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer stop()
 		return runProbe(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "cloudftpd", version())
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)

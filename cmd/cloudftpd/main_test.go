@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/probe"
 )
 
@@ -192,5 +193,25 @@ func checkProbeCommand(t *testing.T, addr, pw string) {
 		if code := run(args, strings.NewReader(""), &out, &errOut); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// TestInitSystem: the packages' config (packaging/mkpkg writes it with
+// "init --system") points at the paths the systemd unit may write.
+func TestInitSystem(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb strings.Builder
+	if code := run([]string{"init", "--system", "--dir", dir}, nil, &out, &errb); code != 0 {
+		t.Fatalf("init --system: %d %s", code, errb.String())
+	}
+	cfg, err := config.Load(filepath.Join(dir, "cloudftpd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.Root != "/srv/ftp" || cfg.Server.StateDir != "/var/lib/cloudftpd" || cfg.Listeners[0].Address != "0.0.0.0:21" {
+		t.Errorf("system layout: root %q, state_dir %q, address %q", cfg.Storage.Root, cfg.Server.StateDir, cfg.Listeners[0].Address)
+	}
+	if got := cfg.ControlSocket(); !strings.HasPrefix(got, "/var/lib/cloudftpd/") {
+		t.Errorf("control socket %q is outside the state directory", got)
 	}
 }

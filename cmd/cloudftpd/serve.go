@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
@@ -240,19 +241,48 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-// buildVersion is set with -ldflags "-X main.buildVersion=v1.2.3".
-var buildVersion = ""
+// buildVersion and buildCommit are set at build time, as packaging/mkpkg
+// does: -ldflags "-X main.buildVersion=1.2.3 -X main.buildCommit=$(git rev-parse HEAD)".
+var (
+	buildVersion = ""
+	buildCommit  = ""
+)
 
 func version() string {
 	if buildVersion != "" {
 		return buildVersion
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
+	if c := commit(); c != "" {
+		return "dev-" + c
+	}
+	return "dev"
+}
+
+// commit is the source revision the binary was built from, shortened to
+// 12 hex digits: buildCommit, else what the go command recorded (absent
+// with -buildvcs=false or outside a checkout), else "".
+func commit() string {
+	c := buildCommit
+	if c == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					c = s.Value
+				}
 			}
 		}
 	}
-	return "dev"
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	return c
+}
+
+// versionLine is what "cloudftpd version" prints: the version, the commit
+// when known and the Go release, so a bug report names the exact build.
+func versionLine() string {
+	if c := commit(); c != "" {
+		return fmt.Sprintf("cloudftpd %s (commit %s, %s)", version(), c, runtime.Version())
+	}
+	return fmt.Sprintf("cloudftpd %s (%s)", version(), runtime.Version())
 }
