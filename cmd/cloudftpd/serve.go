@@ -60,7 +60,7 @@ type serving struct {
 func newServing(ctx context.Context, cfg *config.Config, stderr io.Writer) (*serving, error) {
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg, stderr, level)
-	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level, Version: version()})
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}()
 	<-ctx.Done()
-	grace := sv.cfg.Load().Server.ShutdownGrace.D()
+	// The server's config, not sv.cfg: POST /v1/reload reloads too.
+	grace := sv.srv.Config().Server.ShutdownGrace.D()
 	sv.logger.Info("shutting down", "grace", grace)
 	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
