@@ -412,6 +412,14 @@ func TestAPI(t *testing.T) {
 	if !strings.Contains(as.logs.String(), `msg="api: admin action" token=ops`) {
 		t.Error("no audit log line")
 	}
+
+	// A tokens file broken by hand accepts no token, and says so.
+	if err := os.WriteFile(as.cfg.APITokensFile(), []byte("[[token]]\nname = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e := decode[apiError](t, c.Must(503, "GET", "/v1/status", as.admin, nil)); e.Code != "unavailable" {
+		t.Errorf("broken tokens file: %+v", e)
+	}
 }
 
 // TestAPIAuthFailuresBan: requests with wrong tokens are scored by the
