@@ -23,6 +23,7 @@ Usage:
   cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
+  cloudftpd api token add|list|del    tokens of the operations API (see "cloudftpd api help")
   cloudftpd quota scan USER [--config FILE]  recompute a user's quota usage (see "cloudftpd quota help")
   cloudftpd import vsftpd [--merge] [--discover] --out DIR FILE...
                                        write cloudftpd.toml and users.toml from vsftpd.conf files, with a report
@@ -58,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "ban":
 		return runBan(args[1:], stdout, stderr)
+	case "api":
+		return runAPI(args[1:], stdout, stderr)
 	case "quota":
 		ctx, stop := signalContext()
 		defer stop()

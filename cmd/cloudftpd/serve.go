@@ -61,7 +61,7 @@ type serving struct {
 func newServing(ctx context.Context, cfg *config.Config, stderr io.Writer) (*serving, error) {
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg, stderr, level)
-	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level, Version: version()})
 	if err != nil {
 		return nil, err
 	}
@@ -152,8 +152,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}()
 	<-ctx.Done()
 	// The drain delay (listeners still open, /healthz 503) comes first;
-	// the grace for running transfers counts from when they close.
-	sc := sv.cfg.Load().Server
+	// the grace for running transfers counts from when they close. The
+	// server's config, not sv.cfg: POST /v1/reload reloads too.
+	sc := sv.srv.Config().Server
 	grace, drain := sc.ShutdownGrace.D(), sc.DrainDelay.D()
 	sv.logger.Info("shutting down", "drain_delay", drain, "grace", grace)
 	graceCtx, cancel := context.WithTimeout(context.Background(), drain+grace)

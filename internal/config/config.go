@@ -112,6 +112,8 @@ type Config struct {
 	// events.state_dir says otherwise.
 	Events  events.Config `toml:"events"`
 	Control Control       `toml:"control"`
+	// API is the operations HTTP API (README "Operations API").
+	API API `toml:"api"`
 	// Retention is the sweep that deletes files older than the users'
 	// retention rules (users file keys; README "Limits and defence").
 	Retention Retention `toml:"retention"`
@@ -759,6 +761,51 @@ type Control struct {
 	Socket string `toml:"socket"`
 }
 
+// API is the operations HTTP API: its own listener, off by default.
+type API struct {
+	// Enabled turns the API on (default false).
+	Enabled bool `toml:"enabled"`
+	// Address is host:port; default DefaultAPIAddress (loopback) when
+	// enabled.
+	Address string `toml:"address"`
+	// TLSCert and TLSKey are PEM files, as for FTPS; both or neither.
+	// Without them the API is plain HTTP, which only suits loopback or a
+	// private admin network: tokens travel in every request.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TokensFile holds the API tokens' hashes (cloudftpd api token add);
+	// relative to server.state_dir, or to the config file's directory
+	// without one; default "api-tokens.toml".
+	TokensFile string `toml:"tokens_file"`
+}
+
+// DefaultAPIAddress is api.address when the API is enabled without one.
+const DefaultAPIAddress = "127.0.0.1:8021"
+
+// TLS reports whether the API is served over TLS.
+func (a *API) TLS() bool { return a.TLSCert != "" }
+
+func (a *API) validate() error {
+	if !a.Enabled {
+		return nil
+	}
+	if _, err := parseListenAddr(a.Address); err != nil {
+		return fmt.Errorf("address %q: %v", a.Address, err)
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		return errors.New("tls_cert, tls_key: set both for HTTPS, or neither")
+	}
+	return nil
+}
+
+// APITokensFile is the API tokens file's path.
+func (c *Config) APITokensFile() string {
+	if p := c.StatePath(c.API.TokensFile); p != "" {
+		return p
+	}
+	return c.Path(c.API.TokensFile)
+}
+
 // Retention configures the background sweep that deletes expired files.
 // The ages themselves are per user and per directory, in the users file;
 // without any, the sweep finds nothing to do.
@@ -1000,6 +1047,12 @@ func (c *Config) applyDefaults() {
 	if c.Control.Socket == "" {
 		c.Control.Socket = "control.sock"
 	}
+	if c.API.Enabled && c.API.Address == "" {
+		c.API.Address = DefaultAPIAddress
+	}
+	if c.API.TokensFile == "" {
+		c.API.TokensFile = "api-tokens.toml"
+	}
 	if c.Defender.Allow == nil {
 		c.Defender.Allow = DefaultAllow
 	}
@@ -1112,6 +1165,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Events.Validate(); err != nil {
 		return fmt.Errorf("events.%w", err)
+	}
+	if err := c.API.validate(); err != nil {
+		return fmt.Errorf("api.%w", err)
 	}
 	if c.Metrics.Address != "" {
 		if _, err := parseListenAddr(c.Metrics.Address); err != nil {

@@ -83,10 +83,14 @@ const (
 	// floods. Health checks of a load balancer look the same: put their
 	// source addresses in the allow list.
 	NoCommand Event = "no_command"
+	// APIAuthFailed: a request to the operations API without a valid
+	// token (none, or a wrong one). Scripts with a stale token retry;
+	// a token guesser sends many.
+	APIAuthFailed Event = "api_auth_failed"
 )
 
 // events lists every Event, in the order of the documentation.
-var events = [...]Event{LoginFailed, UnknownUser, BadCommandBeforeLogin, TLSHandshakeFailed, NoCommand}
+var events = [...]Event{LoginFailed, UnknownUser, BadCommandBeforeLogin, TLSHandshakeFailed, NoCommand, APIAuthFailed}
 
 // Events returns every Event the server may report.
 func Events() []Event { return slices.Clone(events[:]) }
@@ -94,7 +98,8 @@ func Events() []Event { return slices.Clone(events[:]) }
 // DefaultWeights returns the points of each event. With the default
 // threshold of 10 points in 5 minutes: 5 wrong passwords ban an address,
 // 4 unknown user names, 5 connections of a scanner sending junk, 10 failed
-// TLS handshakes or 10 connections that say nothing. A partner mistyping a
+// TLS handshakes, 10 connections that say nothing or 5 API requests with a
+// wrong token. A partner mistyping a
 // password twice, or a client retrying a handshake with the wrong TLS
 // settings a few times, stays well below it.
 func DefaultWeights() map[Event]int {
@@ -104,6 +109,7 @@ func DefaultWeights() map[Event]int {
 		BadCommandBeforeLogin: 2,
 		TLSHandshakeFailed:    1,
 		NoCommand:             1,
+		APIAuthFailed:         2,
 	}
 }
 

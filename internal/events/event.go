@@ -48,10 +48,14 @@ const (
 	// Expired is a file deleted by the retention sweep, not by a client:
 	// no session, and ModTime says how old it was.
 	Expired Type = "file.expired"
+	// AdminAction is a change made through the operations API (a
+	// session ended, a ban, a reload): Actor is the API token's name,
+	// Method and Path the request, Code its HTTP status.
+	AdminAction Type = "admin.action"
 )
 
 // Types lists every event type, for validating filters.
-var Types = []Type{UploadCommitted, UploadFailed, UploadPartial, DownloadDone, Delete, Rename, Mkdir, Rmdir, LoginOK, LoginFailed, SessionEnded, Expired}
+var Types = []Type{UploadCommitted, UploadFailed, UploadPartial, DownloadDone, Delete, Rename, Mkdir, Rmdir, LoginOK, LoginFailed, SessionEnded, Expired, AdminAction}
 
 // Results of an event.
 const (
@@ -103,6 +107,10 @@ type Event struct {
 	Object string `json:"object,omitempty"`
 	// ModTime is the file's modification time, for file.expired.
 	ModTime time.Time `json:"mod_time,omitzero"`
+	// Actor and Method are admin.action's: the API token's name and the
+	// request's HTTP method (Path is the request's path).
+	Actor  string `json:"actor,omitempty"`
+	Method string `json:"method,omitempty"`
 }
 
 // Stamp fills the fields every event has: schema, id, time, and the

@@ -74,6 +74,7 @@ func (s *Session) cmdRETR(arg string) {
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var err error
 			if binary {
+				x.size.Store(fi.Size - offset + 1) // for Info: ASCII changes the count
 				// Unwrapped *os.File to *net.TCPConn: sendfile.
 				err = s.copyData(ctx, x, data, data, f, gates...)
 			} else {

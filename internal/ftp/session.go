@@ -203,7 +203,14 @@ type Session struct {
 	conn     net.Conn  // the control connection (TLS after AUTH)
 	xfer     *transfer // running transfer, or nil
 	shutdown bool      // Shutdown was called
-	closed   atomic.Bool
+	// lastVerb and lastActive are the last command and when it came,
+	// for Info (info.go); bytesUp and bytesDown are the file data of
+	// finished transfers, added under mu as xfer is cleared, so that
+	// Info never counts a transfer twice or not at all.
+	lastVerb           string
+	lastActive         time.Time
+	bytesUp, bytesDown atomic.Int64
+	closed             atomic.Bool
 }
 
 // NewSession prepares a session on conn. client is the peer's address as
@@ -361,6 +368,7 @@ func (s *Session) dispatch(line string) {
 		return
 	}
 	s.commandSeen = verb
+	s.noteCommand(verb)
 	if !cmd.duringTransfer {
 		s.waitTransfer()
 	}

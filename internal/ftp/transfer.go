@@ -30,6 +30,10 @@ type transfer struct {
 	done    chan struct{}
 	bytes   atomic.Int64
 	aborted atomic.Bool // ABOR, or the client vanished
+	// start is when the command came; size is the bytes the transfer
+	// will move plus one, when that is known (0: unknown), for Info.
+	start time.Time
+	size  atomic.Int64
 
 	// partial is set when a failed upload's data was kept for a resume
 	// (Config.KeepPartial): its event is upload.partial.
@@ -135,7 +139,7 @@ func (s *Session) startTransfer(verb, path, opening string, fn transferFunc, cle
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	x := &transfer{verb: verb, path: path, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	x := &transfer{verb: verb, path: path, ctx: ctx, cancel: cancel, done: make(chan struct{}), start: time.Now()}
 	s.mu.Lock()
 	s.xfer = x
 	s.mu.Unlock()
@@ -259,6 +263,7 @@ func (s *Session) finishTransfer(x *transfer, r xferResult, start time.Time) {
 func (s *Session) endTransfer(x *transfer) {
 	s.mu.Lock()
 	s.xfer = nil
+	s.countTransfer(x)
 	shutdown := s.shutdown
 	s.mu.Unlock()
 	close(x.done)

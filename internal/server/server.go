@@ -67,6 +67,10 @@ type Server struct {
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
+	// api is the operations API (api.go), once started.
+	api *apiServer
+	// startedAt is when Start opened the listeners, for the API's uptime.
+	startedAt time.Time
 	// userSessions counts users' logged-in sessions across listeners
 	// and reloads, for max_sessions.
 	userSessions userSessions
@@ -217,10 +221,16 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stopMetrics()
 		return err
 	}
+	if err := s.startAPI(w.Config); err != nil {
+		s.stopMetrics()
+		s.stopControl()
+		return err
+	}
 	lns, err := listen(w.Listeners)
 	if err != nil {
 		s.stopMetrics()
 		s.stopControl()
+		s.stopAPI()
 		return err
 	}
 	s.mu.Lock()
@@ -229,10 +239,12 @@ func (s *Server) Start(ctx context.Context) error {
 		closeAll(lns)
 		s.stopMetrics()
 		s.stopControl()
+		s.stopAPI()
 		return ErrServerClosed
 	}
 	s.bg, s.bgCancel = context.WithCancel(ctx)
 	s.started = true
+	s.startedAt = time.Now()
 	s.mu.Unlock()
 	s.runEvents(s.bg)
 	s.startRetention(s.bg)
@@ -468,6 +480,9 @@ func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
 			leaf := lw.Certs.Leaf()
 			s.logger.Info("certificate reloaded", "listener", i, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 		}
+	}
+	if started {
+		s.reloadAPI(prev.Config, cfg)
 	}
 	if cfg.Metrics.Address != prev.Config.Metrics.Address {
 		s.logger.Warn("metrics.address changed: that takes a restart; /metrics stays where it was",
@@ -759,6 +774,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.release()
 	s.stopMetrics()
+	s.stopAPI()
 	s.stopDefence()
 	s.closeQuotas()
 	s.closeEvents()
@@ -803,6 +819,7 @@ func (s *Server) Close() error {
 	s.active.Wait()
 	s.release()
 	s.stopMetrics()
+	s.stopAPI()
 	s.stopDefence()
 	s.closeQuotas()
 	s.closeEvents()
@@ -840,6 +857,14 @@ func (s *Server) release() {
 	for _, c := range closers {
 		c.Close()
 	}
+}
+
+// Config is the config the server runs: the last one New or a
+// successful Reload took. It must not be changed.
+func (s *Server) Config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wiring.Config
 }
 
 // SessionCount reports the number of live sessions.

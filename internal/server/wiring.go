@@ -43,6 +43,8 @@ type Options struct {
 	// Now is the clock the retention sweep ages files by (time.Now);
 	// tests move it forward, as S3 modification times cannot be set.
 	Now func() time.Time
+	// Version is the server's version, for the operations API's status.
+	Version string
 }
 
 // Wiring is a server's parts built from one config: the authenticator, the

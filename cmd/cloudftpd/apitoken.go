@@ -1,0 +1,129 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/api"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+)
+
+const apiUsage = `Usage:
+  cloudftpd api token add NAME --scope read|admin
+  cloudftpd api token list
+  cloudftpd api token del NAME
+
+Flags (before or after NAME):
+  --config FILE        the server's config, to find api.tokens_file
+                       (default ./cloudftpd.toml when it exists)
+  --tokens-file FILE   the tokens file itself
+  --scope read|admin   read: GET only (status, sessions, transfers, bans,
+                       users); admin: also end sessions, ban, reload
+
+"add" prints the new token once: only its SHA-256 is kept. A running
+server sees added and deleted tokens at the next request, without a
+reload. Use a token as: curl -H "Authorization: Bearer TOKEN" ...
+`
+
+// runAPI is "cloudftpd api".
+func runAPI(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 || args[0] != "token" {
+		fmt.Fprint(stderr, apiUsage)
+		return 2
+	}
+	verb := args[1]
+	fs := flag.NewFlagSet("api token "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFlag := fs.String("config", "", "config file")
+	fileFlag := fs.String("tokens-file", "", "tokens file")
+	scopeFlag := fs.String("scope", "", "read or admin")
+	pos, err := parseInterspersed(fs, args[2:])
+	if err != nil {
+		return 2
+	}
+	if want := map[string]int{"add": 1, "list": 0, "del": 1}; want[verb] != len(pos) || verb != "list" && want[verb] == 0 {
+		fmt.Fprint(stderr, apiUsage)
+		return 2
+	}
+	path, err := tokensPath(*fileFlag, *cfgFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudftpd api:", err)
+		return 1
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "cloudftpd api:", err)
+		return 1
+	}
+	switch {
+	case verb == "add" && len(pos) == 1:
+		scope, err := api.ParseScope(*scopeFlag)
+		if err != nil {
+			return fail(fmt.Errorf("--scope read|admin is required: %w", err))
+		}
+		f, err := api.LoadTokensOrEmpty(path)
+		if err != nil {
+			return fail(err)
+		}
+		secret, err := f.Add(pos[0], scope, time.Now())
+		if err != nil {
+			return fail(err)
+		}
+		if err := f.Save(path); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, secret)
+		fmt.Fprintf(stderr, "token %q (%s) added to %s; it is shown only this once\n", pos[0], scope, path)
+		return 0
+	case verb == "list" && len(pos) == 0:
+		f, err := api.LoadTokensOrEmpty(path)
+		if err != nil {
+			return fail(err)
+		}
+		if len(f.Tokens) == 0 {
+			fmt.Fprintf(stdout, "no tokens in %s\n", path)
+			return 0
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSCOPE\tCREATED")
+		for _, t := range f.Tokens {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Scope, t.Created.Format(time.RFC3339))
+		}
+		tw.Flush()
+		return 0
+	case verb == "del" && len(pos) == 1:
+		f, err := api.LoadTokens(path)
+		if err != nil {
+			return fail(err)
+		}
+		if err := f.Delete(pos[0]); err != nil {
+			return fail(err)
+		}
+		if err := f.Save(path); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "token %q deleted\n", pos[0])
+		return 0
+	}
+	fmt.Fprint(stderr, apiUsage)
+	return 2
+}
+
+// tokensPath is --tokens-file, else api.tokens_file of the config
+// (--config or ./cloudftpd.toml).
+func tokensPath(file, cfgFlag string) (string, error) {
+	if file != "" {
+		return file, nil
+	}
+	path := configPath(cfgFlag)
+	if path == "" {
+		return "", fmt.Errorf("no config (./cloudftpd.toml or --config) to find api.tokens_file in; or give --tokens-file")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", err
+	}
+	return cfg.APITokensFile(), nil
+}
