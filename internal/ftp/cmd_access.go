@@ -51,15 +51,6 @@ func (s *Session) cmdPASS(arg string) {
 		case errors.Is(err, auth.ErrBadCredentials):
 			s.loginFailures++
 			s.log.Warn("login failed", "user", name, "reason", reason, "failures", s.loginFailures)
-		case errors.Is(err, auth.ErrUnavailable):
-			// The credentials were not checked at all: no failure is
-			// counted against the client, who should try again later.
-			s.log.Error("login refused: the user store is unavailable", "user", name, "err", err)
-			s.cfg.metrics().Login(false)
-			s.record(events.Event{Type: events.LoginFailed, User: name, Result: events.ResultFailed, Reason: "user store unavailable", Code: 421})
-			s.reply(421, "Service not available: cannot check logins right now; try again later.")
-			s.Close()
-			return
 		case s.ctx.Err() != nil:
 			// The session was closed while the password was checked (a
 			// ban closing every session of an address, a shutdown):

@@ -27,7 +27,7 @@ func TestLoginStoreUnavailable(t *testing.T) {
 		c.Guard, c.Events = guard, evs
 	}})
 	h.expect(331, "USER alice")
-	if msg := h.expect(421, "PASS alice-pw"); msg != "Service not available: cannot check logins right now; try again later." {
+	if msg := h.expect(421, "PASS alice-pw"); msg != "Login service unavailable, try again later." {
 		t.Errorf("reply %q", msg)
 	}
 	h.closed()
@@ -37,7 +37,7 @@ func TestLoginStoreUnavailable(t *testing.T) {
 	evs.mu.Lock()
 	defer evs.mu.Unlock()
 	for _, e := range evs.evs {
-		if e.Type == events.LoginFailed && (e.Code != 421 || e.Reason != "user store unavailable") {
+		if e.Type == events.LoginFailed && (e.Code != 421 || e.Reason != "login service unavailable") {
 			t.Errorf("login event: %+v", e)
 		}
 	}
