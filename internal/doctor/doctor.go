@@ -122,6 +122,9 @@ func Diagnose(ctx context.Context, cfg *config.Config, opts Options) []diag.Chec
 			checks = append(checks, checkPassiveReplies(ctx, lw, localAddrs))
 		}
 	}
+	if onEC2(cfg) {
+		checks = append(checks, checkSecurityGroups(ctx, cfg))
+	}
 	// Any part this file does not know yet still fails the diagnosis.
 	if werr != nil {
 		for _, pe := range werr.Parts {

@@ -8,11 +8,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,4 +318,46 @@ func hashFor(t *testing.T, pw string) string {
 	}
 	hashes.Store(pw, h)
 	return h
+}
+
+// TestDoctorSecurityGroups: on EC2 (an "aws" passive rule) the doctor
+// reads the instance's security groups from the metadata and checks them
+// against what the config needs, through a stand-in of the EC2 API: the
+// missing passive range fails with the fix.
+func TestDoctorSecurityGroups(t *testing.T) {
+	meta := imdstest.Meta("", imdstest.ENI{MAC: "0a:00:00:00:00:01", Associations: map[string]string{"198.51.100.10": "10.0.1.5"}})
+	meta["network/interfaces/macs/0a:00:00:00:00:01/security-group-ids"] = "sg-0ftp"
+	meta["placement/region"] = "eu-west-1"
+	imds := imdstest.NewServer(t, meta)
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	var groups atomic.Value
+	groups.Store(`<item><ipProtocol>tcp</ipProtocol><fromPort>21</fromPort><toPort>21</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item>`)
+	ec2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if r.Form.Get("Action") != "DescribeSecurityGroups" || r.Form.Get("GroupId.1") != "sg-0ftp" {
+			http.Error(w, "<Response><Errors><Error><Code>InvalidRequest</Code><Message>stand-in</Message></Error></Errors></Response>", 400)
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><securityGroupInfo><item><groupId>sg-0ftp</groupId><ipPermissions>%s</ipPermissions></item></securityGroupInfo></DescribeSecurityGroupsResponse>`, groups.Load())
+	}))
+	defer ec2.Close()
+	t.Setenv("AWS_ENDPOINT_URL_EC2", ec2.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+	_, p, _ := net.SplitHostPort(clienttest.FreeAddr(t))
+	rules := `passive_ports = "50000-50009"
+  [[listener.passive]]
+  clients = ["0.0.0.0/0"]
+  address = "aws"
+`
+	cfg := doctorConfig(t, "0.0.0.0:"+p, rules)
+	diagtest.Want(t, diagnose(t, cfg, ec2Addrs), "security groups", diag.Fail,
+		"missing: tcp 50000-50009 from 0.0.0.0/0", "add the missing rules to sg-0ftp")
+
+	groups.Store(fmt.Sprintf(`<item><ipProtocol>tcp</ipProtocol><fromPort>%s</fromPort><toPort>%s</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item><item><ipProtocol>tcp</ipProtocol><fromPort>50000</fromPort><toPort>50009</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item>`, p, p))
+	diagtest.Want(t, diagnose(t, cfg, ec2Addrs), "security groups", diag.OK, "sg-0ftp: allow what the config needs")
 }
