@@ -2,34 +2,20 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cloudftpd/cloudftpd/internal/firewall/ec2test"
 )
 
 // TestFirewallCheck runs "firewall --check" against a stand-in of the EC2
 // API that holds one security group opening only the control port: the
 // passive range is reported missing and the exit status is 1.
 func TestFirewallCheck(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		if r.Form.Get("Action") != "DescribeSecurityGroups" || r.Form.Get("GroupId.1") != "sg-0abc" {
-			http.Error(w, "<Response><Errors><Error><Code>InvalidRequest</Code><Message>stand-in</Message></Error></Errors></Response>", 400)
-			return
-		}
-		w.Header().Set("Content-Type", "text/xml")
-		fmt.Fprint(w, `<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><securityGroupInfo><item><groupId>sg-0abc</groupId><ipPermissions><item><ipProtocol>tcp</ipProtocol><fromPort>21</fromPort><toPort>21</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissions></item></securityGroupInfo></DescribeSecurityGroupsResponse>`)
-	}))
-	defer srv.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	srv := ec2test.NewServer(t, map[string]string{"sg-0abc": ec2test.TCP(21, 21, "0.0.0.0/0")})
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "cloudftpd.toml")

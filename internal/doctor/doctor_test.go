@@ -8,14 +8,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/diag/diagtest"
 	"github.com/cloudftpd/cloudftpd/internal/doctor"
+	"github.com/cloudftpd/cloudftpd/internal/firewall/ec2test"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy/imdstest"
 	"github.com/cloudftpd/cloudftpd/internal/s3test"
 )
@@ -330,23 +329,8 @@ func TestDoctorSecurityGroups(t *testing.T) {
 	meta["placement/region"] = "eu-west-1"
 	imds := imdstest.NewServer(t, meta)
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
-	var groups atomic.Value
-	groups.Store(`<item><ipProtocol>tcp</ipProtocol><fromPort>21</fromPort><toPort>21</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item>`)
-	ec2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		if r.Form.Get("Action") != "DescribeSecurityGroups" || r.Form.Get("GroupId.1") != "sg-0ftp" {
-			http.Error(w, "<Response><Errors><Error><Code>InvalidRequest</Code><Message>stand-in</Message></Error></Errors></Response>", 400)
-			return
-		}
-		w.Header().Set("Content-Type", "text/xml")
-		fmt.Fprintf(w, `<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><securityGroupInfo><item><groupId>sg-0ftp</groupId><ipPermissions>%s</ipPermissions></item></securityGroupInfo></DescribeSecurityGroupsResponse>`, groups.Load())
-	}))
-	defer ec2.Close()
+	ec2 := ec2test.NewServer(t, map[string]string{"sg-0ftp": ec2test.TCP(21, 21, "0.0.0.0/0")})
 	t.Setenv("AWS_ENDPOINT_URL_EC2", ec2.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 
 	_, p, _ := net.SplitHostPort(clienttest.FreeAddr(t))
 	rules := `passive_ports = "50000-50009"
@@ -358,6 +342,7 @@ func TestDoctorSecurityGroups(t *testing.T) {
 	diagtest.Want(t, diagnose(t, cfg, ec2Addrs), "security groups", diag.Fail,
 		"missing: tcp 50000-50009 from 0.0.0.0/0", "add the missing rules to sg-0ftp")
 
-	groups.Store(fmt.Sprintf(`<item><ipProtocol>tcp</ipProtocol><fromPort>%s</fromPort><toPort>%s</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item><item><ipProtocol>tcp</ipProtocol><fromPort>50000</fromPort><toPort>50009</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item>`, p, p))
+	port, _ := strconv.Atoi(p)
+	ec2.SetGroup("sg-0ftp", ec2test.TCP(port, port, "0.0.0.0/0")+ec2test.TCP(50000, 50009, "0.0.0.0/0"))
 	diagtest.Want(t, diagnose(t, cfg, ec2Addrs), "security groups", diag.OK, "sg-0ftp: allow what the config needs")
 }

@@ -2,13 +2,7 @@ package firewall
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,57 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/firewall/ec2test"
 )
-
-// ec2StandIn answers DescribeSecurityGroups in the EC2 Query protocol
-// (form-encoded POST, XML answer) for the groups it holds, and records
-// the group ids each request asked for.
-type ec2StandIn struct {
-	mu     sync.Mutex
-	groups map[string]string // id -> <ipPermissions> XML items
-	asked  [][]string
-}
-
-func (s *ec2StandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	form, err := url.ParseQuery(string(body))
-	if err != nil || form.Get("Action") != "DescribeSecurityGroups" || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		http.Error(w, "<Response><Errors><Error><Code>InvalidRequest</Code><Message>stand-in</Message></Error></Errors></Response>", 400)
-		return
-	}
-	var ids []string
-	for i := 1; form.Get(fmt.Sprintf("GroupId.%d", i)) != ""; i++ {
-		ids = append(ids, form.Get(fmt.Sprintf("GroupId.%d", i)))
-	}
-	s.mu.Lock()
-	s.asked = append(s.asked, ids)
-	s.mu.Unlock()
-	var items strings.Builder
-	for _, id := range ids {
-		perms, ok := s.groups[id]
-		if !ok {
-			w.WriteHeader(400)
-			fmt.Fprintf(w, `<Response><Errors><Error><Code>InvalidGroup.NotFound</Code><Message>The security group '%s' does not exist</Message></Error></Errors><RequestID>x</RequestID></Response>`, id)
-			return
-		}
-		fmt.Fprintf(&items, `<item><ownerId>123456789012</ownerId><groupId>%s</groupId><groupName>ftp</groupName><groupDescription>ftp</groupDescription><ipPermissions>%s</ipPermissions><ipPermissionsEgress/><vpcId>vpc-1</vpcId></item>`, id, perms)
-	}
-	w.Header().Set("Content-Type", "text/xml")
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
-<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-1</requestId><securityGroupInfo>%s</securityGroupInfo></DescribeSecurityGroupsResponse>`, items.String())
-}
-
-func tcp(lo, hi int, cidrs ...string) string {
-	var v4, v6 strings.Builder
-	for _, c := range cidrs {
-		if strings.Contains(c, ":") {
-			fmt.Fprintf(&v6, "<item><cidrIpv6>%s</cidrIpv6></item>", c)
-		} else {
-			fmt.Fprintf(&v4, "<item><cidrIp>%s</cidrIp></item>", c)
-		}
-	}
-	return fmt.Sprintf("<item><ipProtocol>tcp</ipProtocol><fromPort>%d</fromPort><toPort>%d</toPort><ipRanges>%s</ipRanges><ipv6Ranges>%s</ipv6Ranges></item>", lo, hi, v4.String(), v6.String())
-}
 
 // TestCheckGroups runs the check through the real EC2 client against the
 // stand-in: a group that matches the config exactly passes; one missing
@@ -85,22 +30,20 @@ anonymous = true
 		t.Fatal(err)
 	}
 	set := FromConfig(cfg)
-	standIn := &ec2StandIn{groups: map[string]string{
-		"sg-exact":   tcp(21, 21, "0.0.0.0/0") + tcp(50000, 50099, "0.0.0.0/0"),
-		"sg-control": tcp(21, 21, "0.0.0.0/0"),
-		"sg-passive": tcp(50000, 50099, "0.0.0.0/0"),
-		"sg-wide":    tcp(0, 65535, "0.0.0.0/0"),
-		"sg-narrow":  tcp(21, 21, "203.0.113.0/24") + tcp(50000, 50099, "0.0.0.0/0"),
+	standIn := ec2test.NewServer(t, map[string]string{
+		"sg-exact":   ec2test.TCP(21, 21, "0.0.0.0/0") + ec2test.TCP(50000, 50099, "0.0.0.0/0"),
+		"sg-control": ec2test.TCP(21, 21, "0.0.0.0/0"),
+		"sg-passive": ec2test.TCP(50000, 50099, "0.0.0.0/0"),
+		"sg-wide":    ec2test.TCP(0, 65535, "0.0.0.0/0"),
+		"sg-narrow":  ec2test.TCP(21, 21, "203.0.113.0/24") + ec2test.TCP(50000, 50099, "0.0.0.0/0"),
 		// The listener is IPv4 only (0.0.0.0): IPv6 rules open nothing
 		// it serves.
-		"sg-ipv6": tcp(21, 21, "0.0.0.0/0", "::/0") + tcp(50000, 50099, "0.0.0.0/0"),
-	}}
-	srv := httptest.NewServer(standIn)
-	defer srv.Close()
+		"sg-ipv6": ec2test.TCP(21, 21, "0.0.0.0/0", "::/0") + ec2test.TCP(50000, 50099, "0.0.0.0/0"),
+	})
 	api := ec2.New(ec2.Options{
 		Region:       "eu-west-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "secret", ""),
-		BaseEndpoint: aws.String(srv.URL),
+		BaseEndpoint: aws.String(standIn.URL),
 	})
 	for _, tc := range []struct {
 		ids  []string
@@ -134,7 +77,7 @@ anonymous = true
 	if _, err := CheckGroups(context.Background(), api, []string{"sg-nope"}, set); err == nil || !strings.Contains(err.Error(), "InvalidGroup.NotFound") {
 		t.Errorf("unknown group: %v, want the API's InvalidGroup.NotFound", err)
 	}
-	if got := standIn.asked[1]; len(got) != 2 || got[0] != "sg-control" || got[1] != "sg-passive" {
+	if got := standIn.Asked()[1]; len(got) != 2 || got[0] != "sg-control" || got[1] != "sg-passive" {
 		t.Errorf("the second request asked for %v, want both groups", got)
 	}
 }
