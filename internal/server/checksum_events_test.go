@@ -3,18 +3,13 @@ package server_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/textproto"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +17,6 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events"
-	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
 )
 
 // ftpSession is a bare client for many goroutines: errors are returned,
@@ -107,25 +101,7 @@ const (
 // a committed one; aborted files are not stored.
 func TestUploadEventsChecksums(t *testing.T) {
 	const secret = "another-shared-secret-for-tests"
-	var mu sync.Mutex
-	got := map[string]events.Event{} // by id: deliveries are at least once
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ts, _ := strconv.ParseInt(r.Header.Get(delivery.HeaderTimestamp), 10, 64)
-		if !strings.Contains(r.Header.Get(delivery.HeaderSignature), delivery.Signature([]byte(secret), ts, body)) {
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var e events.Event
-		if err := json.Unmarshal(body, &e); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		got[e.ID] = e
-		mu.Unlock()
-	}))
-	defer recv.Close()
+	recv := newSignedReceiver(t, secret)
 	ts := startServer(t, func(c *config.Config) {
 		c.Server.StateDir = t.TempDir()
 		c.Events.Sinks = []events.SinkConfig{{
@@ -175,12 +151,10 @@ func TestUploadEventsChecksums(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	var evs []events.Event
 	for {
-		mu.Lock()
 		evs = evs[:0]
-		for _, e := range got {
+		for _, e := range recv.events() {
 			evs = append(evs, e)
 		}
-		mu.Unlock()
 		if len(evs) >= n || time.Now().After(deadline) {
 			break
 		}

@@ -26,25 +26,7 @@ import (
 // schema documents; the webhook's signatures verify.
 func TestEventsEndToEnd(t *testing.T) {
 	const secret = "a-shared-secret-of-some-length"
-	var mu sync.Mutex
-	hooked := map[string]events.Event{}
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ts, _ := strconv.ParseInt(r.Header.Get(delivery.HeaderTimestamp), 10, 64)
-		if !strings.Contains(r.Header.Get(delivery.HeaderSignature), delivery.Signature([]byte(secret), ts, body)) {
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var e events.Event
-		if err := json.Unmarshal(body, &e); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		hooked[e.ID] = e
-		mu.Unlock()
-	}))
-	defer recv.Close()
+	recv := newSignedReceiver(t, secret)
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
 	ts := startServer(t, func(c *config.Config) {
 		c.Server.StateDir = t.TempDir()
@@ -80,10 +62,7 @@ func TestEventsEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got = readAudit(t, audit)
-		mu.Lock()
-		n := len(hooked)
-		mu.Unlock()
-		if countTypes(got, want) && n == len(got) || time.Now().After(deadline) {
+		if countTypes(got, want) && len(recv.events()) == len(got) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -91,8 +70,7 @@ func TestEventsEndToEnd(t *testing.T) {
 	if !countTypes(got, want) {
 		t.Fatalf("audit log: %v, want at least %v", types(got), want)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	hooked := recv.events()
 	for _, e := range got {
 		if e.Schema != events.SchemaVersion || e.ID == "" || e.Time.IsZero() || e.Client != "127.0.0.1" || e.Listener != "127.0.0.1:0" {
 			t.Errorf("%s: common fields missing: %+v", e.Type, e)
@@ -160,6 +138,49 @@ func types(got []events.Event) []events.Type {
 	var out []events.Type
 	for _, e := range got {
 		out = append(out, e.Type)
+	}
+	return out
+}
+
+// signedReceiver is a webhook endpoint that checks each request's
+// signature the way a receiver should and keeps the events by id
+// (deliveries are at least once).
+type signedReceiver struct {
+	URL string
+	mu  sync.Mutex
+	got map[string]events.Event
+}
+
+func newSignedReceiver(t *testing.T, secret string) *signedReceiver {
+	rc := &signedReceiver{got: map[string]events.Event{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts, _ := strconv.ParseInt(r.Header.Get(delivery.HeaderTimestamp), 10, 64)
+		if !strings.Contains(r.Header.Get(delivery.HeaderSignature), delivery.Signature([]byte(secret), ts, body)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var e events.Event
+		if err := json.Unmarshal(body, &e); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		rc.got[e.ID] = e
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	rc.URL = srv.URL
+	return rc
+}
+
+// events returns a copy of what arrived, by id.
+func (rc *signedReceiver) events() map[string]events.Event {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make(map[string]events.Event, len(rc.got))
+	for k, v := range rc.got {
+		out[k] = v
 	}
 	return out
 }
