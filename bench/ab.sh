@@ -89,8 +89,19 @@ head -c "$SIZE" /dev/urandom >"$WORK/big.bin"
 cp "$WORK/big.bin" "$WORK/a/data/bench/big.bin"
 cp "$WORK/big.bin" "$WORK/b/data/bench/big.bin"
 
+# settle waits (up to a minute) until the connections of the last
+# measurement have left TIME_WAIT: thousands of them on 127.0.0.1 slow
+# the next run's connects, whichever server it measures.
+settle() {
+	for _ in $(seq 60); do
+		[ "$(ss -tan state time-wait 2>/dev/null | wc -l)" -lt 500 ] && return
+		sleep 1
+	done
+}
+
 run() { # side workload args...
 	local side=$1 w=$2; shift 2
+	settle
 	local port=12231
 	[ "$side" = b ] && port=12232
 	"$WORK/ftpbench" run "$w" --addr "127.0.0.1:$port" --user bench --pass "$PASS" --server "$side" --out "$WORK/results.jsonl" "$@" >/dev/null
