@@ -9,6 +9,7 @@
 #   BASE, HEAD     git revisions (HEAD: the working tree's HEAD)
 #   --rounds N     alternations per workload (default 5)
 #   --size BYTES   download and upload size (default 1 GiB)
+#   --only "W..."  run only these workloads (download upload smallfiles)
 #   --extra-b TOML a line added to B's [server] section, e.g.
 #                  'upload_checksum = "off"', to price one switch
 #
@@ -18,12 +19,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-ROUNDS=5 SIZE=$((1 << 30)) EXTRA_B=""
+ROUNDS=5 SIZE=$((1 << 30)) EXTRA_B="" ONLY="download upload smallfiles"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift ;;
 	--size) SIZE=$2; shift ;;
 	--extra-b) EXTRA_B=$2; shift ;;
+	--only) ONLY=$2; shift ;;
 	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) break ;;
 	esac
@@ -110,9 +112,9 @@ run() { # side workload args...
 }
 for r in $(seq "$ROUNDS"); do
 	for side in a b; do
-		run "$side" download --size "$SIZE" --round "$r"
-		run "$side" upload --size "$SIZE" --src-file "$WORK/big.bin" --round "$r"
-		run "$side" smallfiles --files 2000 --file-size 4096 --parallel 4 --round "$r"
+		[[ " $ONLY " == *" download "* ]] && run "$side" download --size "$SIZE" --round "$r"
+		[[ " $ONLY " == *" upload "* ]] && run "$side" upload --size "$SIZE" --src-file "$WORK/big.bin" --round "$r"
+		[[ " $ONLY " == *" smallfiles "* ]] && run "$side" smallfiles --files 2000 --file-size 4096 --parallel 4 --round "$r"
 	done
 	echo "round $r done" >&2
 done
