@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
@@ -86,6 +88,11 @@ type Wiring struct {
 	// keeps it (its pool and its copy of the users).
 	pgUsers *pgusers.Authenticator
 	pgKey   pgUsersKey
+	// pgPool is the database of auth.store = "postgres" (nil otherwise).
+	// The state the nodes share lives there as well: quota usage, the
+	// defender's bans and scores, the event outbox (README "Several
+	// nodes"). It is pgUsers' pool and lives as long as it does.
+	pgPool *pgxpool.Pool
 }
 
 // pgUsersKey is what a PostgreSQL authenticator is built from.
@@ -332,7 +339,7 @@ func (w *Wiring) wirePostgresUsers(prev *Wiring) error {
 	key := pgUsersKey{db: cfg.Auth.Postgres, passwordFile: opts.PasswordFile,
 		anonymous: cfg.Auth.AnonymousPolicy() != config.PolicyOff, anonymousHome: cfg.Auth.AnonymousHome}
 	if prev != nil && prev.pgUsers != nil && prev.pgKey == key {
-		w.pgUsers, w.pgKey, w.Auth = prev.pgUsers, key, prev.pgUsers
+		w.pgUsers, w.pgKey, w.Auth, w.pgPool = prev.pgUsers, key, prev.pgUsers, prev.pgPool
 		return nil
 	}
 	pool, err := pgdb.Open(opts)
@@ -351,7 +358,7 @@ func (w *Wiring) wirePostgresUsers(prev *Wiring) error {
 		pool.Close()
 		return err
 	}))
-	w.pgUsers, w.pgKey, w.Auth = a, key, a
+	w.pgUsers, w.pgKey, w.Auth, w.pgPool = a, key, a, pool
 	return nil
 }
 
