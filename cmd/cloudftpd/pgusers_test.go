@@ -139,6 +139,11 @@ timeout = "2s"
 	if out := cli(t, "", "user", "list", "--config", cfgPath); !strings.Contains(out, "partner") {
 		t.Fatalf("user list: %q", out)
 	}
+	// Directory rules and sizes round-trip through the database: what
+	// `user set` prints is read back from it.
+	if out := cli(t, "", "user", "set", "partner", "--config", cfgPath, "--dir", "/incoming", "--denied-patterns", "*.exe", "--quota-files", "100"); !strings.Contains(out, "quota_files 100, dir /incoming (denied_patterns *.exe)") {
+		t.Fatalf("user set --dir against the database: %q", out)
+	}
 	for i, n := range []*pgNode{node1, node2} {
 		deadline := time.Now().Add(5 * time.Second)
 		for {

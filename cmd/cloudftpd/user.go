@@ -50,6 +50,16 @@ LIMITS (README "Per-user access"; a flag not given leaves its key alone):
   --disable, --enable      refuse every login, or undo that
   --allowed-patterns LIST  file names the user may create, e.g. "*.csv,*.txt"
   --denied-patterns LIST   file names the user may not create, e.g. "*.exe"
+  --retention AGE          delete files older than AGE (30d, 12h); 0 keeps
+  --dir PATH               make --allowed-patterns, --denied-patterns and
+                           --retention edit the [[user.dir]] rule of PATH
+                           (created when missing, dropped when emptied)
+  --remove-dir             with --dir: remove that directory's rule
+  --quota-bytes SIZE       bytes stored at most (10GiB); 0 is no bound
+  --quota-files N          files stored at most; 0 is no bound
+  --max-file-size SIZE     largest upload (2GiB); 0 is no bound
+  --upload-rate SIZE       upload bytes per second (5MiB); 0 is no bound
+  --download-rate SIZE     download bytes per second; 0 is no bound
 
 A running server reads the users file at start-up and on SIGHUP; with
 auth.store = "postgres" every node sees an edit within seconds.

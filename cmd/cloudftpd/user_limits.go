@@ -3,11 +3,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/bytesize"
 )
 
 // limitFlags are the per-user access limits `user add` and `user set`
@@ -18,10 +21,23 @@ type limitFlags struct {
 	expires                         string
 	maxSessions                     int
 	disable, enable                 bool
+	// Sizes and ages are strings so that "0" and "" (no bound) read as
+	// the users file writes them, and "10GiB" or "30d" as well.
+	quotaBytes, quotaFiles, maxFileSize string
+	uploadRate, downloadRate            string
+	retention                           string
+	// dir, when given, makes the name-rule and retention flags edit the
+	// [[user.dir]] rule of that directory instead of the user-wide keys.
+	dir       string
+	removeDir bool
 }
 
 // limitFlagNames are the flags of limitFlags, as registered.
-var limitFlagNames = []string{"allowed-networks", "denied-networks", "allowed-patterns", "denied-patterns", "expires", "max-sessions", "disable", "enable"}
+var limitFlagNames = []string{"allowed-networks", "denied-networks", "allowed-patterns", "denied-patterns", "expires", "max-sessions", "disable", "enable",
+	"quota-bytes", "quota-files", "max-file-size", "upload-rate", "download-rate", "retention", "dir", "remove-dir"}
+
+// dirFlagNames are the flags that --dir redirects to a [[user.dir]] rule.
+var dirFlagNames = []string{"allowed-patterns", "denied-patterns", "retention"}
 
 func registerLimitFlags(fs *flag.FlagSet, f *limitFlags) {
 	fs.StringVar(&f.allowedNetworks, "allowed-networks", "", "comma-separated networks the user may log in from")
@@ -32,6 +48,14 @@ func registerLimitFlags(fs *flag.FlagSet, f *limitFlags) {
 	fs.IntVar(&f.maxSessions, "max-sessions", 0, "concurrent sessions (0: no limit)")
 	fs.BoolVar(&f.disable, "disable", false, "refuse every login of the user")
 	fs.BoolVar(&f.enable, "enable", false, "undo --disable")
+	fs.StringVar(&f.quotaBytes, "quota-bytes", "", "bytes the user may store, e.g. 10GiB (0: no bound)")
+	fs.StringVar(&f.quotaFiles, "quota-files", "", "files the user may store (0: no bound)")
+	fs.StringVar(&f.maxFileSize, "max-file-size", "", "largest upload, e.g. 2GiB (0: no bound)")
+	fs.StringVar(&f.uploadRate, "upload-rate", "", "upload bandwidth per second, e.g. 5MiB (0: no bound)")
+	fs.StringVar(&f.downloadRate, "download-rate", "", "download bandwidth per second (0: no bound)")
+	fs.StringVar(&f.retention, "retention", "", "delete files older than this, e.g. 30d (0: keep)")
+	fs.StringVar(&f.dir, "dir", "", "apply --allowed-patterns, --denied-patterns and --retention to this directory's rule")
+	fs.BoolVar(&f.removeDir, "remove-dir", false, "with --dir: remove that directory's rule")
 }
 
 // limitEdit turns the limit flags given (set) into an edit of a users-file
@@ -60,18 +84,59 @@ func limitEdit(f *limitFlags, set map[string]bool) (func(*auth.LimitsEntry), err
 		}
 		expires = t
 	}
+	sizes := map[string]*bytesize.Size{}
+	for _, k := range []struct{ flag, v string }{
+		{"quota-bytes", f.quotaBytes}, {"max-file-size", f.maxFileSize},
+		{"upload-rate", f.uploadRate}, {"download-rate", f.downloadRate},
+	} {
+		if !set[k.flag] {
+			continue
+		}
+		v, err := bytesize.Parse(orZero(k.v))
+		if err != nil {
+			return nil, usageError{"--" + k.flag + ": " + err.Error()}
+		}
+		sizes[k.flag] = &v
+	}
+	var quotaFiles int64
+	if set["quota-files"] {
+		n, err := strconv.ParseInt(orZero(f.quotaFiles), 10, 64)
+		if err != nil || n < 0 {
+			return nil, usageError{fmt.Sprintf("--quota-files: %q is not a number of files (0: no bound)", f.quotaFiles)}
+		}
+		quotaFiles = n
+	}
+	var retention auth.Age
+	if set["retention"] {
+		if err := retention.UnmarshalText([]byte(orZero(f.retention))); err != nil {
+			return nil, usageError{"--retention: " + err.Error()}
+		}
+	}
+	dir := ""
+	if set["dir"] {
+		if !strings.HasPrefix(f.dir, "/") {
+			return nil, usageError{fmt.Sprintf("--dir: %q must be absolute in the user's tree, e.g. /incoming", f.dir)}
+		}
+		dir = path.Clean(f.dir)
+	}
+	if f.removeDir {
+		if dir == "" || dir == "/" {
+			return nil, usageError{"--remove-dir needs --dir with the directory whose rule to remove"}
+		}
+		for _, n := range dirFlagNames {
+			if set[n] {
+				return nil, usageError{"--remove-dir and --" + n + " contradict each other"}
+			}
+		}
+	} else if dir != "" && dir != "/" && !slices.ContainsFunc(dirFlagNames, func(n string) bool { return set[n] }) {
+		return nil, usageError{"--dir " + dir + ": give --allowed-patterns, --denied-patterns or --retention for it, or --remove-dir"}
+	}
 	edit := func(e *auth.LimitsEntry) {
 		if set["allowed-networks"] {
 			e.AllowedNetworks = splitList(f.allowedNetworks)
 		}
 		if set["denied-networks"] {
 			e.DeniedNetworks = splitList(f.deniedNetworks)
-		}
-		if set["allowed-patterns"] {
-			e.AllowedPatterns = splitList(f.allowedPatterns)
-		}
-		if set["denied-patterns"] {
-			e.DeniedPatterns = splitList(f.deniedPatterns)
 		}
 		if set["expires"] {
 			e.Expires = expires
@@ -84,6 +149,55 @@ func limitEdit(f *limitFlags, set map[string]bool) (func(*auth.LimitsEntry), err
 		}
 		if f.enable {
 			e.Disabled = false
+		}
+		for flag, dst := range map[string]*bytesize.Size{
+			"quota-bytes": &e.QuotaBytes, "max-file-size": &e.MaxFileSize,
+			"upload-rate": &e.UploadRate, "download-rate": &e.DownloadRate,
+		} {
+			if v, ok := sizes[flag]; ok {
+				*dst = *v
+			}
+		}
+		if set["quota-files"] {
+			e.QuotaFiles = quotaFiles
+		}
+		rule := auth.DirEntry{AllowedPatterns: e.AllowedPatterns, DeniedPatterns: e.DeniedPatterns, Retention: e.Retention}
+		i := -1
+		if dir != "" && dir != "/" {
+			i = slices.IndexFunc(e.Dirs, func(d auth.DirEntry) bool { return path.Clean(d.Path) == dir })
+			if f.removeDir {
+				if i >= 0 {
+					e.Dirs = slices.Delete(e.Dirs, i, i+1)
+				}
+				return
+			}
+			rule = auth.DirEntry{Path: dir}
+			if i >= 0 {
+				rule = e.Dirs[i]
+			}
+		}
+		if set["allowed-patterns"] {
+			rule.AllowedPatterns = splitList(f.allowedPatterns)
+		}
+		if set["denied-patterns"] {
+			rule.DeniedPatterns = splitList(f.deniedPatterns)
+		}
+		if set["retention"] {
+			rule.Retention = retention
+		}
+		switch {
+		case dir == "" || dir == "/":
+			e.AllowedPatterns, e.DeniedPatterns, e.Retention = rule.AllowedPatterns, rule.DeniedPatterns, rule.Retention
+		case len(rule.AllowedPatterns)+len(rule.DeniedPatterns) == 0 && rule.Retention == 0:
+			// A rule left with nothing in it says nothing: drop it
+			// rather than keep an empty [[user.dir]] table.
+			if i >= 0 {
+				e.Dirs = slices.Delete(e.Dirs, i, i+1)
+			}
+		case i >= 0:
+			e.Dirs[i] = rule
+		default:
+			e.Dirs = append(e.Dirs, rule)
 		}
 	}
 	var probe auth.LimitsEntry
@@ -110,6 +224,14 @@ func parseExpires(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date (e.g. 2027-06-30, 2027-06-30T18:00:00Z, or never)", s)
+}
+
+// orZero reads an empty size, count or age flag as 0, no bound.
+func orZero(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "0"
+	}
+	return s
 }
 
 // splitList reads a comma-separated flag value; "" is the empty list.
@@ -165,7 +287,42 @@ func describeAccess(e auth.LimitsEntry, now time.Time) string {
 	if len(e.DeniedPatterns) > 0 {
 		parts = append(parts, "denied_patterns "+strings.Join(e.DeniedPatterns, ","))
 	}
+	for _, k := range []struct {
+		key string
+		v   bytesize.Size
+	}{{"quota_bytes", e.QuotaBytes}, {"max_file_size", e.MaxFileSize}, {"upload_rate", e.UploadRate}, {"download_rate", e.DownloadRate}} {
+		if k.v > 0 {
+			parts = append(parts, k.key+" "+k.v.String())
+		}
+	}
+	if e.QuotaFiles > 0 {
+		parts = append(parts, "quota_files "+strconv.FormatInt(e.QuotaFiles, 10))
+	}
+	if e.Retention > 0 {
+		b, _ := e.Retention.MarshalText()
+		parts = append(parts, "retention "+string(b))
+	}
+	for _, d := range e.Dirs {
+		parts = append(parts, "dir "+describeDir(d))
+	}
 	return strings.Join(parts, ", ")
+}
+
+// describeDir sums up a [[user.dir]] rule: "/incoming (allowed_patterns
+// *.csv; retention 30d)".
+func describeDir(d auth.DirEntry) string {
+	var keys []string
+	if len(d.AllowedPatterns) > 0 {
+		keys = append(keys, "allowed_patterns "+strings.Join(d.AllowedPatterns, ","))
+	}
+	if len(d.DeniedPatterns) > 0 {
+		keys = append(keys, "denied_patterns "+strings.Join(d.DeniedPatterns, ","))
+	}
+	if d.Retention > 0 {
+		b, _ := d.Retention.MarshalText()
+		keys = append(keys, "retention "+string(b))
+	}
+	return d.Path + " (" + strings.Join(keys, "; ") + ")"
 }
 
 // accessStatus is the STATUS column of `user list`: whether the account

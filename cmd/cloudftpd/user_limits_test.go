@@ -106,3 +106,98 @@ func TestUserSetLimits(t *testing.T) {
 		t.Error("a refused command changed the users file")
 	}
 }
+
+// TestUserSetDirsAndSizes: --dir edits [[user.dir]] rules (created,
+// changed, removed, dropped when emptied) and the size, count and age
+// flags write the keys the server reads; mistakes leave the file alone.
+func TestUserSetDirsAndSizes(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.toml")
+	run := func(wantCode int, stdin string, args ...string) string {
+		t.Helper()
+		code, stdout, stderr := userRun(t, stdin, append(args, "--users", users)...)
+		if code != wantCode {
+			t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, stdout, stderr)
+		}
+		return stdout + stderr
+	}
+	dirs := func(l auth.Limits) map[string]auth.DirRule {
+		m := map[string]auth.DirRule{}
+		for _, d := range l.Dirs {
+			m[d.Dir] = d
+		}
+		return m
+	}
+	run(0, "acme-pw\n", "add", "acme", "--password-stdin", "--denied-patterns", "*.exe")
+	out := run(0, "", "set", "acme", "--dir", "/incoming/", "--allowed-patterns", "*.csv,*.txt", "--retention", "30d",
+		"--quota-bytes", "10GiB", "--quota-files", "5000", "--max-file-size", "2GiB", "--upload-rate", "5MiB", "--download-rate", "1MiB")
+	for _, want := range []string{"denied_patterns *.exe", "quota_bytes 10GiB", "quota_files 5000", "max_file_size 2GiB", "upload_rate 5MiB", "download_rate 1MiB", "dir /incoming (allowed_patterns *.csv,*.txt; retention 30d)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("set printed %q, want it to include %q", out, want)
+		}
+	}
+	l := limitsOf(t, users, "acme")
+	const gib, mib = 1 << 30, 1 << 20
+	if l.QuotaBytes != 10*gib || l.QuotaFiles != 5000 || l.MaxFileSize != 2*gib || l.UploadRate != 5*mib || l.DownloadRate != mib {
+		t.Errorf("sizes: %+v", l)
+	}
+	d := dirs(l)
+	if r := d["/incoming"]; len(r.AllowedPatterns) != 2 || r.Retention != 30*24*time.Hour || len(r.DeniedPatterns) != 0 {
+		t.Errorf("/incoming rule: %+v", r)
+	}
+	if r := d["/"]; len(r.DeniedPatterns) != 1 || r.Retention != 0 {
+		t.Errorf("the user-wide rule changed: %+v", r)
+	}
+
+	// A second directory, then a change that keeps the first one's other keys.
+	run(0, "", "set", "acme", "--dir", "/outgoing", "--retention", "7d")
+	run(0, "", "set", "acme", "--dir", "/incoming", "--denied-patterns", "*.zip")
+	d = dirs(limitsOf(t, users, "acme"))
+	if r := d["/incoming"]; len(r.AllowedPatterns) != 2 || len(r.DeniedPatterns) != 1 || r.Retention != 30*24*time.Hour {
+		t.Errorf("/incoming after a second edit: %+v", r)
+	}
+	if r := d["/outgoing"]; r.Retention != 7*24*time.Hour {
+		t.Errorf("/outgoing: %+v", r)
+	}
+	// --dir / is the user-wide rule.
+	run(0, "", "set", "acme", "--dir", "/", "--retention", "90d")
+	if r := dirs(limitsOf(t, users, "acme"))["/"]; r.Retention != 90*24*time.Hour || len(r.DeniedPatterns) != 1 {
+		t.Errorf("user-wide rule via --dir /: %+v", r)
+	}
+
+	// Removing: explicitly, or by emptying every key; sizes back to no bound.
+	run(0, "", "set", "acme", "--dir", "/outgoing", "--remove-dir")
+	run(0, "", "set", "acme", "--dir", "/incoming", "--allowed-patterns", "", "--denied-patterns", "", "--retention", "0",
+		"--quota-bytes", "0", "--max-file-size", "", "--upload-rate", "0")
+	l = limitsOf(t, users, "acme")
+	if d := dirs(l); len(d) != 1 || d["/"].Retention == 0 {
+		t.Errorf("rules after removal: %+v", l.Dirs)
+	}
+	if l.QuotaBytes != 0 || l.MaxFileSize != 0 || l.UploadRate != 0 || l.DownloadRate != mib || l.QuotaFiles != 5000 {
+		t.Errorf("sizes after clearing: %+v", l)
+	}
+	if b, _ := os.ReadFile(users); strings.Contains(string(b), "\n[[user.dir]]") {
+		t.Errorf("an emptied rule stayed in the file:\n%s", b)
+	}
+
+	before, _ := os.ReadFile(users)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"set", "acme", "--dir", "incoming", "--retention", "1d"}, `--dir: "incoming" must be absolute`},
+		{[]string{"set", "acme", "--dir", "/x"}, "--dir /x: give --allowed-patterns"},
+		{[]string{"set", "acme", "--remove-dir"}, "--remove-dir needs --dir"},
+		{[]string{"set", "acme", "--dir", "/x", "--remove-dir", "--retention", "1d"}, "contradict"},
+		{[]string{"set", "acme", "--quota-bytes", "lots"}, "--quota-bytes:"},
+		{[]string{"set", "acme", "--quota-files", "-3"}, "--quota-files:"},
+		{[]string{"set", "acme", "--retention", "a week"}, "--retention:"},
+		{[]string{"set", "acme", "--dir", "/x", "--allowed-patterns", "a/b"}, `is not a file name pattern`},
+	} {
+		if out := run(2, "", tc.args...); !strings.Contains(out, tc.want) {
+			t.Errorf("%v: %q, want it to say %q", tc.args, out, tc.want)
+		}
+	}
+	if after, _ := os.ReadFile(users); string(after) != string(before) {
+		t.Error("a refused command changed the users file")
+	}
+}
