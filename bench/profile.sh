@@ -10,6 +10,8 @@
 #   sudo bench/profile.sh smallfiles|sessions|upload|ftps-download
 #   sudo bench/profile.sh --strace download
 #   sudo bench/profile.sh --stat upload    # perf stat: context switches, migrations
+#   sudo EXTRA='max_commands_per_second = 0' bench/profile.sh --strace smallfiles
+#                                           # a line added to [server], to price one switch
 #
 # Output: bench/results/profile-<workload>[-strace].txt (perf report, top
 # symbols by self time, and callers of the top ones).
@@ -59,6 +61,7 @@ cat >"$WORK/cloudftpd.toml" <<EOF
 [server]
 idle_timeout = "15m"
 login_timeout = "15m"
+${EXTRA:-}
 [[listener]]
 address = "127.0.0.1:12131"
 passive_ports = "20000-20999"
@@ -105,7 +108,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/12131) 2>/dev/null && break;
 # One login first so the one-time password hash is not in the profile.
 "$FB" run list --dir / --lines 0 "${args[@]}" >/dev/null
 
-OUT="$REPO/bench/results/profile-$WL"
+OUT="$REPO/bench/results/profile-$WL${EXTRA:+-$(printf %s "$EXTRA" | tr -c 'a-z0-9' _ | tr -s _)}"
 if [ "$MODE" = stat ]; then
 	OUT="$OUT-stat.txt"
 	perf stat -e task-clock,context-switches,cpu-migrations -p "$SRV" -o "$OUT" &
