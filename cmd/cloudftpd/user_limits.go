@@ -281,12 +281,7 @@ func describeAccess(e auth.LimitsEntry, now time.Time) string {
 	if e.MaxSessions > 0 {
 		parts = append(parts, "max_sessions "+strconv.Itoa(e.MaxSessions))
 	}
-	if len(e.AllowedPatterns) > 0 {
-		parts = append(parts, "allowed_patterns "+strings.Join(e.AllowedPatterns, ","))
-	}
-	if len(e.DeniedPatterns) > 0 {
-		parts = append(parts, "denied_patterns "+strings.Join(e.DeniedPatterns, ","))
-	}
+	parts = append(parts, ruleKeys(auth.DirEntry{AllowedPatterns: e.AllowedPatterns, DeniedPatterns: e.DeniedPatterns})...)
 	for _, k := range []struct {
 		key string
 		v   bytesize.Size
@@ -299,8 +294,7 @@ func describeAccess(e auth.LimitsEntry, now time.Time) string {
 		parts = append(parts, "quota_files "+strconv.FormatInt(e.QuotaFiles, 10))
 	}
 	if e.Retention > 0 {
-		b, _ := e.Retention.MarshalText()
-		parts = append(parts, "retention "+string(b))
+		parts = append(parts, ruleKeys(auth.DirEntry{Retention: e.Retention})...)
 	}
 	for _, d := range e.Dirs {
 		parts = append(parts, "dir "+describeDir(d))
@@ -311,6 +305,11 @@ func describeAccess(e auth.LimitsEntry, now time.Time) string {
 // describeDir sums up a [[user.dir]] rule: "/incoming (allowed_patterns
 // *.csv; retention 30d)".
 func describeDir(d auth.DirEntry) string {
+	return d.Path + " (" + strings.Join(ruleKeys(d), "; ") + ")"
+}
+
+// ruleKeys are the keys a directory rule (or the user-wide one) sets.
+func ruleKeys(d auth.DirEntry) []string {
 	var keys []string
 	if len(d.AllowedPatterns) > 0 {
 		keys = append(keys, "allowed_patterns "+strings.Join(d.AllowedPatterns, ","))
@@ -322,7 +321,7 @@ func describeDir(d auth.DirEntry) string {
 		b, _ := d.Retention.MarshalText()
 		keys = append(keys, "retention "+string(b))
 	}
-	return d.Path + " (" + strings.Join(keys, "; ") + ")"
+	return keys
 }
 
 // accessStatus is the STATUS column of `user list`: whether the account

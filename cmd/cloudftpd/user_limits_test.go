@@ -28,12 +28,11 @@ func limitsOf(t *testing.T, path, name string) auth.Limits {
 	return u.Limits
 }
 
-// TestUserSetLimits: `user set` and limit flags on `user add` write the
-// keys the server reads, leave the keys not named alone, and `user list`
-// shows whether each account can log in.
-func TestUserSetLimits(t *testing.T) {
-	users := filepath.Join(t.TempDir(), "users.toml")
-	run := func(wantCode int, stdin string, args ...string) string {
+// usersFileCLI returns a runner of `cloudftpd user` against the users
+// file users that fails t unless the command exits with wantCode, and
+// returns what it printed.
+func usersFileCLI(t *testing.T, users string) func(wantCode int, stdin string, args ...string) string {
+	return func(wantCode int, stdin string, args ...string) string {
 		t.Helper()
 		code, stdout, stderr := userRun(t, stdin, append(args, "--users", users)...)
 		if code != wantCode {
@@ -41,6 +40,14 @@ func TestUserSetLimits(t *testing.T) {
 		}
 		return stdout + stderr
 	}
+}
+
+// TestUserSetLimits: `user set` and limit flags on `user add` write the
+// keys the server reads, leave the keys not named alone, and `user list`
+// shows whether each account can log in.
+func TestUserSetLimits(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.toml")
+	run := usersFileCLI(t, users)
 	run(0, "alice-pw\n", "add", "alice", "--password-stdin")
 	out := run(0, "bob-pw\n", "add", "bob", "--password-stdin", "--max-sessions", "3", "--denied-patterns", "*.exe, *.bat")
 	if !strings.Contains(out, "user bob: active, max_sessions 3, denied_patterns *.exe,*.bat") {
@@ -112,14 +119,7 @@ func TestUserSetLimits(t *testing.T) {
 // flags write the keys the server reads; mistakes leave the file alone.
 func TestUserSetDirsAndSizes(t *testing.T) {
 	users := filepath.Join(t.TempDir(), "users.toml")
-	run := func(wantCode int, stdin string, args ...string) string {
-		t.Helper()
-		code, stdout, stderr := userRun(t, stdin, append(args, "--users", users)...)
-		if code != wantCode {
-			t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, stdout, stderr)
-		}
-		return stdout + stderr
-	}
+	run := usersFileCLI(t, users)
 	dirs := func(l auth.Limits) map[string]auth.DirRule {
 		m := map[string]auth.DirRule{}
 		for _, d := range l.Dirs {
