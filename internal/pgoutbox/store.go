@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,8 @@ import (
 )
 
 // Channel is the LISTEN/NOTIFY channel appends notify, with the
-// appending node's name as the payload.
+// appending node's name as the payload, and Close, with "released " and
+// the node's name.
 const Channel = "cloudftpd_outbox"
 
 // DefaultLease is how long a sink's lease lasts without renewal.
@@ -208,13 +210,26 @@ func (s *Store) Close() error {
 	<-s.loops
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := s.pool.Exec(ctx,
-		`UPDATE cloudftpd_outbox_sinks SET lease_until = '-infinity' WHERE lease_holder = $1`, s.node); err != nil {
+	// The notification tells the other nodes to look now, rather than
+	// when they expected the lease to run out.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE cloudftpd_outbox_sinks SET lease_until = '-infinity' WHERE lease_holder = $1 AND lease_until > '-infinity'`, s.node)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, releasePrefix+s.node)
+		return err
+	})
+	if err != nil {
 		// Not fatal: the leases run out by themselves.
 		return wrap("close: handing back leases", err)
 	}
 	return nil
 }
+
+// releasePrefix starts the payload of the notification Close sends.
+const releasePrefix = "released "
 
 // Append records e (which must have an ID, see events.Event.Stamp) and
 // returns once the transaction holding it has committed. Appending an ID
@@ -662,6 +677,12 @@ func (s *Store) listen(ctx context.Context) error {
 		}
 		if n.Payload == s.node {
 			continue // this node's Record woke its sinks already
+		}
+		if strings.HasPrefix(n.Payload, releasePrefix) {
+			// Leases handed back: look at every sink again now.
+			s.mu.Lock()
+			clear(s.elsewhere)
+			s.mu.Unlock()
 		}
 		select {
 		case s.appended <- struct{}{}:
