@@ -442,9 +442,17 @@ func (d *Dispatcher) deliverLoop(ctx context.Context, s *sinkLoop) {
 		if ctx.Err() != nil {
 			return // shutting down: not the receiver's failure
 		}
+		failing := want[n]
+		if attempts == 0 {
+			// The first failure seen here may not be the event's first:
+			// with a shared outbox, another node may have been retrying
+			// it before this one took the sink over.
+			if p, err := d.store.Progress(ctx, s.cfg.Name); err == nil && p.FailingID == failing.ID {
+				attempts = p.Attempts
+			}
+		}
 		attempts++
 		delay := backoff(s.cfg.RetryMin, s.cfg.RetryMax, attempts)
-		failing := want[n]
 		s.retried.Add(1)
 		s.setLastErr(derr.Error())
 		log.Warn("events: delivery failed; retrying", "event", failing.ID, "type", failing.Type,
