@@ -17,8 +17,10 @@ import (
 	"github.com/jlaffaye/ftp"
 
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
+	"github.com/cloudftpd/cloudftpd/internal/server"
 )
 
 // TestPostgresOutboxEndToEnd: two servers with auth.store = "postgres"
@@ -83,6 +85,17 @@ retry_min = "10ms"
 		if err := os.WriteFile(filepath.Join(dir, "node"+node+".toml"), []byte(strings.ReplaceAll(cfgText, "NODE", node)), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Before the migration a node refuses to start, saying what to do.
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv, err := server.New(t.Context(), cfg, server.Options{}); err == nil || !strings.Contains(err.Error(), "cloudftpd db migrate") {
+		if srv != nil {
+			srv.Close()
+		}
+		t.Fatalf("server on a database without the outbox tables: %v; want an error saying to run db migrate", err)
 	}
 	if out := cli(t, "", "db", "migrate", "--config", cfgPath); !strings.Contains(out, "applied 00002_outbox.sql") {
 		t.Fatalf("db migrate did not apply the outbox migration: %q", out)
