@@ -399,3 +399,34 @@ func killChild(env string) {
 	os.Stdout.WriteString("ready\n")
 	select {} // until killed
 }
+
+// TestRollingSinkChange: a node started with a config that lacks a sink
+// another node delivers (a rolling config change) keeps that sink's place
+// in the outbox rather than removing it, and says so.
+func TestRollingSinkChange(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := migrated(t, c)
+	rcv := newReceiver(t)
+	var logs clienttest.LogBuffer
+	a := startNode(t, dsn, "a", rcv.srv.URL, time.Second, &logs)
+	if err := a.d.Record(events.Event{Type: events.LoginOK, User: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node a to deliver", 20*time.Second, func() bool { return rcv.distinct() == 1 })
+
+	b := node(t, dsn, "b", time.Second, &logs)
+	cfg := eventsConfig(rcv.srv.URL, "b")
+	cfg.Sinks[0].Name = "renamed"
+	d, err := delivery.New(context.Background(), b, cfg, delivery.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	names, err := b.Sinks(context.Background())
+	if err != nil || !slices.Equal(names, []string{"hook", "renamed"}) {
+		t.Fatalf("sinks after node b started without hook: %v, %v; want both kept", names, err)
+	}
+	if !strings.Contains(logs.String(), "another node delivers it") {
+		t.Errorf("no log line for the kept sink:\n%s", logs.String())
+	}
+}

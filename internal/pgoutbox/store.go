@@ -458,7 +458,9 @@ func (s *Store) Pending(ctx context.Context, sink string, limit int, now time.Ti
 func (s *Store) heldUntil(ctx context.Context, sink string, now time.Time) ([]events.Event, time.Time, error) {
 	var left, backlog int64
 	err := s.pool.QueryRow(ctx,
-		`SELECT GREATEST(0, CEIL(EXTRACT(EPOCH FROM c.lease_until - clock_timestamp()) * 1000))::bigint, q.last_seq - c.delivered_seq
+		`SELECT CASE WHEN c.lease_until < clock_timestamp() THEN 0
+		        ELSE CEIL(EXTRACT(EPOCH FROM c.lease_until - clock_timestamp()) * 1000)::bigint END,
+		        q.last_seq - c.delivered_seq
 		 FROM cloudftpd_outbox_sinks c, cloudftpd_outbox_seq q WHERE c.sink = $1`, sink).Scan(&left, &backlog)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, time.Time{}, fmt.Errorf("%w %q", ErrUnknownSink, sink)
