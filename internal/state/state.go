@@ -6,8 +6,9 @@
 // directory, in WAL mode with synchronous=FULL, so a committed event
 // survives kill -9 and, as far as SQLite and the disk can promise, a power
 // cut. Its schema is a set of goose migrations embedded in the binary and
-// applied at Open, written in SQL that PostgreSQL accepts too, so a
-// PostgreSQL engine for several nodes can share them.
+// applied at Open, written in SQL that PostgreSQL accepts too. The
+// outbox several nodes share is internal/pgoutbox, on the same tables'
+// shape in internal/pgdb's migrations, plus a lease per sink.
 //
 // It offers:
 //   - Open and Close;

@@ -53,8 +53,7 @@ import (
 // A shared outbox lets one process at a time deliver a sink: its Pending
 // returns no events, and when to look again, while another process holds
 // the sink; its Forget returns events.ErrSinkInUse for a sink another
-// process delivers. Every method wraps an unknown sink's error so that
-// it reads well in a log line.
+// process delivers. A sink never registered is an error that names it.
 type Outbox interface {
 	Append(ctx context.Context, e events.Event) error
 	Register(ctx context.Context, sink string) (bool, error)
