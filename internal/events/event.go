@@ -13,8 +13,10 @@
 //   - Config and SinkConfig, the [events] configuration, with Validate,
 //     and SinkConfig.Match, a sink's filter.
 //
-// The outbox lives in internal/state; internal/events/delivery is the
-// Recorder the server wires in and the sinks it delivers to.
+// The outbox lives in internal/state (SQLite, one node) or
+// internal/pgoutbox (PostgreSQL, shared by several nodes);
+// internal/events/delivery is the Recorder the server wires in and the
+// sinks it delivers to.
 package events
 
 import (

@@ -6,8 +6,9 @@
 // directory, in WAL mode with synchronous=FULL, so a committed event
 // survives kill -9 and, as far as SQLite and the disk can promise, a power
 // cut. Its schema is a set of goose migrations embedded in the binary and
-// applied at Open, written in SQL that PostgreSQL accepts too, so a
-// PostgreSQL engine for several nodes can share them.
+// applied at Open, written in SQL that PostgreSQL accepts too. The
+// outbox several nodes share is internal/pgoutbox, on the same tables'
+// shape in internal/pgdb's migrations, plus a lease per sink.
 //
 // It offers:
 //   - Open and Close;
@@ -300,23 +301,9 @@ func (s *Store) Sinks(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Progress is a sink's place in the outbox.
-type Progress struct {
-	Sink string
-	// Backlog is how many events were recorded after the cursor
-	// (whether or not the sink's filter wants them).
-	Backlog int64
-	// FailingID, Attempts, NextAttempt and LastError describe the event
-	// at the head being retried; zero when the last attempt succeeded.
-	FailingID   string
-	Attempts    int
-	NextAttempt time.Time
-	LastError   string
-	// LastDelivered is when the cursor last moved forward by delivery.
-	LastDelivered time.Time
-	// Dropped counts the events Trim skipped, over the sink's life.
-	Dropped int64
-}
+// Progress is a sink's place in the outbox (the type every outbox
+// store reports, see events.SinkProgress).
+type Progress = events.SinkProgress
 
 // Progress returns sink's cursor state.
 func (s *Store) Progress(ctx context.Context, sink string) (Progress, error) {

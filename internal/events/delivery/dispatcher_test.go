@@ -17,6 +17,9 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
+// The SQLite store is an Outbox (internal/pgoutbox's tests check theirs).
+var _ Outbox = (*state.Store)(nil)
+
 // fast are retry settings for tests: real backoff, in milliseconds.
 func fast(c events.SinkConfig) events.SinkConfig {
 	c.RetryMin, c.RetryMax = 10*time.Millisecond, 80*time.Millisecond
