@@ -51,7 +51,7 @@ type QuotaUpload interface {
 type quotaGate struct{ u QuotaUpload }
 
 func (g quotaGate) allow(ctx context.Context, want int64) (int64, error) { return g.u.Allow(ctx, want) }
-func (g quotaGate) moved(n int64) error                                { return g.u.Moved(n) }
+func (g quotaGate) moved(n int64) error                                  { return g.u.Moved(n) }
 
 // quotaStatTimeout bounds the look-ups an upload's quota makes after the
 // transfer, when the session may be closing.
