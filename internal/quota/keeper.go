@@ -173,7 +173,7 @@ func (k *Keeper) Tracker(ctx context.Context, user string, limits Limits, tree s
 			return t, nil
 		}
 	}
-	if _, err := k.scan(ctx, t, tree); err != nil {
+	if _, err := k.scan(ctx, t, tree, false); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -194,29 +194,32 @@ func (k *Keeper) Rescan(ctx context.Context, user string, limits Limits, tree st
 	// Claim the store first: a claim that finds a crash marks rows
 	// stale, and must not do so to the figure about to be written.
 	k.storeFor(ctx)
-	if _, err := k.scan(ctx, t, tree); err != nil {
+	if _, err := k.scan(ctx, t, tree, true); err != nil {
 		return Status{}, err
 	}
 	return t.Status(), nil
 }
 
 // scan walks tree and sets t's usage; t.loading is held.
-func (k *Keeper) scan(ctx context.Context, t *Tracker, tree storage.Storage) (Usage, error) {
+// With a shared store the figure is written there; replace says whether
+// it replaces one another server recorded meanwhile.
+func (k *Keeper) scan(ctx context.Context, t *Tracker, tree storage.Storage, replace bool) (Usage, error) {
 	start := k.opts.Now()
 	u, err := Scan(ctx, tree)
 	if err != nil {
 		return Usage{}, fmt.Errorf("quota: usage of %s: %w", t.name, err)
 	}
 	scanned := k.opts.Now()
-	t.Set(u, scanned)
 	if sh := k.opts.Shared; sh != nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
-		err := sh.SetUsage(wctx, t.name, u, scanned)
+		row, err := sh.SetUsage(wctx, t.name, u, scanned, replace)
 		cancel()
 		if err != nil {
 			return Usage{}, fmt.Errorf("quota: usage of %s: %w", t.name, err)
 		}
+		u, scanned = Usage{Bytes: row.Bytes, Files: row.Files}, row.Scanned
 	}
+	t.Set(u, scanned)
 	k.log.Info("quota: usage scanned", "user", t.name, "bytes", u.Bytes, "files", u.Files,
 		"duration", time.Since(start).Round(time.Millisecond))
 	return u, nil

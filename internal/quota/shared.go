@@ -23,8 +23,12 @@ type Shared interface {
 	// UsageOf returns user's committed usage; ok is false when none is
 	// recorded (the tree is scanned then).
 	UsageOf(ctx context.Context, user string) (u state.Usage, ok bool, err error)
-	// SetUsage makes u the committed usage of user (a scan's result).
-	SetUsage(ctx context.Context, user string, u Usage, scanned time.Time) error
+	// SetUsage records u, a scan's result, as the committed usage of
+	// user and returns the figure in force: u when replace is set
+	// (`cloudftpd quota scan`) or user had none; else the one recorded
+	// meanwhile (another server scanned first, and may have committed
+	// uploads since).
+	SetUsage(ctx context.Context, user string, u Usage, scanned time.Time, replace bool) (state.Usage, error)
 	// Exchange applies x.Delta to user's committed usage, sets this
 	// server's lease to x.Hold and grows it towards x.Ask (at least
 	// x.Need when that fits) within x.Limits, in one transaction.
