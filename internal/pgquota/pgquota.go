@@ -69,7 +69,7 @@ var _ quota.Shared = (*Ledger)(nil)
 // at its first use.
 func New(pool *pgxpool.Pool, opts Options) *Ledger {
 	if opts.Node == "" {
-		opts.Node = defaultNode()
+		opts.Node = NodeName()
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
@@ -80,7 +80,9 @@ func New(pool *pgxpool.Pool, opts Options) *Ledger {
 // Node is the name of this server in the lease rows.
 func (l *Ledger) Node() string { return l.node }
 
-func defaultNode() string {
+// NodeName is a name for this process in the lease rows, unique among
+// the nodes: host name, process id and a random suffix.
+func NodeName() string {
 	host, _ := os.Hostname()
 	var b [4]byte
 	rand.Read(b[:])
