@@ -851,6 +851,9 @@ func (s *Server) release() {
 	s.mu.Unlock()
 	// The sweep uses the storage and records events: it ends first.
 	s.waitRetention()
+	// Quota usage may be in the database of a pool closed below: written
+	// out first (no session is left to change it).
+	s.closeQuotas()
 	for _, p := range pools {
 		p.Close()
 	}
