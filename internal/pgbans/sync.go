@@ -77,7 +77,7 @@ type Sync struct {
 	up atomic.Bool
 	// failing is whether the writer's last write failed.
 	failing atomic.Bool
-	seen    int64       // change counter of the last full read; listener only
+	seen    int64 // change counter of the last full read; listener only
 	// loads counts full reads, for tests.
 	loads atomic.Int64
 
