@@ -132,6 +132,9 @@ func New(pool *pgxpool.Pool, d *defender.Defender, opts Options) *Sync {
 	}
 }
 
+// Node is the name this node signs its bans with.
+func (s *Sync) Node() string { return s.opts.Node }
+
 // Store returns the Sync's store.
 func (s *Sync) Store() *Store { return s.store }
 
