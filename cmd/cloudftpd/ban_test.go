@@ -22,17 +22,17 @@ type banService struct {
 	calls []string
 }
 
-func (s *banService) Bans() []defender.Ban {
+func (s *banService) Bans(context.Context) ([]defender.Ban, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []defender.Ban
 	for _, b := range s.bans {
 		out = append(out, b)
 	}
-	return out
+	return out, nil
 }
 
-func (s *banService) Ban(p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
+func (s *banService) Ban(_ context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, fmt.Sprintf("ban %s %v %q", p, d, reason))
@@ -48,7 +48,7 @@ func (s *banService) Ban(p netip.Prefix, d time.Duration, reason string) (defend
 	return b, nil
 }
 
-func (s *banService) Unban(p netip.Prefix) error {
+func (s *banService) Unban(_ context.Context, p netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, fmt.Sprintf("unban %s", p))

@@ -172,25 +172,25 @@ var (
 
 var errNoDefender = fmt.Errorf("the defender is disabled ([defender] enabled = false): %w", control.ErrUnavailable)
 
-func (c controlService) Bans() []defender.Ban {
+func (c controlService) Bans(ctx context.Context) ([]defender.Ban, error) {
 	if c.s.defender == nil {
-		return nil
+		return nil, nil
 	}
-	return c.s.defender.Bans()
+	return c.s.bans().Bans(ctx)
 }
 
-func (c controlService) Ban(p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
+func (c controlService) Ban(ctx context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
 	if c.s.defender == nil {
 		return defender.Ban{}, errNoDefender
 	}
-	return c.s.defender.Ban(p, d, reason)
+	return c.s.bans().Ban(ctx, p, d, reason)
 }
 
-func (c controlService) Unban(p netip.Prefix) error {
+func (c controlService) Unban(ctx context.Context, p netip.Prefix) error {
 	if c.s.defender == nil {
 		return errNoDefender
 	}
-	return c.s.defender.Unban(p)
+	return c.s.bans().Unban(ctx, p)
 }
 
 func (c controlService) QuotaUsage(context.Context) ([]control.QuotaUsage, error) {
