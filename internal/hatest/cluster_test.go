@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +41,7 @@ type cluster struct {
 	dsn   string // the users' database, from the test's side
 	s3    *s3test.Server
 	lb    *balancer
+	hook  *hookReceiver
 	nodes [nodeCount + 1]*node // 1-based
 }
 
@@ -63,6 +66,7 @@ func newCluster(t *testing.T) *cluster {
 	}
 	relay(t, tp.rtr, net.JoinHostPort(rtrLAN, s3Port), s3u.Host)
 	relay(t, tp.rtr, net.JoinHostPort(rtrLAN, pgPort), fmt.Sprintf("127.0.0.1:%d", c.pg.Port))
+	c.hook = startHookReceiver(t, tp)
 
 	dsnURL, err := url.Parse(c.dsn)
 	if err != nil {
@@ -190,6 +194,17 @@ kind = "audit"
 path = "audit.jsonl"
 types = ["upload.committed"]
 
+[[events.sink]]
+name = "partner-portal"
+kind = "webhook"
+url = "http://%[7]s:%[13]s/events"
+secret = %[14]q
+types = ["upload.committed"]
+users = ["partner-ev*"]
+timeout = "2s"
+retry_min = "200ms"
+retry_max = "1s"
+
 [log]
 level = "debug"
 
@@ -203,7 +218,7 @@ func (c *cluster) newNode(t *testing.T, i int, dbName string) *node {
 	n := &node{i: i, c: c, ns: c.tp.nodes[i], dir: dir, config: filepath.Join(dir, "cloudftpd.toml"),
 		audit: filepath.Join(dir, "audit.jsonl"), log: &clienttest.LogBuffer{}}
 	cfg := fmt.Sprintf(nodeConfig, i, nodeAddr(i), lbAddr, nodePublic(i), bucket, s3test.Region,
-		rtrLAN, s3Port, pgPort, dbName, cliAddr, metricsPort)
+		rtrLAN, s3Port, pgPort, dbName, cliAddr, metricsPort, hookPort, hookSecret)
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -468,4 +483,77 @@ func (b *balancer) waitState(t *testing.T, i int, want string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// hookPort is the webhook receiver's port on rtrLAN.
+const hookPort = "8088"
+
+// hookSecret signs the webhook requests (the receiver does not check
+// signatures: the server tests do).
+const hookSecret = "hatest-webhook-secret-0123456789"
+
+// hookReceiver is the nodes' webhook sink: an HTTP server of the test
+// process listening in the rtr namespace. While refusing, it answers 503
+// to every event, so that events stay undelivered in the outbox.
+type hookReceiver struct {
+	mu       sync.Mutex
+	refuse   bool
+	attempts int
+	ids      map[string]map[string]bool // path -> distinct event ids delivered
+}
+
+func startHookReceiver(t *testing.T, tp *topology) *hookReceiver {
+	t.Helper()
+	h := &hookReceiver{ids: map[string]map[string]bool{}}
+	var ln net.Listener
+	err := inNetns(tp.rtr, func() error {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(rtrLAN, hookPort))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("webhook receiver: %v", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return h
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var e struct{ ID, Type, Path string }
+	if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.attempts++
+	if h.refuse {
+		http.Error(w, "not now", http.StatusServiceUnavailable)
+		return
+	}
+	if h.ids[e.Path] == nil {
+		h.ids[e.Path] = map[string]bool{}
+	}
+	h.ids[e.Path][e.ID] = true
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// setRefuse makes the receiver refuse (503) or accept events.
+func (h *hookReceiver) setRefuse(refuse bool) {
+	h.mu.Lock()
+	h.refuse = refuse
+	h.mu.Unlock()
+}
+
+// delivered returns how many distinct events each path got.
+func (h *hookReceiver) delivered() (map[string]int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]int{}
+	for p, ids := range h.ids {
+		out[p] = len(ids)
+	}
+	return out, h.attempts
 }

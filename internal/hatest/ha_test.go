@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/s3test"
 )
 
 // scenario is one part of TestHA. They run in order on one cluster (the
@@ -38,10 +41,10 @@ var scenarios = []scenario{
 	{name: "ChangedPasswordRefusedEverywhere", run: testPasswordChange},
 	{name: "KillNodeMidDownloadResumeElsewhere", run: testKillMidDownload},
 	{name: "RollingRestartLosesNoUpload", run: testRollingRestart},
-	{name: "QuotaFillsAcrossNodes", run: testQuotaAcrossNodes,
-		pending: "quota usage shared through PostgreSQL (branch h-pgquota) is not wired into the server yet"},
-	{name: "BanOnNode2HoldsOnNode1", run: testBanAcrossNodes,
-		pending: "defender bans shared through PostgreSQL (branch h-pgbans) are not wired into the server yet"},
+	{name: "QuotaFillsAcrossNodes", run: testQuotaAcrossNodes},
+	{name: "BanOnNode2HoldsOnNode1", run: testBanAcrossNodes},
+	{name: "EventsOfAKilledNodeDeliveredByAnother", run: testOutboxSurvivesNode,
+		pending: "the event outbox in PostgreSQL (branch h-outbox) is not wired into the server yet"},
 }
 
 // TestHA runs three cloudftpd nodes behind HAProxy, sharing users in
@@ -488,14 +491,30 @@ func testQuotaAcrossNodes(t *testing.T, c *cluster) {
 	if err := c.storOn(t, 1, user, pass, "a.bin", randomBytes(600<<10)); err != nil {
 		t.Fatalf("first upload on n1: %v", err)
 	}
-	if err := c.storOn(t, 2, user, pass, "b.bin", randomBytes(600<<10)); err == nil || !strings.HasPrefix(err.Error(), "552") {
-		t.Fatalf("600 KiB on n2 past a 1 MiB quota holding 600 KiB from n1: %v, want 552", err)
-	}
+	c.refused(t, user, "b.bin", c.storOn(t, 2, user, pass, "b.bin", randomBytes(600<<10)),
+		"600 KiB on n2 past a 1 MiB quota holding 600 KiB from n1")
 	if err := c.storOn(t, 3, user, pass, "c.bin", randomBytes(300<<10)); err != nil {
 		t.Fatalf("300 KiB on n3 within the quota: %v", err)
 	}
-	if err := c.storOn(t, 2, user, pass, "d.bin", randomBytes(300<<10)); err == nil || !strings.HasPrefix(err.Error(), "552") {
-		t.Fatalf("300 KiB on n2 with 900 KiB used on n1 and n3: %v, want 552", err)
+	c.refused(t, user, "d.bin", c.storOn(t, 2, user, pass, "d.bin", randomBytes(300<<10)),
+		"300 KiB on n2 with 900 KiB used on n1 and n3")
+}
+
+// refused checks that an upload past the quota failed and left nothing.
+// The client sees the 552, or, when the server stopped reading at the
+// crossing while the client was still sending, a reset data connection
+// (README, "Per-user limits").
+func (c *cluster) refused(t *testing.T, user, name string, err error, what string) {
+	t.Helper()
+	var reply *textproto.Error
+	switch {
+	case err == nil:
+		t.Fatalf("%s: accepted, want 552", what)
+	case errors.As(err, &reply) && reply.Code != 552:
+		t.Fatalf("%s: %v, want 552", what, err)
+	}
+	if _, herr := c.s3.Head(context.Background(), "ftp/"+user+"/"+name); !s3test.NotFound(herr) {
+		t.Fatalf("%s: refused (%v), but the bucket has %s (%v)", what, err, name, herr)
 	}
 }
 
@@ -540,4 +559,58 @@ func testBanAcrossNodes(t *testing.T, c *cluster) {
 	}
 	// The partner is not affected.
 	c.loginsUntil(t, time.Now(), user, pass, 230)
+}
+
+// testOutboxSurvivesNode records events on node 1 while the webhook
+// receiver refuses them, kills node 1 for good, and expects the other
+// nodes to deliver them from the shared outbox, each exactly once. (With
+// an outbox per node they would wait for node 1 to come back.)
+func testOutboxSurvivesNode(t *testing.T, c *cluster) {
+	const user, pass = "partner-ev", "partner-ev-secret"
+	c.addUser(t, 1, user, pass)
+	c.loginsUntil(t, time.Now(), user, pass, 230)
+	c.hook.setRefuse(true)
+	defer c.hook.setRefuse(false)
+	const files = 5
+	for k := range files {
+		if err := c.storOn(t, 1, user, pass, fmt.Sprintf("ev-%d.bin", k), randomBytes(4096)); err != nil {
+			t.Fatalf("upload %d on n1: %v", k, err)
+		}
+	}
+	// Node 1 has tried (and been refused): the events are in the outbox.
+	deadline := time.Now().Add(propagation)
+	for _, n := c.hook.delivered(); n == 0; _, n = c.hook.delivered() {
+		if time.Now().After(deadline) {
+			t.Fatal("no delivery attempt reached the webhook receiver")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.nodes[1].kill(t)
+	defer func() {
+		c.nodes[1].start(t)
+		c.lb.waitState(t, 1, "UP")
+	}()
+	c.hook.setRefuse(false)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		got, attempts := c.hook.delivered()
+		done := 0
+		for k := range files {
+			if got[fmt.Sprintf("/ev-%d.bin", k)] >= 1 {
+				done++
+			}
+		}
+		if done == files {
+			for k := range files {
+				if n := got[fmt.Sprintf("/ev-%d.bin", k)]; n != 1 {
+					t.Errorf("/ev-%d.bin: %d distinct events delivered, want 1", k, n)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("15s after node 1 died, %d of %d events of its uploads delivered by the other nodes (%d attempts in all): %v", done, files, attempts, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
