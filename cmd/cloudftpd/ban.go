@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -158,8 +159,14 @@ func banList(ctx context.Context, c *control.Client, stdout io.Writer) error {
 		return nil
 	}
 	now := time.Now()
+	// Bans shared by several nodes (PostgreSQL) say which node made them.
+	nodes := slices.ContainsFunc(bans, func(b defender.Ban) bool { return b.Node != "" })
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tSTRIKES\tBY\tREASON")
+	if nodes {
+		fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tSTRIKES\tBY\tNODE\tREASON")
+	} else {
+		fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tSTRIKES\tBY\tREASON")
+	}
 	for _, b := range bans {
 		until, left := "-", "forever"
 		if !b.Until.IsZero() {
@@ -169,6 +176,14 @@ func banList(ctx context.Context, c *control.Client, stdout io.Writer) error {
 		by := "defender"
 		if b.Manual {
 			by = "hand"
+		}
+		if nodes {
+			node := b.Node
+			if node == "" {
+				node = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.Prefix, until, left, b.Strikes, by, node, b.Reason)
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Prefix, until, left, b.Strikes, by, b.Reason)
 	}
