@@ -123,6 +123,32 @@ func TestBanCommand(t *testing.T) {
 	}
 }
 
+// TestBanListNodes: bans shared by several nodes are listed with the
+// node that made them.
+func TestBanListNodes(t *testing.T) {
+	now := time.Now()
+	svc := &banService{bans: map[netip.Prefix]defender.Ban{
+		netip.MustParsePrefix("203.0.113.7/32"): {Prefix: netip.MustParsePrefix("203.0.113.7/32"), Since: now, Until: now.Add(time.Hour),
+			Strikes: 1, Node: "ip-10-0-1-5", Reason: "10 points in 5m0s on 2 nodes"},
+	}}
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	l, err := control.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go control.ServeListener(ctx, l, control.NewHandler(svc, nil))
+	var stdout, stderr bytes.Buffer
+	if code := runBan([]string{"list", "--socket", sock}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "NODE") || !strings.Contains(lines[1], "ip-10-0-1-5") || !strings.Contains(lines[1], "on 2 nodes") {
+		t.Errorf("list:\n%s", stdout.String())
+	}
+}
+
 func TestBanCommandNoServer(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	sock := filepath.Join(t.TempDir(), "control.sock")

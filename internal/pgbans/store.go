@@ -351,14 +351,18 @@ func reason(points int, window time.Duration, nodes int) string {
 }
 
 // Prune deletes the bans whose strikes are forgotten and the scores with
-// no point left in the window, and reports how many rows went.
+// no point left in the window, and reports how many rows went. Rows that
+// another statement holds are skipped (the next prune takes them), so a
+// prune never waits for a node's batch nor makes one wait.
 func (s *Store) Prune(ctx context.Context, window time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM cloudftpd_bans WHERE forget <= now()`)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM cloudftpd_bans WHERE prefix IN
+		(SELECT prefix FROM cloudftpd_bans WHERE forget <= now() FOR UPDATE SKIP LOCKED)`)
 	if err != nil {
 		return 0, wrap(err)
 	}
 	n := tag.RowsAffected()
-	if tag, err = s.pool.Exec(ctx, `DELETE FROM cloudftpd_ban_scores WHERE updated <= now() - $1::bigint * interval '1 microsecond'`, micros(window)); err != nil {
+	if tag, err = s.pool.Exec(ctx, `DELETE FROM cloudftpd_ban_scores WHERE prefix IN
+		(SELECT prefix FROM cloudftpd_ban_scores WHERE updated <= now() - $1::bigint * interval '1 microsecond' FOR UPDATE SKIP LOCKED)`, micros(window)); err != nil {
 		return n, wrap(err)
 	}
 	return n + tag.RowsAffected(), nil

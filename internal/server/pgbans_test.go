@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -153,4 +154,25 @@ func TestSharedBansAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 2*time.Second, "node B refuses the address banned by hand on A", func() bool { return !greeted(t, "127.0.0.24", b.Addr) })
+
+	// A reload that keeps the database keeps sharing.
+	b.reload(nil)
+	if _, err := (&control.Client{SocketPath: a.cfg.ControlSocket()}).Ban(context.Background(), netip.MustParsePrefix("127.0.0.25/32"), time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 2*time.Second, "node B, reloaded, refuses a ban made on A", func() bool { return !greeted(t, "127.0.0.25", b.Addr) })
+	if strings.Contains(b.logs.String(), "no longer shared") {
+		t.Error("the reload stopped sharing the bans")
+	}
+
+	// The database down: the nodes keep their bans; the socket says 503.
+	pg.Stop()
+	_, err = cl.ListBans(context.Background())
+	var apiErr *control.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 503 || !strings.Contains(err.Error(), "ban database is not reachable") {
+		t.Errorf("ban list with the database down: %v, want a 503", err)
+	}
+	if greeted(t, spreader, b.Addr) || greeted(t, "127.0.0.24", a.Addr) {
+		t.Error("a node forgot its bans when the database went down")
+	}
 }
