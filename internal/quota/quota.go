@@ -129,6 +129,16 @@ func (t *Tracker) freeBytes() int64 {
 	return t.limits.Bytes - t.used.Bytes - t.reserved.Bytes
 }
 
+// roomLeft is what of the quota no one uses or holds, as far as t
+// knows; t.mu is held. With a shared store it counts the other servers'
+// leases as of the last exchange.
+func (t *Tracker) roomLeft() int64 {
+	if t.shared() {
+		return t.limits.Bytes - t.used.Bytes - t.others.Bytes - t.reserved.Bytes
+	}
+	return t.freeBytes()
+}
+
 // shared reports whether usage is shared with other servers.
 func (t *Tracker) shared() bool { return t.k.opts.Shared != nil }
 
@@ -285,10 +295,10 @@ const minStep = 64 << 10
 // so Moved sees the limit crossed; an in-place one fails at once (the
 // byte would stay in the file).
 //
-// With a shared store, the free space is this server's lease: a chunk
-// takes what it wants of it, and when the lease is short Allow asks the
-// store for a slab more (the store keeps the eighth rule across
-// servers), ctx bounding the round trip.
+// With a shared store, the eighth is of the room the quota has left on
+// every server (as of the last round trip), and a chunk is reserved from
+// this server's lease; when the lease is short Allow asks the store for
+// a slab more, ctx bounding the round trip.
 func (u *Upload) Allow(ctx context.Context, want int64) (int64, error) {
 	t := u.t
 	t.mu.Lock()
@@ -301,9 +311,8 @@ func (u *Upload) Allow(ctx context.Context, want int64) (int64, error) {
 		return want, nil // overwrites the old file, or reserved already
 	}
 	free := max(0, t.freeBytes())
-	extra := min(wanted, max(minStep, free/8))
+	extra := min(wanted, max(minStep, max(0, t.roomLeft())/8))
 	if t.shared() {
-		extra = wanted
 		if extra > free {
 			t.mu.Unlock()
 			err := t.grow(ctx, Usage{Bytes: extra - free}, Usage{Bytes: slab(u.written)})
