@@ -25,6 +25,7 @@ import (
 type pgNode struct {
 	addr string
 	logs *clienttest.LogBuffer
+	srv  *server.Server
 }
 
 func startPGNode(t *testing.T, cfgPath string) *pgNode {
@@ -46,7 +47,7 @@ func startPGNode(t *testing.T, cfgPath string) *pgNode {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &pgNode{addr: srv.Addrs()[0].String(), logs: logs}
+	return &pgNode{addr: srv.Addrs()[0].String(), logs: logs, srv: srv}
 }
 
 // login logs in with jlaffaye/ftp and returns the error, or uploads and

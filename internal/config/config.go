@@ -955,6 +955,20 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// SharedOutbox reports whether the event outbox is in PostgreSQL
+// ([events] outbox, "auto" choosing it with auth.store = "postgres"),
+// shared by the nodes on that database, rather than in the state
+// directory.
+func (c *Config) SharedOutbox() bool {
+	switch c.Events.Outbox {
+	case events.OutboxPostgres:
+		return true
+	case events.OutboxLocal:
+		return false
+	}
+	return c.Auth.Store == StorePostgres
+}
+
 // DefaultStateDir is server.state_dir for a config file that sets none.
 const DefaultStateDir = "state"
 
@@ -1165,6 +1179,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Events.Validate(); err != nil {
 		return fmt.Errorf("events.%w", err)
+	}
+	if c.Events.Outbox == events.OutboxPostgres && c.Auth.Store != StorePostgres {
+		return fmt.Errorf("events.outbox: %q needs auth.store = %q (the outbox is in its database)", c.Events.Outbox, StorePostgres)
 	}
 	if err := c.API.validate(); err != nil {
 		return fmt.Errorf("api.%w", err)

@@ -551,6 +551,8 @@ address = ":2122"
 		{"anonymous home absolute", withoutAuth + "\n[auth]\nusers_file = \"u.toml\"\nanonymous_home = \"/srv/pub\"\n", []string{"auth.anonymous_home"}},
 
 		{"unknown store", withoutAuth + "\n[auth]\nstore = \"ldap\"\n", []string{"auth.store", `"ldap"`}},
+		{"unknown outbox", minimal + "\n[events]\noutbox = \"redis\"\n", []string{"events.outbox", `"redis"`}},
+		{"postgres outbox without postgres users", minimal + "\n[events]\noutbox = \"postgres\"\n", []string{"events.outbox", "auth.store"}},
 		{"hook without url", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\ntimeout = \"1s\"\n", []string{"auth.http.url", "required"}},
 		{"hook url not http", withoutAuth + "\n[auth]\nstore = \"http\"\n[auth.http]\nurl = \"ftp://x/y\"\n", []string{"auth.http.url", "ftp://x/y"}},
 		{"hook and users file", withoutAuth + "\n[auth]\nstore = \"http\"\nusers_file = \"u.toml\"\n[auth.http]\nurl = \"http://h/\"\n", []string{"auth.users_file", "not read"}},
@@ -918,4 +920,32 @@ func TestTransferLimitKeys(t *testing.T) {
 
 func listenerWith(extra string) string {
 	return "[[listener]]\naddress = \"127.0.0.1:2121\"\n" + extra + "\n" + storageOnly
+}
+
+// TestSharedOutbox: the outbox is in PostgreSQL with auth.store =
+// "postgres" unless events.outbox says local, and never without it.
+func TestSharedOutbox(t *testing.T) {
+	t.Parallel()
+	pg := withoutAuth + "\n[auth]\nstore = \"postgres\"\n[auth.postgres]\ndsn = \"postgres://cloudftpd@db.example/cloudftpd\"\n"
+	for _, tc := range []struct {
+		name, toml string
+		want       bool
+	}{
+		{"users file", minimal, false},
+		{"users file, local", minimal + "\n[events]\noutbox = \"local\"\n", false},
+		{"postgres users", pg, true},
+		{"postgres users, auto", pg + "\n[events]\noutbox = \"auto\"\n", true},
+		{"postgres users, local", pg + "\n[events]\noutbox = \"local\"\n", false},
+		{"postgres users, postgres", pg + "\n[events]\noutbox = \"postgres\"\nlease = \"30s\"\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.SharedOutbox(); got != tc.want {
+				t.Errorf("SharedOutbox() = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -45,6 +45,19 @@ const (
 	DefaultCommandTimeout = time.Minute
 )
 
+// OutboxEngine is where the outbox is ([events] outbox).
+type OutboxEngine string
+
+// Outbox engines.
+const (
+	OutboxAuto     OutboxEngine = "auto"
+	OutboxLocal    OutboxEngine = "local"
+	OutboxPostgres OutboxEngine = "postgres"
+)
+
+// DefaultLease is a PostgreSQL outbox's sink lease.
+const DefaultLease = 10 * time.Second
+
 // Config is the [events] section: where the outbox lives and the sinks
 // that read it.
 //
@@ -62,6 +75,17 @@ type Config struct {
 	// it from a wider section; it is here so that this section stands
 	// alone.
 	StateDir string `toml:"state_dir"`
+	// Outbox says where the outbox is: "auto" (the default) is
+	// PostgreSQL when users are (auth.store = "postgres", the database
+	// several nodes share) and the state directory otherwise; "local"
+	// is the state directory's SQLite database whatever the user store;
+	// "postgres" requires auth.store = "postgres" (checked by the
+	// config, which knows it).
+	Outbox OutboxEngine `toml:"outbox"`
+	// Lease is how long a node of a PostgreSQL outbox keeps a sink
+	// without renewing (default 10s): after a node dies, its sinks wait
+	// that long for another node. Renewals come three per lease.
+	Lease time.Duration `toml:"lease"`
 	// Retention is how long an event stays in the outbox after every
 	// sink has delivered it (default 1h), for inspection; undelivered
 	// events stay until delivered or dropped.
@@ -142,6 +166,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention < 0 {
 		return errors.New("retention: must not be negative")
+	}
+	switch c.Outbox {
+	case "":
+		c.Outbox = OutboxAuto
+	case OutboxAuto, OutboxLocal, OutboxPostgres:
+	default:
+		return fmt.Errorf("outbox: %q: want %q, %q or %q", c.Outbox, OutboxAuto, OutboxLocal, OutboxPostgres)
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Lease < time.Second || c.Lease > 10*time.Minute {
+		return fmt.Errorf("lease: %v: want 1s to 10m", c.Lease)
 	}
 	if len(c.Sinks) > 0 && c.StateDir == "" {
 		return errors.New("state_dir: required when a sink is configured (events are written there before they are sent)")

@@ -8,6 +8,8 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
+	"github.com/cloudftpd/cloudftpd/internal/pgoutbox"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
 
@@ -18,7 +20,7 @@ import (
 // refused with the directory and the first one's pid.
 func (s *Server) lockState(cfg *config.Config) error {
 	dirs := []struct{ key, dir string }{{"server.state_dir", cfg.StatePath(".")}}
-	if len(cfg.Events.Sinks) > 0 {
+	if len(cfg.Events.Sinks) > 0 && !cfg.SharedOutbox() {
 		dirs = append(dirs, struct{ key, dir string }{"events.state_dir", cfg.Events.StateDir})
 	}
 	seen := map[string]bool{}
@@ -55,21 +57,33 @@ func (s *Server) unlockState() {
 
 // openEvents opens the outbox and builds the dispatcher when the config
 // has sinks (New: files are opened, nothing runs yet). Without sinks
-// sessions record nothing: there is nobody to tell.
+// sessions record nothing: there is nobody to tell. The outbox is the
+// state directory's SQLite database, or with auth.store = "postgres" (and
+// events.outbox "auto" or "postgres") the tables every node shares.
 func (s *Server) openEvents(ctx context.Context, cfg *config.Config) error {
 	if len(cfg.Events.Sinks) == 0 {
 		return nil
 	}
-	st, err := state.Open(ctx, cfg.Events.StateDir)
-	if err != nil {
-		return fmt.Errorf("server: events.state_dir: %w", err)
+	var outbox delivery.Outbox
+	if cfg.SharedOutbox() {
+		ob, err := s.openSharedOutbox(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("server: events.outbox: %w", err)
+		}
+		outbox = ob
+	} else {
+		st, err := state.Open(ctx, cfg.Events.StateDir)
+		if err != nil {
+			return fmt.Errorf("server: events.state_dir: %w", err)
+		}
+		s.store, outbox = st, st
 	}
-	d, err := delivery.New(ctx, st, cfg.Events, delivery.Options{Logger: s.logger})
+	d, err := delivery.New(ctx, outbox, cfg.Events, delivery.Options{Logger: s.logger})
 	if err != nil {
-		st.Close()
+		s.closeOutbox()
 		return fmt.Errorf("server: %w", err)
 	}
-	s.store, s.events = st, d
+	s.events = d
 	if s.metrics != nil {
 		registerEventMetrics(s.metrics, d)
 	}
@@ -139,6 +153,39 @@ func (s *Server) closeEvents() {
 	if s.events != nil {
 		s.events.Close()
 		s.events = nil
+	}
+	s.closeOutbox()
+}
+
+// openSharedOutbox opens the PostgreSQL outbox on a pool of its own: the
+// wiring's pool (the user store's) is replaced by a reload that changes
+// [auth.postgres] and released before the dispatcher's last writes at
+// shutdown, while the outbox lives as long as the server.
+func (s *Server) openSharedOutbox(ctx context.Context, cfg *config.Config) (*pgoutbox.Store, error) {
+	pool, err := pgdb.Open(pgdb.OptionsFrom(cfg))
+	if err != nil {
+		return nil, err
+	}
+	ob, err := pgoutbox.Open(ctx, pool, pgoutbox.Options{Lease: cfg.Events.Lease, Logger: s.logger})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.logger.Info("events: the outbox is in PostgreSQL, shared with the other nodes", "node", ob.Node(), "lease", cfg.Events.Lease)
+	s.sharedOutbox, s.outboxPool = ob, pool
+	return ob, nil
+}
+
+// closeOutbox closes whichever outbox is open: the shared one hands its
+// sinks to the other nodes. The SQLite store may also be the quotas'
+// (quotaStore), which are closed by then.
+func (s *Server) closeOutbox() {
+	if s.sharedOutbox != nil {
+		if err := s.sharedOutbox.Close(); err != nil {
+			s.logger.Warn("events", "err", err)
+		}
+		s.outboxPool.Close()
+		s.sharedOutbox, s.outboxPool = nil, nil
 	}
 	if s.store != nil {
 		s.store.Close()

@@ -33,6 +33,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
 	"github.com/cloudftpd/cloudftpd/internal/pgbans"
+	"github.com/cloudftpd/cloudftpd/internal/pgoutbox"
 	"github.com/cloudftpd/cloudftpd/internal/quota"
 	"github.com/cloudftpd/cloudftpd/internal/retention"
 	"github.com/cloudftpd/cloudftpd/internal/state"
@@ -53,10 +54,14 @@ type Server struct {
 	defender *defender.Defender
 	// events records what sessions report into the outbox (store) and
 	// delivers it to the sinks; nil without [[events.sink]].
-	events     *delivery.Dispatcher
-	store      *state.Store
-	eventsStop context.CancelFunc
-	eventsDone chan struct{}
+	events *delivery.Dispatcher
+	store  *state.Store
+	// sharedOutbox is the events' outbox in PostgreSQL instead of store
+	// (config.SharedOutbox), on a pool of its own (outboxPool).
+	sharedOutbox *pgoutbox.Store
+	outboxPool   *pgxpool.Pool
+	eventsStop   context.CancelFunc
+	eventsDone   chan struct{}
 	// locks hold the state directories (server.state_dir, and
 	// events.state_dir when it is another) for this process alone.
 	locks []*state.DirLock

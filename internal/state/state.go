@@ -300,23 +300,9 @@ func (s *Store) Sinks(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Progress is a sink's place in the outbox.
-type Progress struct {
-	Sink string
-	// Backlog is how many events were recorded after the cursor
-	// (whether or not the sink's filter wants them).
-	Backlog int64
-	// FailingID, Attempts, NextAttempt and LastError describe the event
-	// at the head being retried; zero when the last attempt succeeded.
-	FailingID   string
-	Attempts    int
-	NextAttempt time.Time
-	LastError   string
-	// LastDelivered is when the cursor last moved forward by delivery.
-	LastDelivered time.Time
-	// Dropped counts the events Trim skipped, over the sink's life.
-	Dropped int64
-}
+// Progress is a sink's place in the outbox (the type every outbox
+// store reports, see events.SinkProgress).
+type Progress = events.SinkProgress
 
 // Progress returns sink's cursor state.
 func (s *Store) Progress(ctx context.Context, sink string) (Progress, error) {

@@ -1,8 +1,10 @@
 // Package delivery gets recorded events to their sinks. Its Dispatcher is
 // the events.Recorder the server wires into the protocol engine: Record
-// writes the event to the outbox in internal/state and returns once it is
-// durable; one goroutine per sink then reads the outbox in order and
-// delivers.
+// writes the event to an Outbox and returns once it is durable; one
+// goroutine per sink then reads the outbox in order and delivers. The
+// outbox is internal/state's SQLite database for one node, or
+// internal/pgoutbox's PostgreSQL tables that several nodes share (each
+// sink then delivered by the one node holding its lease).
 //
 // Delivery is at least once, with the event's stable id for receivers to
 // deduplicate by, and in order per sink: a sink's failing event is retried
@@ -13,6 +15,7 @@
 //
 // It offers:
 //   - Dispatcher (New, Record, Run, Reopen, Stats, Close);
+//   - Outbox, what an outbox store implements;
 //   - Sink, what a destination implements, and the four built from
 //     events.SinkConfig: an audit log (JSON lines), an xferlog, a webhook
 //     (HMAC-signed POST) and a command hook;
@@ -32,8 +35,44 @@ import (
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/events"
-	"github.com/cloudftpd/cloudftpd/internal/state"
 )
+
+// Outbox is where events wait for their sinks: an append-only log with a
+// cursor per sink. *state.Store (SQLite, one node) and *pgoutbox.Store
+// (PostgreSQL, several nodes) implement it.
+//
+// Append returns once the event is durable; appending an id already
+// there does nothing. A sink's cursor says every event up to it is done;
+// Pending returns the events after it in order (or, while a failed
+// delivery backs off, none and the time of the next attempt),
+// MarkDelivered moves it forward (never back), MarkFailed records a
+// failed attempt at the head event, and Trim moves it past all but the
+// newest keep events. Register creates a cursor at the end of the log,
+// Forget deletes one, Prune deletes events every cursor is past.
+//
+// A shared outbox lets one process at a time deliver a sink: its Pending
+// returns no events, and when to look again, while another process holds
+// the sink; its Forget returns events.ErrSinkInUse for a sink another
+// process delivers. Every method wraps an unknown sink's error so that
+// it reads well in a log line.
+type Outbox interface {
+	Append(ctx context.Context, e events.Event) error
+	Register(ctx context.Context, sink string) (bool, error)
+	Sinks(ctx context.Context) ([]string, error)
+	Forget(ctx context.Context, sink string) (int64, error)
+	Progress(ctx context.Context, sink string) (events.SinkProgress, error)
+	Pending(ctx context.Context, sink string, limit int, now time.Time) ([]events.Event, time.Time, error)
+	MarkDelivered(ctx context.Context, sink, id string, now time.Time) error
+	MarkFailed(ctx context.Context, sink, id string, cause error, nextAttempt time.Time) error
+	Trim(ctx context.Context, sink string, keep int64) (dropped, backlog int64, err error)
+	Prune(ctx context.Context, olderThan time.Time) (int64, error)
+}
+
+// appendNotifier is implemented by a shared outbox that hears of events
+// other processes append (PostgreSQL's LISTEN/NOTIFY): each one wakes the
+// sinks, as a local Record does, so a sink held here delivers an event
+// recorded on another node at once rather than at the next poll.
+type appendNotifier interface{ Appended() <-chan struct{} }
 
 // A Sink delivers events to one destination.
 //
@@ -76,7 +115,7 @@ type Options struct {
 // Record may be called before Run (events wait in the outbox) and after
 // Run returned (they are delivered at the next start).
 type Dispatcher struct {
-	store     *state.Store
+	store     Outbox
 	retention time.Duration
 	opts      Options
 	log       *slog.Logger
@@ -121,14 +160,15 @@ type sinkLoop struct {
 
 // New builds the sinks of cfg (validating it), registers their cursors in
 // store, and forgets the cursors of sinks no longer configured, so they
-// stop holding back pruning (logged, with what they left undelivered).
+// stop holding back pruning (logged, with what they left undelivered;
+// a shared outbox keeps those another node still delivers).
 // The caller keeps store and closes it after Run returned and Close.
-func New(ctx context.Context, store *state.Store, cfg events.Config, opts Options) (*Dispatcher, error) {
+func New(ctx context.Context, store Outbox, cfg events.Config, opts Options) (*Dispatcher, error) {
 	return newDispatcher(ctx, store, cfg, opts, nil)
 }
 
 // newDispatcher lets tests put their own Sink behind a config.
-func newDispatcher(ctx context.Context, store *state.Store, cfg events.Config, opts Options, build func(events.SinkConfig) (Sink, error)) (*Dispatcher, error) {
+func newDispatcher(ctx context.Context, store Outbox, cfg events.Config, opts Options, build func(events.SinkConfig) (Sink, error)) (*Dispatcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
@@ -178,6 +218,12 @@ func newDispatcher(ctx context.Context, store *state.Store, cfg events.Config, o
 			continue
 		}
 		left, err := store.Forget(ctx, n)
+		if errors.Is(err, events.ErrSinkInUse) {
+			// A node with another config (a rolling change) still
+			// delivers it; the last node to drop it forgets it.
+			d.log.Warn("events: sink not configured here but another node delivers it; its place in the outbox is kept", "sink", n)
+			continue
+		}
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("events: %w", err)
@@ -237,8 +283,29 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wg.Go(func() { d.deliverLoop(ctx, s) })
 	}
 	wg.Go(func() { d.pruneLoop(ctx) })
+	if n, ok := d.store.(appendNotifier); ok {
+		wg.Go(func() { d.forwardAppends(ctx, n.Appended()) })
+	}
 	wg.Wait()
 	return nil
+}
+
+// forwardAppends wakes every sink when the outbox reports an event
+// appended elsewhere: which sinks want it is for them to find out.
+func (d *Dispatcher) forwardAppends(ctx context.Context, appended <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-appended:
+		}
+		for _, s := range d.sinks {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
 // Reopen reopens the file sinks' files (after logrotate moved them; the
