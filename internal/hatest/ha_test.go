@@ -43,8 +43,7 @@ var scenarios = []scenario{
 	{name: "RollingRestartLosesNoUpload", run: testRollingRestart},
 	{name: "QuotaFillsAcrossNodes", run: testQuotaAcrossNodes},
 	{name: "BanOnNode2HoldsOnNode1", run: testBanAcrossNodes},
-	{name: "EventsOfAKilledNodeDeliveredByAnother", run: testOutboxSurvivesNode,
-		pending: "the event outbox in PostgreSQL (branch h-outbox) is not wired into the server yet"},
+	{name: "EventsOfAKilledNodeDeliveredByAnother", run: testOutboxSurvivesNode},
 }
 
 // TestHA runs three cloudftpd nodes behind HAProxy, sharing users in
