@@ -188,6 +188,9 @@ poll_interval = "2s"
 threshold = 10
 allow = ["%[11]s/32"]    # the partner; the attacker address is scored
 
+[events]
+lease = "3s"             # a dead node's sinks are taken over after this (default 10s)
+
 [[events.sink]]
 name = "audit"
 kind = "audit"

@@ -181,6 +181,36 @@ func curlArgs(extra ...string) []string {
 }
 
 var greetingRE = regexp.MustCompile(`< 220 cloudftpd ha node (n\d)`)
+
+// pasvRE finds the address of curl's PASV reply, dataRE the data
+// connection curl opened.
+var pasvRE = regexp.MustCompile(`< 227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)`)
+var dataRE = regexp.MustCompile(`Connecting to (\S+) \(\S+\) port (\d+)`)
+
+// checkDataPath checks, from curl's -v output, that the node's PASV reply
+// named its own public address and that curl's data connection went
+// there, not through the balancer.
+func checkDataPath(t *testing.T, verbose, node string) {
+	t.Helper()
+	i, _ := strconv.Atoi(strings.TrimPrefix(node, "n"))
+	m := pasvRE.FindStringSubmatch(verbose)
+	if m == nil {
+		t.Fatalf("no PASV reply in curl's output:\n%s", verbose)
+	}
+	if got := strings.Join(m[1:5], "."); got != nodePublic(i) {
+		t.Fatalf("%s's PASV reply names %s, want its own public address %s", node, got, nodePublic(i))
+	}
+	p1, _ := strconv.Atoi(m[5])
+	p2, _ := strconv.Atoi(m[6])
+	want := fmt.Sprintf("%s port %d", nodePublic(i), p1<<8|p2)
+	for _, d := range dataRE.FindAllStringSubmatch(verbose, -1) {
+		if d[1]+" port "+d[2] == want {
+			return
+		}
+	}
+	t.Fatalf("curl did not open its data connection to %s:\n%s", want, verbose)
+}
+
 var restRE = regexp.MustCompile(`> REST (\d+)`)
 
 func testKillMidDownload(t *testing.T, c *cluster) {
@@ -237,6 +267,7 @@ func testKillMidDownload(t *testing.T, c *cluster) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	checkDataPath(t, log.String(), victim)
 	vi, _ := strconv.Atoi(strings.TrimPrefix(victim, "n"))
 	c.nodes[vi].kill(t)
 	select {
@@ -276,6 +307,7 @@ func testKillMidDownload(t *testing.T, c *cluster) {
 	if m == nil || m[1] == victim {
 		t.Fatalf("resume served by %v, want a node other than the killed %s:\n%s", m, victim, r.Stderr)
 	}
+	checkDataPath(t, r.Stderr, m[1])
 	rest := restRE.FindStringSubmatch(r.Stderr)
 	if rest == nil || rest[1] != strconv.FormatInt(cut, 10) {
 		t.Fatalf("resume sent REST %v, want REST %d:\n%s", rest, cut, r.Stderr)
@@ -304,7 +336,9 @@ func lastLine(s string) string {
 type uploader struct {
 	id        int
 	committed map[string]string // name -> sha256, for the 226s
+	perNode   map[string]int    // 226s by the node that stored them
 	failed    int
+	firstErr  error // the first upload that failed, for the log
 	reconnect int
 }
 
@@ -332,11 +366,15 @@ func (u *uploader) run(ctx context.Context, c *cluster, user, pass string) {
 			// Not committed as far as the client knows: a drained
 			// session's 421, or a connection refused mid-way.
 			u.failed++
+			if u.firstErr == nil {
+				u.firstErr = fmt.Errorf("%s on %s: %w", name, cl.node(), err)
+			}
 			cl.Quit()
 			cl = nil
 			continue
 		}
 		u.committed[name] = sha(data)
+		u.perNode[cl.node()]++
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -351,7 +389,7 @@ func testRollingRestart(t *testing.T, c *cluster) {
 	var wg sync.WaitGroup
 	ups := make([]*uploader, 3)
 	for i := range ups {
-		ups[i] = &uploader{id: i, committed: map[string]string{}}
+		ups[i] = &uploader{id: i, committed: map[string]string{}, perNode: map[string]int{}}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -370,15 +408,27 @@ func testRollingRestart(t *testing.T, c *cluster) {
 	wg.Wait()
 
 	committed := map[string]string{}
+	perNode := map[string]int{}
 	failed, reconnects := 0, 0
 	for _, u := range ups {
 		for k, v := range u.committed {
 			committed[k] = v
 		}
+		for n, k := range u.perNode {
+			perNode[n] += k
+		}
 		failed += u.failed
 		reconnects += u.reconnect
+		if u.firstErr != nil {
+			t.Logf("client %d: first upload not committed: %v", u.id, u.firstErr)
+		}
 	}
-	t.Logf("uploads: %d committed (226), %d not, %d failed connection attempts", len(committed), failed, reconnects)
+	t.Logf("uploads: %d committed (226) %v, %d not, %d failed connection attempts", len(committed), perNode, failed, reconnects)
+	for i := 1; i <= nodeCount; i++ {
+		if perNode[fmt.Sprintf("n%d", i)] == 0 {
+			t.Errorf("no upload was stored through n%d: the balancer did not spread the sessions", i)
+		}
+	}
 	if len(committed) < 20 {
 		t.Fatalf("only %d uploads committed during the rolling restart", len(committed))
 	}
