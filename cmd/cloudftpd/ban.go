@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,9 @@ Flags (before or after the address):
                    (default ./cloudftpd.toml when it exists)
   --socket PATH    the control socket itself (default: [control] socket
                    of the config, else ` + control.DefaultSocket + `)
+  --db             no server: the bans the nodes share in the config's
+                   database (auth.store = "postgres"), as a node would
+                   change them; the nodes follow within a second
   --for DURATION   how long: 90m, 24h, forever; default: the server's
                    ban_time, doubled for each recent ban of the same address
   --reason TEXT    kept with the ban and shown by "ban list"
@@ -42,6 +46,7 @@ const banTimeout = 10 * time.Second
 
 type banFlags struct {
 	config, socket, dur, reason string
+	db                          bool
 }
 
 // socketPath is --socket, else the control socket of --config (or of
@@ -61,6 +66,22 @@ func (f banFlags) socketPath() (string, error) {
 		return "", fmt.Errorf("%s has no control socket ([control] socket = \"off\")", cfg.File)
 	}
 	return control.DefaultSocket, nil
+}
+
+// client is what the flags name: the database with --db, else the
+// control socket.
+func (f banFlags) client() (banClient, error) {
+	if f.db {
+		if f.socket != "" {
+			return nil, usageError{errDBAndSocket.Error()}
+		}
+		return openDBBans(f.config)
+	}
+	socket, err := f.socketPath()
+	if err != nil {
+		return nil, err
+	}
+	return &control.Client{SocketPath: socket}, nil
 }
 
 // runBan implements `cloudftpd ban list|add|remove`. args excludes "ban".
@@ -89,6 +110,7 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 	set.Usage = func() { fmt.Fprint(stderr, banUsage) }
 	set.StringVar(&f.socket, "socket", "", "control socket")
 	set.StringVar(&f.config, "config", "", "config file")
+	set.BoolVar(&f.db, "db", false, "the shared bans in the database")
 	if sub == "add" {
 		set.StringVar(&f.dur, "for", "", "duration")
 		set.StringVar(&f.reason, "reason", "", "reason")
@@ -111,12 +133,19 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), banTimeout)
 	defer cancel()
-	socket, err := f.socketPath()
+	c, err := f.client()
 	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "cloudftpd ban %s: %v\n\n%s", sub, err, banUsage)
+			return 2
+		}
 		fmt.Fprintln(stderr, "cloudftpd ban:", err)
 		return 1
 	}
-	c := &control.Client{SocketPath: socket}
+	if db, ok := c.(*dbBans); ok {
+		defer db.close()
+	}
 	switch sub {
 	case "list":
 		err = banList(ctx, c, stdout)
@@ -148,7 +177,7 @@ func parseTarget(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-func banList(ctx context.Context, c *control.Client, stdout io.Writer) error {
+func banList(ctx context.Context, c banClient, stdout io.Writer) error {
 	bans, err := c.ListBans(ctx)
 	if err != nil {
 		return err
@@ -158,8 +187,14 @@ func banList(ctx context.Context, c *control.Client, stdout io.Writer) error {
 		return nil
 	}
 	now := time.Now()
+	// Bans shared by several nodes (PostgreSQL) say which node made them.
+	nodes := slices.ContainsFunc(bans, func(b defender.Ban) bool { return b.Node != "" })
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tSTRIKES\tBY\tREASON")
+	if nodes {
+		fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tSTRIKES\tBY\tNODE\tREASON")
+	} else {
+		fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tSTRIKES\tBY\tREASON")
+	}
 	for _, b := range bans {
 		until, left := "-", "forever"
 		if !b.Until.IsZero() {
@@ -170,12 +205,20 @@ func banList(ctx context.Context, c *control.Client, stdout io.Writer) error {
 		if b.Manual {
 			by = "hand"
 		}
+		if nodes {
+			node := b.Node
+			if node == "" {
+				node = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.Prefix, until, left, b.Strikes, by, node, b.Reason)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Prefix, until, left, b.Strikes, by, b.Reason)
 	}
 	return tw.Flush()
 }
 
-func banAdd(ctx context.Context, c *control.Client, f banFlags, target string, stdout io.Writer) error {
+func banAdd(ctx context.Context, c banClient, f banFlags, target string, stdout io.Writer) error {
 	p, err := parseTarget(target)
 	if err != nil {
 		return err
@@ -200,7 +243,7 @@ func banAdd(ctx context.Context, c *control.Client, f banFlags, target string, s
 	return nil
 }
 
-func banRemove(ctx context.Context, c *control.Client, target string, stdout io.Writer) error {
+func banRemove(ctx context.Context, c banClient, target string, stdout io.Writer) error {
 	p, err := parseTarget(target)
 	if err != nil {
 		return err

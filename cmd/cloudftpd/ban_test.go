@@ -22,17 +22,17 @@ type banService struct {
 	calls []string
 }
 
-func (s *banService) Bans() []defender.Ban {
+func (s *banService) Bans(context.Context) ([]defender.Ban, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []defender.Ban
 	for _, b := range s.bans {
 		out = append(out, b)
 	}
-	return out
+	return out, nil
 }
 
-func (s *banService) Ban(p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
+func (s *banService) Ban(_ context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, fmt.Sprintf("ban %s %v %q", p, d, reason))
@@ -48,7 +48,7 @@ func (s *banService) Ban(p netip.Prefix, d time.Duration, reason string) (defend
 	return b, nil
 }
 
-func (s *banService) Unban(p netip.Prefix) error {
+func (s *banService) Unban(_ context.Context, p netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, fmt.Sprintf("unban %s", p))
@@ -120,6 +120,32 @@ func TestBanCommand(t *testing.T) {
 				t.Errorf("list:\n%s", stdout.String())
 			}
 		}
+	}
+}
+
+// TestBanListNodes: bans shared by several nodes are listed with the
+// node that made them.
+func TestBanListNodes(t *testing.T) {
+	now := time.Now()
+	svc := &banService{bans: map[netip.Prefix]defender.Ban{
+		netip.MustParsePrefix("203.0.113.7/32"): {Prefix: netip.MustParsePrefix("203.0.113.7/32"), Since: now, Until: now.Add(time.Hour),
+			Strikes: 1, Node: "ip-10-0-1-5", Reason: "10 points in 5m0s on 2 nodes"},
+	}}
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	l, err := control.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go control.ServeListener(ctx, l, control.NewHandler(svc, nil))
+	var stdout, stderr bytes.Buffer
+	if code := runBan([]string{"list", "--socket", sock}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "NODE") || !strings.Contains(lines[1], "ip-10-0-1-5") || !strings.Contains(lines[1], "on 2 nodes") {
+		t.Errorf("list:\n%s", stdout.String())
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/bytesize"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/control"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
+	"github.com/cloudftpd/cloudftpd/internal/pgquota"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 )
@@ -28,7 +30,8 @@ files) the user's quota usage.
 With the server running, the server does the scan and uses the result at
 once (through its control socket). With the server stopped, this command
 scans and writes the result to the state store (server.state_dir), where
-the next start finds it.
+the next start finds it. With auth.store = "postgres" the result goes to
+the database, where every node uses it at once.
 
 Flags (before or after USER):
   --config FILE   the server's config (default ./cloudftpd.toml)
@@ -105,6 +108,11 @@ func quotaScan(ctx context.Context, cfgFlag, socketFlag, user string, stdout, st
 	if err != nil {
 		return err
 	}
+	if cfg.Auth.Store == config.StorePostgres {
+		fmt.Fprintf(stdout, "%s; written to the database, for every node (no server answered on %s)\n",
+			describeUsage(u), socketOrNone(socket))
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s; written to %s for the next start (no server answered on %s)\n",
 		describeUsage(u), filepath.Join(cfg.Events.StateDir, state.FileName), socketOrNone(socket))
 	return nil
@@ -143,7 +151,8 @@ func limitText(n int64, bytes bool) string {
 // storedUsage reads the quota usage recorded in the state store of the
 // config (cfgFlag, or ./cloudftpd.toml), by user; nil when there is no
 // config or no store yet. The figures are those the server last wrote
-// (about a second behind a running server).
+// (about a second behind a running server). With auth.store =
+// "postgres" they are the database's, which every node keeps current.
 func storedUsage(ctx context.Context, cfgFlag string) (map[string]state.Usage, error) {
 	path := configPath(cfgFlag)
 	if path == "" {
@@ -152,6 +161,13 @@ func storedUsage(ctx context.Context, cfgFlag string) (map[string]state.Usage, e
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
+	}
+	var rows []state.Usage
+	if cfg.Auth.Store == config.StorePostgres {
+		if rows, err = databaseUsage(ctx, cfg); err != nil {
+			return nil, err
+		}
+		return byUser(rows), nil
 	}
 	dir := cfg.Events.StateDir
 	if dir == "" {
@@ -165,13 +181,26 @@ func storedUsage(ctx context.Context, cfgFlag string) (map[string]state.Usage, e
 		return nil, err
 	}
 	defer st.Close()
-	rows, err := st.AllUsage(ctx)
-	if err != nil {
+	if rows, err = st.AllUsage(ctx); err != nil {
 		return nil, err
 	}
+	return byUser(rows), nil
+}
+
+func byUser(rows []state.Usage) map[string]state.Usage {
 	out := make(map[string]state.Usage, len(rows))
 	for _, r := range rows {
 		out[r.User] = r
 	}
-	return out, nil
+	return out
+}
+
+// databaseUsage reads the usage of auth.store = "postgres".
+func databaseUsage(ctx context.Context, cfg *config.Config) ([]state.Usage, error) {
+	pool, err := pgdb.Open(pgdb.OptionsFrom(cfg))
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return pgquota.New(pool, pgquota.Options{}).AllUsage(ctx)
 }

@@ -6,7 +6,8 @@
 //
 // What the package offers:
 //
-//   - [Service]: what the server implements; a *defender.Defender is one.
+//   - [Service]: what the server implements: its defender's bans, or the
+//     bans the nodes share in PostgreSQL.
 //   - [NewHandler]: the API as an http.Handler.
 //   - [Listen], [Serve], [ServeListener]: the socket, created with mode
 //     0660 without a window in which it is more open, a stale one from a
@@ -33,9 +34,12 @@
 //
 //	{"prefix": "203.0.113.7/32", "reason": "10 points in 5m0s: login_failed x5",
 //	 "since": "2025-01-02T03:04:05Z", "until": "2025-01-02T03:19:05Z",
-//	 "strikes": 1, "manual": false}
+//	 "strikes": 1, "manual": false, "node": "ip-10-0-1-5"}
 //
-// with "until" null for a ban until it is lifted.
+// with "until" null for a ban until it is lifted, and "node" the node
+// that made the ban when the nodes share their bans (absent otherwise).
+// With shared bans a 503 ("unavailable") also means the database is out
+// of reach.
 //
 // Later routes come with their own interfaces, which the Service may
 // implement; NewHandler serves the routes of those it does: quota.go has
@@ -43,6 +47,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,17 +59,32 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/defender"
 )
 
-// Service is what the API controls: the server, or for bans alone its
-// *defender.Defender. Errors wrapping defender.ErrNotBanned,
+// Service is what the API controls: the server's bans, its defender's
+// alone or the ones the nodes share in a database (hence the contexts,
+// the request's). Errors wrapping defender.ErrNotBanned,
 // defender.ErrAllowed or ErrUnavailable become 404, 409 and 503 with the
 // error's text; any other becomes a 500 whose text is logged, not sent.
 type Service interface {
-	Bans() []defender.Ban
+	Bans(ctx context.Context) ([]defender.Ban, error)
 	// Ban bans p for d: 0 for the defender's own ban time,
 	// defender.Forever until Unban.
-	Ban(p netip.Prefix, d time.Duration, reason string) (defender.Ban, error)
-	Unban(p netip.Prefix) error
+	Ban(ctx context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error)
+	Unban(ctx context.Context, p netip.Prefix) error
 }
+
+// Local returns the Service of one defender alone: its own bans, in
+// memory (and its state file).
+func Local(d *defender.Defender) Service { return local{d} }
+
+type local struct{ d *defender.Defender }
+
+func (l local) Bans(context.Context) ([]defender.Ban, error) { return l.d.Bans(), nil }
+
+func (l local) Ban(_ context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
+	return l.d.Ban(p, d, reason)
+}
+
+func (l local) Unban(_ context.Context, p netip.Prefix) error { return l.d.Unban(p) }
 
 // ErrUnavailable is for a Service to say that a feature is switched off
 // (say, bans with the defender disabled): 503.
@@ -95,6 +115,7 @@ type banJSON struct {
 	Until   *time.Time `json:"until"`
 	Strikes int        `json:"strikes"`
 	Manual  bool       `json:"manual"`
+	Node    string     `json:"node,omitempty"`
 }
 
 type bansJSON struct {
@@ -113,7 +134,7 @@ type errorJSON struct {
 }
 
 func toJSON(b defender.Ban) banJSON {
-	j := banJSON{Prefix: b.Prefix.String(), Reason: b.Reason, Since: b.Since.UTC(), Strikes: b.Strikes, Manual: b.Manual}
+	j := banJSON{Prefix: b.Prefix.String(), Reason: b.Reason, Since: b.Since.UTC(), Strikes: b.Strikes, Manual: b.Manual, Node: b.Node}
 	if !b.Until.IsZero() {
 		u := b.Until.UTC()
 		j.Until = &u
@@ -126,7 +147,7 @@ func fromJSON(j banJSON) (defender.Ban, error) {
 	if err != nil {
 		return defender.Ban{}, err
 	}
-	b := defender.Ban{Prefix: p, Reason: j.Reason, Since: j.Since, Strikes: j.Strikes, Manual: j.Manual}
+	b := defender.Ban{Prefix: p, Reason: j.Reason, Since: j.Since, Strikes: j.Strikes, Manual: j.Manual, Node: j.Node}
 	if j.Until != nil {
 		b.Until = *j.Until
 	}
@@ -187,8 +208,13 @@ func NewHandler(svc Service, log *slog.Logger) http.Handler {
 }
 
 func (h *handler) listBans(w http.ResponseWriter, r *http.Request) {
+	bans, err := h.svc.Bans(r.Context())
+	if err != nil {
+		h.serviceError(w, r, err)
+		return
+	}
 	out := bansJSON{Bans: []banJSON{}}
-	for _, b := range h.svc.Bans() {
+	for _, b := range bans {
 		out.Bans = append(out.Bans, toJSON(b))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -220,7 +246,7 @@ func (h *handler) addBan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("reason: longer than %d bytes", maxReason))
 		return
 	}
-	b, err := h.svc.Ban(p, d, req.Reason)
+	b, err := h.svc.Ban(r.Context(), p, d, req.Reason)
 	if err != nil {
 		h.serviceError(w, r, err)
 		return
@@ -234,7 +260,7 @@ func (h *handler) removeBan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
-	if err := h.svc.Unban(p); err != nil {
+	if err := h.svc.Unban(r.Context(), p); err != nil {
 		h.serviceError(w, r, err)
 		return
 	}

@@ -29,13 +29,13 @@ type fakeService struct {
 	err   error
 }
 
-func (f *fakeService) Bans() []defender.Ban {
+func (f *fakeService) Bans(context.Context) ([]defender.Ban, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.bans
+	return f.bans, nil
 }
 
-func (f *fakeService) Ban(p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
+func (f *fakeService) Ban(_ context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("ban %s %v %q", p, d, reason))
@@ -50,7 +50,7 @@ func (f *fakeService) Ban(p netip.Prefix, d time.Duration, reason string) (defen
 	return b, nil
 }
 
-func (f *fakeService) Unban(p netip.Prefix) error {
+func (f *fakeService) Unban(_ context.Context, p netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf("unban %s", p))
@@ -166,7 +166,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	path := serve(t, NewHandler(d, nil))
+	path := serve(t, NewHandler(Local(d), nil))
 
 	fi, err := os.Lstat(path)
 	if err != nil {

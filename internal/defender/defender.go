@@ -182,6 +182,10 @@ type Ban struct {
 	Strikes int
 	// Manual is set for bans made with Ban rather than by scoring.
 	Manual bool
+	// Node is the node that made the ban, for a ban learnt from a
+	// database the nodes share (see [Share]); "" for a ban of this
+	// defender alone.
+	Node string
 }
 
 // Stats are the defender's counters, for metrics.
@@ -221,6 +225,10 @@ type Defender struct {
 
 	bansTotal, refusedBanned, refusedDenied, evicted atomic.Uint64
 
+	// share hears of this defender's own scores and bans (shared.go);
+	// nil for a defender alone.
+	share atomic.Pointer[shareBox]
+
 	// The writer goroutine saves the state file and sweeps expired
 	// entries.
 	dirty     chan struct{} // one pending wake-up
@@ -240,6 +248,7 @@ type banEntry struct {
 	strikes              int
 	reason               string
 	manual               bool
+	node                 string
 }
 
 func (e *banEntry) active(now int64) bool { return e.until == 0 || now < e.until }
@@ -497,6 +506,9 @@ func (d *Defender) Score(addr netip.Addr, e Event) {
 	if tr.sum < pol.threshold {
 		tr.linkAfter(&d.lru)
 		d.smu.Unlock()
+		if sh := d.shared(); sh != nil {
+			sh.Scored(key, pol.weights[i])
+		}
 		return
 	}
 	delete(d.scores, key)
@@ -512,6 +524,9 @@ func (d *Defender) Score(addr netip.Addr, e Event) {
 	d.smu.Unlock()
 	if !banned {
 		d.banned(b)
+		if sh := d.shared(); sh != nil {
+			sh.Banned(b)
+		}
 	}
 }
 
@@ -604,12 +619,7 @@ func (d *Defender) banLocked(key netip.Prefix, dur time.Duration, reason string,
 // escalated is the length of the strikes-th ban: BanTime doubled for
 // each earlier strike, at most MaxBanTime.
 func (d *Defender) escalated(strikes int) time.Duration {
-	pol := d.pol.Load()
-	dur := pol.banTime
-	for i := 1; i < strikes && dur < pol.maxBanTime; i++ {
-		dur *= 2
-	}
-	return min(dur, pol.maxBanTime)
+	return d.Limits().BanLength(strikes)
 }
 
 // banned logs a new ban and tells OnBan, outside the locks.
@@ -622,6 +632,9 @@ func (d *Defender) banned(b Ban) {
 	}
 	if b.Manual {
 		args = append(args, "manual", true)
+	}
+	if b.Node != "" {
+		args = append(args, "node", b.Node)
 	}
 	d.log.Warn("defender: banned", args...)
 	if d.onBan != nil {
@@ -669,7 +682,7 @@ func (d *Defender) makeRoomLocked(now int64) {
 }
 
 func (e *banEntry) ban(p netip.Prefix) Ban {
-	b := Ban{Prefix: p, Reason: e.reason, Since: time.Unix(0, e.since), Strikes: e.strikes, Manual: e.manual}
+	b := Ban{Prefix: p, Reason: e.reason, Since: time.Unix(0, e.since), Strikes: e.strikes, Manual: e.manual, Node: e.node}
 	if e.until != 0 {
 		b.Until = time.Unix(0, e.until)
 	}
@@ -730,22 +743,36 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 // with ErrAllowed; a wider one is banned, and its allowed parts stay
 // admitted.
 func (d *Defender) Ban(p netip.Prefix, dur time.Duration, reason string) (Ban, error) {
-	key, err := Canonical(p)
+	key, err := d.CheckBan(p, dur)
 	if err != nil {
 		return Ban{}, err
-	}
-	if dur < 0 && dur != Forever {
-		return Ban{}, fmt.Errorf("defender: ban of %s: negative duration %v", key, dur)
-	}
-	if q, ok := d.pol.Load().rules.allowedPrefix(key); ok {
-		return Ban{}, fmt.Errorf("defender: %s is inside %s of the allow list: %w", key, q, ErrAllowed)
 	}
 	now := d.now().UnixNano()
 	d.mu.Lock()
 	b := d.banLocked(key, dur, reason, true, now)
 	d.mu.Unlock()
 	d.banned(b)
+	if sh := d.shared(); sh != nil {
+		sh.Banned(b)
+	}
 	return b, nil
+}
+
+// CheckBan returns the prefix Ban(p, dur, ...) would ban, or the error it
+// would return, without banning: for a ban made elsewhere (a database the
+// nodes share) and then applied with [Defender.Apply].
+func (d *Defender) CheckBan(p netip.Prefix, dur time.Duration) (netip.Prefix, error) {
+	key, err := Canonical(p)
+	if err != nil {
+		return key, err
+	}
+	if dur < 0 && dur != Forever {
+		return key, fmt.Errorf("defender: ban of %s: negative duration %v", key, dur)
+	}
+	if q, ok := d.pol.Load().rules.allowedPrefix(key); ok {
+		return key, fmt.Errorf("defender: %s is inside %s of the allow list: %w", key, q, ErrAllowed)
+	}
+	return key, nil
 }
 
 // Unban lifts the ban of prefix p (see [Canonical]) and forgets its
@@ -766,21 +793,28 @@ func (d *Defender) Unban(p netip.Prefix) error {
 	d.smu.Unlock()
 
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	e, _ := d.bans.get(key)
 	if e != nil {
 		d.bans.del(key)
 		d.gen++
 		d.wake()
 	}
-	if e != nil && e.active(now) {
+	switch q, ok := d.bannedLocked(key.Addr(), now); {
+	case e != nil && e.active(now):
+	case ok && q.Bits() < key.Bits():
+		err = fmt.Errorf("defender: %s has no ban of its own but is covered by the ban of %s: %w", key, q, ErrNotBanned)
+	default:
+		err = fmt.Errorf("defender: %s: %w", key, ErrNotBanned)
+	}
+	d.mu.Unlock()
+	if err == nil {
 		d.log.Info("defender: unbanned", "prefix", key.String())
-		return nil
 	}
-	if q, ok := d.bannedLocked(key.Addr(), now); ok && q.Bits() < key.Bits() {
-		return fmt.Errorf("defender: %s has no ban of its own but is covered by the ban of %s: %w", key, q, ErrNotBanned)
+	// The strikes of an expired ban are forgotten too: tell the others.
+	if sh := d.shared(); sh != nil && e != nil {
+		sh.Unbanned(key)
 	}
-	return fmt.Errorf("defender: %s: %w", key, ErrNotBanned)
+	return err
 }
 
 // Bans returns the bans in force, sorted by prefix.

@@ -25,7 +25,8 @@ type Quota interface {
 	// STOR, old for APPE, the offset for REST+STOR), inPlace whether the
 	// data lands in the file as it arrives. It fails with a
 	// *storage.QuotaError when a new file does not fit the file count.
-	Upload(old, base int64, inPlace bool) (QuotaUpload, error)
+	// ctx bounds asking a store shared by several servers for room.
+	Upload(ctx context.Context, old, base int64, inPlace bool) (QuotaUpload, error)
 	// Removed records that a file of size bytes is gone.
 	Removed(size int64)
 }
@@ -35,9 +36,9 @@ type Quota interface {
 // commit and Commit after it, or Abort; an in-place one calls Commit with
 // the file's size before and after, whatever happened (its data stays).
 type QuotaUpload interface {
-	Allow(want int64) (int64, error)
+	Allow(ctx context.Context, want int64) (int64, error)
 	Moved(n int64) error
-	Prepare(replaced, final int64) error
+	Prepare(ctx context.Context, replaced, final int64) error
 	Commit(replaced, final int64)
 	Abort()
 	// Unchanged reports whether none of the user's sessions committed or
@@ -49,8 +50,8 @@ type QuotaUpload interface {
 // quotaGate is a QuotaUpload as a gate of copyData.
 type quotaGate struct{ u QuotaUpload }
 
-func (g quotaGate) allow(_ context.Context, want int64) (int64, error) { return g.u.Allow(want) }
-func (g quotaGate) moved(n int64) error                                { return g.u.Moved(n) }
+func (g quotaGate) allow(ctx context.Context, want int64) (int64, error) { return g.u.Allow(ctx, want) }
+func (g quotaGate) moved(n int64) error                                  { return g.u.Moved(n) }
 
 // quotaStatTimeout bounds the look-ups an upload's quota makes after the
 // transfer, when the session may be closing.
@@ -119,7 +120,7 @@ func (s *Session) startQuotaUpload(p string, opts storage.CreateOptions) (*quota
 	case opts.Offset > 0:
 		base = opts.Offset
 	}
-	u, err := q.Upload(old, base, qu.inPlace)
+	u, err := q.Upload(s.ctx, old, base, qu.inPlace)
 	if err != nil {
 		s.replyStorageErr("upload", p, err)
 		return nil, false
@@ -143,13 +144,13 @@ func (qu *quotaUpload) prepare(s *Session, final int64) error {
 	if qu == nil || qu.inPlace {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), quotaStatTimeout)
+	defer cancel()
 	if !qu.u.Unchanged() {
 		// Another session of the user may have replaced or removed it.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), quotaStatTimeout)
 		qu.replaced = s.fileSize(ctx, qu.p)
-		cancel()
 	}
-	return qu.u.Prepare(qu.replaced, final)
+	return qu.u.Prepare(ctx, qu.replaced, final)
 }
 
 // end settles the quota after the storage commit (committed) or abort of

@@ -26,8 +26,8 @@ func (q quotaKeeper) Quota(ctx context.Context, u *auth.User, fs storage.Storage
 
 type quotaTracker struct{ *quota.Tracker }
 
-func (q quotaTracker) Upload(old, base int64, inPlace bool) (QuotaUpload, error) {
-	u, err := q.Tracker.Upload(quota.UploadSpec{Old: old, Base: base, InPlace: inPlace})
+func (q quotaTracker) Upload(ctx context.Context, old, base int64, inPlace bool) (QuotaUpload, error) {
+	u, err := q.Tracker.Upload(ctx, quota.UploadSpec{Old: old, Base: base, InPlace: inPlace})
 	if err != nil {
 		return nil, err
 	}

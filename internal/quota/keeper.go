@@ -38,7 +38,17 @@ type Options struct {
 	Logger        *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Shared, when set, is a store several servers share (PostgreSQL):
+	// usage is read from it and changed in it by deltas, and uploads
+	// spend room leased from it (shared.go). Open is not used then.
+	Shared Shared
+	// LeaseRenew is how often a shared keeper renews its leases
+	// (default 10s); it must be well under the store's lease lifetime.
+	LeaseRenew time.Duration
 }
+
+// DefaultLeaseRenew is Options.LeaseRenew when unset.
+const DefaultLeaseRenew = 10 * time.Second
 
 // DefaultFlushInterval is Options.FlushInterval when unset.
 const DefaultFlushInterval = time.Second
@@ -62,6 +72,7 @@ type Keeper struct {
 
 	dirty   atomic.Bool
 	flushMu sync.Mutex // one flush at a time
+	renewed time.Time  // last lease renewal (shared); flushMu held
 	stop    chan struct{}
 	done    chan struct{}
 	closed  atomic.Bool
@@ -74,6 +85,9 @@ func New(opts Options) *Keeper {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.LeaseRenew <= 0 {
+		opts.LeaseRenew = DefaultLeaseRenew
 	}
 	log := opts.Logger
 	if log == nil {
@@ -126,7 +140,24 @@ func (k *Keeper) Tracker(ctx context.Context, user string, limits Limits, tree s
 	if t.Status().Known {
 		return t, nil // another session loaded it while we waited
 	}
-	if st := k.storeFor(ctx); st != nil {
+	if sh := k.opts.Shared; sh != nil {
+		rctx, cancel := context.WithTimeout(ctx, ioTimeout)
+		row, ok, err := sh.UsageOf(rctx, user)
+		cancel()
+		if err != nil {
+			// Not a scan: its figure would replace the one every node
+			// shares, and the database is needed for the leases anyway.
+			return nil, fmt.Errorf("quota: usage of %s: %w", user, err)
+		}
+		if ok && !row.Stale {
+			t.mu.Lock()
+			if !t.known {
+				t.used, t.scanned, t.known = Usage{Bytes: row.Bytes, Files: row.Files}, row.Scanned, true
+			}
+			t.mu.Unlock()
+			return t, nil
+		}
+	} else if st := k.storeFor(ctx); st != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 		row, ok, err := st.UsageOf(rctx, user)
 		cancel()
@@ -142,7 +173,7 @@ func (k *Keeper) Tracker(ctx context.Context, user string, limits Limits, tree s
 			return t, nil
 		}
 	}
-	if _, err := k.scan(ctx, t, tree); err != nil {
+	if _, err := k.scan(ctx, t, tree, false); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -163,20 +194,32 @@ func (k *Keeper) Rescan(ctx context.Context, user string, limits Limits, tree st
 	// Claim the store first: a claim that finds a crash marks rows
 	// stale, and must not do so to the figure about to be written.
 	k.storeFor(ctx)
-	if _, err := k.scan(ctx, t, tree); err != nil {
+	if _, err := k.scan(ctx, t, tree, true); err != nil {
 		return Status{}, err
 	}
 	return t.Status(), nil
 }
 
 // scan walks tree and sets t's usage; t.loading is held.
-func (k *Keeper) scan(ctx context.Context, t *Tracker, tree storage.Storage) (Usage, error) {
+// With a shared store the figure is written there; replace says whether
+// it replaces one another server recorded meanwhile.
+func (k *Keeper) scan(ctx context.Context, t *Tracker, tree storage.Storage, replace bool) (Usage, error) {
 	start := k.opts.Now()
 	u, err := Scan(ctx, tree)
 	if err != nil {
 		return Usage{}, fmt.Errorf("quota: usage of %s: %w", t.name, err)
 	}
-	t.Set(u, k.opts.Now())
+	scanned := k.opts.Now()
+	if sh := k.opts.Shared; sh != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
+		row, err := sh.SetUsage(wctx, t.name, u, scanned, replace)
+		cancel()
+		if err != nil {
+			return Usage{}, fmt.Errorf("quota: usage of %s: %w", t.name, err)
+		}
+		u, scanned = Usage{Bytes: row.Bytes, Files: row.Files}, row.Scanned
+	}
+	t.Set(u, scanned)
 	k.log.Info("quota: usage scanned", "user", t.name, "bytes", u.Bytes, "files", u.Files,
 		"duration", time.Since(start).Round(time.Millisecond))
 	return u, nil
@@ -229,7 +272,7 @@ func (k *Keeper) flushLoop() {
 		case <-k.stop:
 			return
 		case <-tick.C:
-			if k.dirty.Load() {
+			if k.dirty.Load() || k.opts.Shared != nil { // shared: renew the leases too
 				if err := k.Flush(context.Background()); err != nil {
 					k.log.Error("quota: writing usage", "err", err)
 				}
@@ -243,6 +286,9 @@ func (k *Keeper) flushLoop() {
 func (k *Keeper) Flush(ctx context.Context) error {
 	k.flushMu.Lock()
 	defer k.flushMu.Unlock()
+	if k.opts.Shared != nil {
+		return k.syncShared(ctx)
+	}
 	store := k.opened()
 	if store == nil {
 		k.dirty.Store(false)
@@ -309,6 +355,19 @@ func (k *Keeper) Close() error {
 	close(k.stop)
 	<-k.done
 	err := k.Flush(context.Background())
+	if sh := k.opts.Shared; sh != nil {
+		// Give back every lease, written or not: another server may use
+		// the room at once rather than when the leases expire.
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		if rerr := sh.ReleaseAll(ctx); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if err != nil {
+			return fmt.Errorf("quota: shared usage: %w", err)
+		}
+		return nil
+	}
 	if store := k.opened(); err == nil && store != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 		defer cancel()

@@ -80,6 +80,18 @@ type Tracker struct {
 	// changes counts commits and removals, so that an upload can tell
 	// whether the file it replaces may have changed meanwhile.
 	changes uint64
+
+	// With a Shared store (shared.go): used is the committed usage of
+	// every server as last seen plus this server's pending change;
+	// lease is the room this server holds, its reservations included;
+	// others is what other servers' leases held at the last exchange.
+	// unsynced is set while pending, or a lease given back, is not
+	// written yet. syncMu makes exchanges one at a time, t.mu not held.
+	pending  Usage
+	lease    Usage
+	others   Usage
+	unsynced bool
+	syncMu   sync.Mutex
 }
 
 // Name is the user's name.
@@ -108,29 +120,72 @@ func (t *Tracker) Status() Status {
 }
 
 // freeBytes is what may still be reserved; t.mu is held. It may be
-// negative (a quota lowered below usage).
+// negative (a quota lowered below usage). With a shared store it is what
+// of this server's lease no upload holds.
 func (t *Tracker) freeBytes() int64 {
+	if t.shared() {
+		return t.lease.Bytes - t.reserved.Bytes
+	}
 	return t.limits.Bytes - t.used.Bytes - t.reserved.Bytes
 }
+
+// roomLeft is what of the quota no one uses or holds, as far as t
+// knows; t.mu is held. With a shared store it counts the other servers'
+// leases as of the last exchange.
+func (t *Tracker) roomLeft() int64 {
+	if t.shared() {
+		return t.limits.Bytes - t.used.Bytes - t.others.Bytes - t.reserved.Bytes
+	}
+	return t.freeBytes()
+}
+
+// shared reports whether usage is shared with other servers.
+func (t *Tracker) shared() bool { return t.k.opts.Shared != nil }
 
 // bytesError and filesError are the refusals, with what uploads in
 // flight hold counted as used: the client is told why its upload did not
 // fit. t.mu is held.
 func (t *Tracker) bytesError() error {
-	return &storage.QuotaError{Used: t.used.Bytes + t.reserved.Bytes, Limit: t.limits.Bytes, InFlight: t.reserved.Bytes}
+	inFlight := t.reserved.Bytes + t.others.Bytes
+	return &storage.QuotaError{Used: t.used.Bytes + inFlight, Limit: t.limits.Bytes, InFlight: inFlight}
 }
 
 func (t *Tracker) filesError() error {
-	return &storage.QuotaError{Files: true, Used: t.used.Files + t.reserved.Files, Limit: t.limits.Files, InFlight: t.reserved.Files}
+	inFlight := t.reserved.Files + t.others.Files
+	return &storage.QuotaError{Files: true, Used: t.used.Files + inFlight, Limit: t.limits.Files, InFlight: inFlight}
 }
 
 // reserveFile takes a file slot; t.mu is held.
 func (t *Tracker) reserveFile() error {
-	if t.limits.Files > 0 && t.used.Files+t.reserved.Files >= t.limits.Files {
-		return t.filesError()
+	if t.limits.Files > 0 {
+		if t.shared() && t.lease.Files-t.reserved.Files <= 0 ||
+			!t.shared() && t.used.Files+t.reserved.Files >= t.limits.Files {
+			return t.filesError()
+		}
 	}
 	t.reserved.Files++
 	return nil
+}
+
+// reserveFileShared is reserveFile, asking the shared store for a file
+// slot (and a first slab of bytes, saving the upload's first chunk a
+// round trip) when the lease has none; t.mu is held, and released
+// during the exchange.
+func (t *Tracker) reserveFileShared(ctx context.Context) error {
+	if err := t.reserveFile(); err == nil || !t.shared() {
+		return err
+	}
+	ask := Usage{Files: 1}
+	if t.limits.Bytes > 0 && t.freeBytes() < MinSlab {
+		ask.Bytes = MinSlab
+	}
+	t.mu.Unlock()
+	err := t.grow(ctx, Usage{Files: 1}, ask)
+	t.mu.Lock()
+	if err != nil {
+		return err
+	}
+	return t.reserveFile()
 }
 
 // Removed records that a file of size bytes is gone (DELE, or a file
@@ -139,10 +194,14 @@ func (t *Tracker) Removed(size int64) {
 	t.mu.Lock()
 	t.used.Bytes = max(0, t.used.Bytes-size)
 	t.used.Files = max(0, t.used.Files-1)
+	t.pending.Bytes -= size
+	t.pending.Files--
+	t.unsynced = true
 	t.dirty = true
 	t.changes++
 	t.mu.Unlock()
 	t.k.changed()
+	t.settle()
 }
 
 // Set replaces the usage with a scan's result. Uploads in progress keep
@@ -151,6 +210,7 @@ func (t *Tracker) Removed(size int64) {
 func (t *Tracker) Set(u Usage, scanned time.Time) {
 	t.mu.Lock()
 	t.used, t.scanned, t.known, t.dirty = u, scanned, true, true
+	t.pending = Usage{} // the scan saw the changes not yet written
 	t.mu.Unlock()
 	t.k.changed()
 }
@@ -173,7 +233,8 @@ type UploadSpec struct {
 // Upload starts holding an upload to the quota. It fails with a
 // *storage.QuotaError when the upload would make a new file and the
 // file-count quota is full. Exactly one of Commit or Abort must follow.
-func (t *Tracker) Upload(spec UploadSpec) (*Upload, error) {
+// ctx bounds asking a shared store for room.
+func (t *Tracker) Upload(ctx context.Context, spec UploadSpec) (*Upload, error) {
 	u := &Upload{t: t, inPlace: spec.InPlace}
 	if spec.Old >= 0 {
 		// Bytes the upload overwrites cost nothing.
@@ -182,7 +243,7 @@ func (t *Tracker) Upload(spec UploadSpec) (*Upload, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if spec.Old < 0 {
-		if err := t.reserveFile(); err != nil {
+		if err := t.reserveFileShared(ctx); err != nil {
 			return nil, err
 		}
 		u.file = true
@@ -233,7 +294,12 @@ const minStep = 64 << 10
 // When the space runs out, an atomic upload is allowed one byte past it,
 // so Moved sees the limit crossed; an in-place one fails at once (the
 // byte would stay in the file).
-func (u *Upload) Allow(want int64) (int64, error) {
+//
+// With a shared store, the eighth is of the room the quota has left on
+// every server (as of the last round trip), and a chunk is reserved from
+// this server's lease; when the lease is short Allow asks the store for
+// a slab more, ctx bounding the round trip.
+func (u *Upload) Allow(ctx context.Context, want int64) (int64, error) {
 	t := u.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -245,7 +311,18 @@ func (u *Upload) Allow(want int64) (int64, error) {
 		return want, nil // overwrites the old file, or reserved already
 	}
 	free := max(0, t.freeBytes())
-	extra := min(wanted, max(minStep, free/8))
+	extra := min(wanted, max(minStep, max(0, t.roomLeft())/8))
+	if t.shared() {
+		if extra > free {
+			t.mu.Unlock()
+			err := t.grow(ctx, Usage{Bytes: extra - free}, Usage{Bytes: slab(u.written)})
+			t.mu.Lock()
+			if err != nil {
+				return 0, err
+			}
+			free = max(0, t.freeBytes())
+		}
+	}
 	if extra <= free {
 		u.reserve(extra)
 		return min(want, u.room()), nil
@@ -299,18 +376,28 @@ func (u *Upload) Moved(n int64) error {
 // have. It reserves what the commit adds, failing with a
 // *storage.QuotaError when that does not fit (the file it replaces
 // shrank or went away during the upload, or a new name appeared where a
-// file had been). On failure the upload must still be aborted.
-func (u *Upload) Prepare(replaced, final int64) error {
+// file had been). On failure the upload must still be aborted. ctx
+// bounds asking a shared store for room.
+func (u *Upload) Prepare(ctx context.Context, replaced, final int64) error {
 	t := u.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if replaced < 0 && !u.file {
-		if err := t.reserveFile(); err != nil {
+		if err := t.reserveFileShared(ctx); err != nil {
 			return err
 		}
 		u.file = true
 	}
 	need := max(0, final-max(0, replaced))
+	if t.limits.Bytes > 0 && need > u.reserved && need-u.reserved > max(0, t.freeBytes()) && t.shared() {
+		short := need - u.reserved - max(0, t.freeBytes())
+		t.mu.Unlock()
+		err := t.grow(ctx, Usage{Bytes: short}, Usage{Bytes: short})
+		t.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
 	if t.limits.Bytes > 0 && need > u.reserved && need-u.reserved > max(0, t.freeBytes()) {
 		return t.bytesError()
 	}
@@ -332,13 +419,22 @@ func (u *Upload) Commit(replaced, final int64) {
 		if u.file {
 			t.reserved.Files--
 		}
-		t.used.Bytes = max(0, t.used.Bytes+max(0, final)-max(0, replaced))
-		t.used.Files = max(0, t.used.Files+exists(final)-exists(replaced))
+		delta := Usage{Bytes: max(0, final) - max(0, replaced), Files: exists(final) - exists(replaced)}
+		t.used.Bytes = max(0, t.used.Bytes+delta.Bytes)
+		t.used.Files = max(0, t.used.Files+delta.Files)
+		// The lease pays for what the commit adds: the store moves it
+		// from the lease to the usage at the next exchange.
+		t.lease.Bytes = max(0, t.lease.Bytes-max(0, delta.Bytes))
+		t.lease.Files = max(0, t.lease.Files-max(0, delta.Files))
+		t.pending.Bytes += delta.Bytes
+		t.pending.Files += delta.Files
+		t.unsynced = true
 		t.dirty = true
 		t.changes++
 	}
 	t.mu.Unlock()
 	t.k.changed()
+	t.settle()
 }
 
 // exists is 1 for the size of a file, 0 for -1 (no file).
@@ -353,8 +449,8 @@ func exists(size int64) int64 {
 func (u *Upload) Abort() {
 	t := u.t
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if u.done {
+		t.mu.Unlock()
 		return
 	}
 	u.done = true
@@ -362,6 +458,8 @@ func (u *Upload) Abort() {
 	if u.file {
 		t.reserved.Files--
 	}
+	t.mu.Unlock()
+	t.settle()
 }
 
 // Written is how many bytes the upload has moved.

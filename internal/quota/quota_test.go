@@ -19,10 +19,14 @@ import (
 // how much the next chunk (at most chunk bytes) may move, moves that much
 // of what is left of size bytes, and reports it. It returns the bytes
 // moved and the gate's error.
+// ctx is the context of the tests' quota calls, which never wait here
+// (no shared store).
+var ctx = context.Background()
+
 func send(u *Upload, size, chunk int64) (int64, error) {
 	var sent int64
 	for {
-		n, err := u.Allow(chunk)
+		n, err := u.Allow(ctx, chunk)
 		if err != nil {
 			return sent, err
 		}
@@ -81,7 +85,7 @@ func TestUploadOutcomes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTracker(t, tc.limits, tc.used)
-			u, err := tr.Upload(tc.spec)
+			u, err := tr.Upload(ctx, tc.spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +100,7 @@ func TestUploadOutcomes(t *testing.T) {
 				if sent != tc.size {
 					t.Fatalf("sent %d of %d bytes", sent, tc.size)
 				}
-				if err := u.Prepare(tc.spec.Old, sent); err != nil {
+				if err := u.Prepare(ctx, tc.spec.Old, sent); err != nil {
 					t.Fatalf("Prepare: %v", err)
 				}
 				u.Commit(tc.spec.Old, sent)
@@ -113,7 +117,7 @@ func TestUploadOutcomes(t *testing.T) {
 // and what it wrote counts even when it fails.
 func TestInPlaceNeverPastQuota(t *testing.T) {
 	tr := newTracker(t, Limits{Bytes: 100}, Usage{70, 1})
-	u, err := tr.Upload(UploadSpec{Old: 20, Base: 20, InPlace: true})
+	u, err := tr.Upload(ctx, UploadSpec{Old: 20, Base: 20, InPlace: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,35 +134,35 @@ func TestInPlaceNeverPastQuota(t *testing.T) {
 
 func TestFileCount(t *testing.T) {
 	tr := newTracker(t, Limits{Files: 2}, Usage{10, 1})
-	first, err := tr.Upload(UploadSpec{Old: -1})
+	first, err := tr.Upload(ctx, UploadSpec{Old: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The slot is held while the first upload runs.
-	_, err = tr.Upload(UploadSpec{Old: -1})
+	_, err = tr.Upload(ctx, UploadSpec{Old: -1})
 	if qe := quotaErr(t, err); !qe.Files || qe.Used != 2 || qe.Limit != 2 || qe.InFlight != 1 {
 		t.Errorf("refusal %+v", qe)
 	} else if got, want := qe.Error(), "Quota exceeded: 2 of 2 files used (1 of them being uploaded)."; got != want {
 		t.Errorf("text %q, want %q", got, want)
 	}
 	// Replacing an existing file needs no slot.
-	repl, err := tr.Upload(UploadSpec{Old: 5})
+	repl, err := tr.Upload(ctx, UploadSpec{Old: 5})
 	if err != nil {
 		t.Fatalf("replace refused: %v", err)
 	}
 	repl.Abort()
 	first.Abort()
-	again, err := tr.Upload(UploadSpec{Old: -1})
+	again, err := tr.Upload(ctx, UploadSpec{Old: -1})
 	if err != nil {
 		t.Fatalf("slot not given back by Abort: %v", err)
 	}
 	// A file that vanished during the upload needs a slot at commit.
-	gone, _ := tr.Upload(UploadSpec{Old: 3})
-	if err := gone.Prepare(-1, 3); err == nil {
+	gone, _ := tr.Upload(ctx, UploadSpec{Old: 3})
+	if err := gone.Prepare(ctx, -1, 3); err == nil {
 		t.Error("Prepare found a slot for a second new file with the quota at 2")
 	}
 	gone.Abort()
-	if err := again.Prepare(-1, 4); err != nil {
+	if err := again.Prepare(ctx, -1, 4); err != nil {
 		t.Fatal(err)
 	}
 	again.Commit(-1, 4)
@@ -185,7 +189,7 @@ func TestParallelUploads(t *testing.T) {
 		for i := range 20 {
 			size := int64(rand.IntN(200))
 			wg.Go(func() {
-				u, err := tr.Upload(UploadSpec{Old: -1})
+				u, err := tr.Upload(ctx, UploadSpec{Old: -1})
 				if err != nil {
 					quotaErr(t, err) // the file count
 					mu.Lock()
@@ -195,7 +199,7 @@ func TestParallelUploads(t *testing.T) {
 				}
 				sent, err := send(u, size, int64(1+i%17))
 				if err == nil {
-					err = u.Prepare(-1, sent)
+					err = u.Prepare(ctx, -1, sent)
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -224,17 +228,17 @@ func TestParallelUploads(t *testing.T) {
 // since it started (then its commit must look at the target again).
 func TestUnchanged(t *testing.T) {
 	tr := newTracker(t, Limits{Bytes: 100}, Usage{})
-	a, _ := tr.Upload(UploadSpec{Old: -1})
-	b, _ := tr.Upload(UploadSpec{Old: 10})
+	a, _ := tr.Upload(ctx, UploadSpec{Old: -1})
+	b, _ := tr.Upload(ctx, UploadSpec{Old: 10})
 	if !a.Unchanged() || !b.Unchanged() {
 		t.Fatal("changed before anything happened")
 	}
-	a.Prepare(-1, 0)
+	a.Prepare(ctx, -1, 0)
 	a.Commit(-1, 0)
 	if b.Unchanged() {
 		t.Error("b does not see a's commit")
 	}
-	c, _ := tr.Upload(UploadSpec{Old: -1})
+	c, _ := tr.Upload(ctx, UploadSpec{Old: -1})
 	tr.Removed(3)
 	if c.Unchanged() {
 		t.Error("c does not see the removal")
@@ -363,9 +367,9 @@ func TestKeeperPersistence(t *testing.T) {
 	if st := tr.Status(); st.Used != (Usage{100, 1}) || st.Scanned.IsZero() {
 		t.Fatalf("first use: %+v, want the scanned 100 bytes in 1 file", st)
 	}
-	u, _ := tr.Upload(UploadSpec{Old: -1})
+	u, _ := tr.Upload(ctx, UploadSpec{Old: -1})
 	send(u, 50, 16)
-	u.Prepare(-1, 50)
+	u.Prepare(ctx, -1, 50)
 	u.Commit(-1, 50)
 	if err := k.Close(); err != nil {
 		t.Fatal(err)

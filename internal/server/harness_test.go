@@ -75,6 +75,13 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 // bucket on a server of its own); mutate may change the config first.
 func startServerOn(t *testing.T, b backend, mutate func(*config.Config)) *testServer {
 	t.Helper()
+	return startServerWith(t, b, mutate, server.Options{})
+}
+
+// startServerWith is startServerOn with options (the logger is the
+// harness's).
+func startServerWith(t *testing.T, b backend, mutate func(*config.Config), opts server.Options) *testServer {
+	t.Helper()
 	root := t.TempDir()
 	usersFile := filepath.Join(t.TempDir(), "users.toml")
 	cfgText := fmt.Sprintf(`
@@ -124,7 +131,8 @@ users_file = %q
 	}
 	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger})
+	opts.Logger = logger
+	srv, err := server.New(t.Context(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,16 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
+	"github.com/cloudftpd/cloudftpd/internal/pgquota"
+	"github.com/cloudftpd/cloudftpd/internal/pgusers"
 	"github.com/cloudftpd/cloudftpd/internal/quota"
 	"github.com/cloudftpd/cloudftpd/internal/state"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
@@ -20,8 +25,13 @@ import (
 
 // startQuotas builds the quota keeper. It opens nothing: the state store
 // is opened at the first use of a quota (a server whose users have none
-// never creates it).
+// never creates it). With auth.store = "postgres" usage is in the
+// database instead, shared with the other nodes (internal/pgquota).
 func (s *Server) startQuotas(cfg *config.Config) {
+	if cfg.Auth.Store == config.StorePostgres {
+		s.quotas = quota.New(quota.Options{Logger: s.logger, Shared: pgShared{s: s, node: pgquota.NodeName()}})
+		return
+	}
 	dir := cfg.Events.StateDir // the state database's directory
 	s.quotas = quota.New(quota.Options{
 		Logger: s.logger,
@@ -29,6 +39,69 @@ func (s *Server) startQuotas(cfg *config.Config) {
 			return s.quotaStore(ctx, dir)
 		},
 	})
+}
+
+// pgShared is quota usage in the database of the committed wiring
+// (auth.store = "postgres"), under one node name for the server's life.
+// The pool is looked up at each use: the wiring builds it after the
+// keeper, and a reload may replace it.
+type pgShared struct {
+	s    *Server
+	node string
+}
+
+var _ quota.Shared = pgShared{}
+
+var errNoQuotaDB = errors.New(`quota usage is kept in PostgreSQL, and the running config no longer has auth.store = "postgres": restart the server`)
+
+func (p pgShared) ledger() (*pgquota.Ledger, error) {
+	p.s.mu.Lock()
+	w := p.s.wiring
+	p.s.mu.Unlock()
+	if w == nil || w.pgPool == nil {
+		return nil, errNoQuotaDB
+	}
+	return pgquota.New(w.pgPool, pgquota.Options{Node: p.node}), nil
+}
+
+func (p pgShared) UsageOf(ctx context.Context, user string) (state.Usage, bool, error) {
+	l, err := p.ledger()
+	if err != nil {
+		return state.Usage{}, false, err
+	}
+	return l.UsageOf(ctx, user)
+}
+
+func (p pgShared) SetUsage(ctx context.Context, user string, u quota.Usage, scanned time.Time, replace bool) (state.Usage, error) {
+	l, err := p.ledger()
+	if err != nil {
+		return state.Usage{}, err
+	}
+	return l.SetUsage(ctx, user, u, scanned, replace)
+}
+
+func (p pgShared) Exchange(ctx context.Context, user string, x quota.Exchange) (quota.Granted, error) {
+	l, err := p.ledger()
+	if err != nil {
+		return quota.Granted{}, err
+	}
+	return l.Exchange(ctx, user, x)
+}
+
+func (p pgShared) Renew(ctx context.Context) error {
+	l, err := p.ledger()
+	if err != nil {
+		return err
+	}
+	return l.Renew(ctx)
+}
+
+func (p pgShared) ReleaseAll(ctx context.Context) error {
+	l, err := p.ledger()
+	if err != nil {
+		return err
+	}
+	return l.ReleaseAll(ctx)
 }
 
 // quotaStore returns the state store for quota usage: the events' one
@@ -80,8 +153,8 @@ func (q quotaKeeper) Quota(ctx context.Context, u *auth.User, fs storage.Storage
 // quotaTracker is a quota.Tracker as an ftp.Quota.
 type quotaTracker struct{ *quota.Tracker }
 
-func (q quotaTracker) Upload(old, base int64, inPlace bool) (ftp.QuotaUpload, error) {
-	u, err := q.Tracker.Upload(quota.UploadSpec{Old: old, Base: base, InPlace: inPlace})
+func (q quotaTracker) Upload(ctx context.Context, old, base int64, inPlace bool) (ftp.QuotaUpload, error) {
+	u, err := q.Tracker.Upload(ctx, quota.UploadSpec{Old: old, Base: base, InPlace: inPlace})
 	if err != nil {
 		return nil, err
 	}
@@ -99,25 +172,25 @@ var (
 
 var errNoDefender = fmt.Errorf("the defender is disabled ([defender] enabled = false): %w", control.ErrUnavailable)
 
-func (c controlService) Bans() []defender.Ban {
+func (c controlService) Bans(ctx context.Context) ([]defender.Ban, error) {
 	if c.s.defender == nil {
-		return nil
+		return nil, nil
 	}
-	return c.s.defender.Bans()
+	return c.s.bans().Bans(ctx)
 }
 
-func (c controlService) Ban(p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
+func (c controlService) Ban(ctx context.Context, p netip.Prefix, d time.Duration, reason string) (defender.Ban, error) {
 	if c.s.defender == nil {
 		return defender.Ban{}, errNoDefender
 	}
-	return c.s.defender.Ban(p, d, reason)
+	return c.s.bans().Ban(ctx, p, d, reason)
 }
 
-func (c controlService) Unban(p netip.Prefix) error {
+func (c controlService) Unban(ctx context.Context, p netip.Prefix) error {
 	if c.s.defender == nil {
 		return errNoDefender
 	}
-	return c.s.defender.Unban(p)
+	return c.s.bans().Unban(ctx, p)
 }
 
 func (c controlService) QuotaUsage(context.Context) ([]control.QuotaUsage, error) {
@@ -142,9 +215,9 @@ func (s *Server) ScanQuota(ctx context.Context, user string) (control.QuotaUsage
 	s.mu.Lock()
 	w := s.wiring
 	s.mu.Unlock()
-	e := w.Users.Find(user)
-	if e == nil {
-		return control.QuotaUsage{}, fmt.Errorf("%w %q in the users file", control.ErrUnknownUser, user)
+	e, err := findUser(ctx, w.Users, w.pgPool, user)
+	if err != nil {
+		return control.QuotaUsage{}, err
 	}
 	limits, err := e.LimitsEntry.Parse()
 	if err != nil {
@@ -178,16 +251,40 @@ func usageJSON(st quota.Status) control.QuotaUsage {
 	return u
 }
 
+// findUser returns the entry of user in the users file uf, or in the
+// database of pool when there is one (auth.store = "postgres").
+func findUser(ctx context.Context, uf *auth.UsersFile, pool *pgxpool.Pool, user string) (*auth.UserEntry, error) {
+	if pool != nil {
+		e, err := pgusers.NewStore(pool).Get(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			return nil, fmt.Errorf("%w %q in the database", control.ErrUnknownUser, user)
+		}
+		return e, nil
+	}
+	e := uf.Find(user)
+	if e == nil {
+		return nil, fmt.Errorf("%w %q in the users file", control.ErrUnknownUser, user)
+	}
+	return e, nil
+}
+
 // ErrNoStateDir is returned by ScanQuotaOffline for a config without a
 // state directory: there is nowhere to keep the figure.
 var ErrNoStateDir = errors.New("the config has no server.state_dir to keep quota usage in")
 
 // ScanQuotaOffline is `cloudftpd quota scan` with the server stopped: it
 // walks user's tree in the config's storage and writes the result to the
-// state store, where the next start finds it.
+// state store, where the next start finds it; with auth.store =
+// "postgres", to the database, where every node uses it at once.
 func ScanQuotaOffline(ctx context.Context, cfg *config.Config, user string, logger *slog.Logger) (control.QuotaUsage, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Auth.Store == config.StorePostgres {
+		return scanQuotaDB(ctx, cfg, user, logger)
 	}
 	if cfg.Events.StateDir == "" {
 		return control.QuotaUsage{}, ErrNoStateDir
@@ -236,4 +333,56 @@ func ScanQuotaOffline(ctx context.Context, cfg *config.Config, user string, logg
 		return control.QuotaUsage{}, err
 	}
 	return usageJSON(res), nil
+}
+
+// scanQuotaDB is ScanQuotaOffline for usage in PostgreSQL: the user and
+// the usage are both in the database.
+func scanQuotaDB(ctx context.Context, cfg *config.Config, user string, logger *slog.Logger) (control.QuotaUsage, error) {
+	pool, err := pgdb.Open(pgdb.OptionsFrom(cfg))
+	if err != nil {
+		return control.QuotaUsage{}, err
+	}
+	defer pool.Close()
+	e, err := findUser(ctx, nil, pool, user)
+	if err != nil {
+		return control.QuotaUsage{}, err
+	}
+	tree, closeTree, err := homeTree(ctx, cfg, e, logger)
+	if err != nil {
+		return control.QuotaUsage{}, err
+	}
+	defer closeTree()
+	limits, err := e.LimitsEntry.Parse()
+	if err != nil {
+		return control.QuotaUsage{}, err
+	}
+	k := quota.New(quota.Options{Logger: logger, Shared: pgquota.New(pool, pgquota.Options{})})
+	res, err := k.Rescan(ctx, user, quota.Limits{Bytes: limits.QuotaBytes, Files: limits.QuotaFiles}, tree)
+	if cerr := k.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return control.QuotaUsage{}, err
+	}
+	return usageJSON(res), nil
+}
+
+// homeTree opens the home of e in the config's storage; closeTree
+// closes it and the backend.
+func homeTree(ctx context.Context, cfg *config.Config, e *auth.UserEntry, logger *slog.Logger) (storage.Storage, func(), error) {
+	b, err := newBackend(ctx, cfg, cfg.Storage, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	closeBackend := func() {
+		if c, ok := b.(interface{ Close() error }); ok {
+			c.Close()
+		}
+	}
+	tree, err := b.Home(ctx, e.HomeDir())
+	if err != nil {
+		closeBackend()
+		return nil, nil, fmt.Errorf("quota: %s's home: %w", e.Name, err)
+	}
+	return tree, func() { tree.Close(); closeBackend() }, nil
 }

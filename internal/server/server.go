@@ -32,6 +32,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/metrics"
 	"github.com/cloudftpd/cloudftpd/internal/netpolicy"
+	"github.com/cloudftpd/cloudftpd/internal/pgbans"
 	"github.com/cloudftpd/cloudftpd/internal/pgoutbox"
 	"github.com/cloudftpd/cloudftpd/internal/quota"
 	"github.com/cloudftpd/cloudftpd/internal/retention"
@@ -71,6 +72,12 @@ type Server struct {
 	// quotas holds every user's quota usage; its state store is opened
 	// at the first use of a quota.
 	quotas *quota.Keeper
+	// banSync shares the defender's bans and scores through the
+	// database of auth.store = "postgres" (pgbans.go), once started;
+	// banPool is its database. banMu serialises their changes.
+	banMu   sync.Mutex
+	banSync atomic.Pointer[pgbans.Sync]
+	banPool *pgxpool.Pool
 	// control serves the control socket (cloudftpd ban ...), once started.
 	control     *http.Server
 	controlPath string
@@ -267,7 +274,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.startSources(w)
 	s.startUsers(w)
 	s.mu.Unlock()
+	s.syncBans(w)
 	s.awaitUsers(ctx, w)
+	s.awaitBans(ctx, w)
 	s.ready.Store(true)
 	for i, l := range opened {
 		s.logger.Info("listening", "address", l.ln.Addr().String(), "passive_ports", w.Listeners[i].Config.PassivePorts)
@@ -470,6 +479,9 @@ func (s *Server) reload(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	s.mu.Unlock()
+	if started {
+		s.syncBans(w)
+	}
 
 	for _, l := range removed {
 		l.removed.Store(true)
@@ -858,6 +870,11 @@ func (s *Server) release() {
 	s.mu.Unlock()
 	// The sweep uses the storage and records events: it ends first.
 	s.waitRetention()
+	// Quota usage may be in the database of a pool closed below: written
+	// out first (no session is left to change it).
+	s.closeQuotas()
+	// The shared bans use the database, which a closer below closes.
+	s.stopBans()
 	for _, p := range pools {
 		p.Close()
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	Now func() time.Time
 	// Version is the server's version, for the operations API's status.
 	Version string
+	// Node names this node in the bans it shares with the others through
+	// PostgreSQL (auth.store = "postgres"); default the host name.
+	Node string
 }
 
 // Wiring is a server's parts built from one config: the authenticator, the

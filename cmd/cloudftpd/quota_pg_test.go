@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jlaffaye/ftp"
+
+	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/pgtest"
+)
+
+// paced hands out its data 8 KiB at a time with a pause, so that
+// parallel uploads overlap on the servers instead of finishing one by
+// one.
+type paced struct{ r io.Reader }
+
+func (p paced) Read(b []byte) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	return p.r.Read(b[:min(len(b), 8<<10)])
+}
+
+// onDisk sums the committed files of dir (uploads in progress are
+// ".cloudftpd-upload-*" names), by name.
+func onDisk(t *testing.T, dir string) (files map[string][]byte, sum int64) {
+	t.Helper()
+	files = map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // deleted while we looked
+			}
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+		sum += int64(len(b))
+	}
+	return files, sum
+}
+
+// aliceInDB is alice's row and the sum of the live leases.
+func aliceInDB(ctx context.Context, dsn string) (bytes, files, leased int64, err error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer conn.Close(ctx)
+	err = conn.QueryRow(ctx, `SELECT u.bytes, u.files, coalesce((SELECT sum(bytes) FROM cloudftpd_quota_leases l
+		WHERE l.user_name = u.user_name AND l.expires_at > now()), 0)
+		FROM cloudftpd_quota_usage u WHERE u.user_name = 'alice'`).Scan(&bytes, &files, &leased)
+	return bytes, files, leased, err
+}
+
+func dialNode(t *testing.T, n *pgNode) *ftp.ServerConn {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := ftp.Dial(n.addr, ftp.DialWithTimeout(10*time.Second))
+		if err == nil {
+			if err = c.Login("alice", "alice-secret"); err == nil {
+				t.Cleanup(func() { c.Quit() })
+				return c
+			}
+			c.Quit()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice cannot log in on %s: %v\n%s", n.addr, err, n.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func is552(err error) bool {
+	var te *textproto.Error
+	return errors.As(err, &te) && te.Code == 552
+}
+
+// TestQuotaAcrossNodes: with auth.store = "postgres", two servers (two
+// nodes) share one database and one storage directory. 20 real FTP
+// clients upload at once, spread over both, together far past alice's
+// quota: at no moment do the files stored plus the room leased exceed
+// it, the uploads refused get 552, and afterwards the usage in the
+// database is what the disk holds (and what `cloudftpd user list`
+// shows). A deletion on one node frees room for an upload on the
+// other, and `cloudftpd quota scan` agrees.
+func TestQuotaAcrossNodes(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "files")
+	home := filepath.Join(root, "alice")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const quota = 1 << 20
+	cfgText := fmt.Sprintf(`
+[server]
+state_dir = "state-NODE"
+
+[[listener]]
+address = "127.0.0.1:0"
+passive_ports = "PORTS"
+
+[storage]
+backend = "local"
+root = %q
+
+[auth]
+store = "postgres"
+
+[auth.postgres]
+dsn = %q
+poll_interval = "1s"
+timeout = "5s"
+`, root, dsn)
+	// One range of free ports, split between the nodes (two ranges
+	// picked apart could overlap).
+	var lo, hi int
+	if _, err := fmt.Sscanf(clienttest.FreeRange(t, 60), "%d-%d", &lo, &hi); err != nil {
+		t.Fatal(err)
+	}
+	var cfgs []string
+	for i, node := range []string{"1", "2"} {
+		text := strings.ReplaceAll(cfgText, "NODE", node)
+		text = strings.ReplaceAll(text, "PORTS", fmt.Sprintf("%d-%d", lo+30*i, lo+30*i+29))
+		path := filepath.Join(dir, "cloudftpd"+node+".toml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, path)
+	}
+	cli(t, "", "db", "migrate", "--config", cfgs[0])
+	cli(t, "alice-secret\n", "user", "add", "alice", "--config", cfgs[0], "--password-stdin", "--home", "alice")
+	pg.Exec(t, dsn, `UPDATE cloudftpd_users SET limits = jsonb_build_object('quota_bytes', $1::bigint) WHERE name = 'alice'`, quota)
+	nodes := []*pgNode{startPGNode(t, cfgs[0]), startPGNode(t, cfgs[1])}
+
+	const clients = 20
+	conns := make([]*ftp.ServerConn, clients)
+	for i := range conns {
+		conns[i] = dialNode(t, nodes[i%2])
+	}
+	datas := make([][]byte, clients)
+	errs := make([]error, clients)
+	for i := range datas {
+		datas[i] = make([]byte, 100<<10+7919*i)
+		rand.Read(datas[i])
+	}
+
+	// A watcher checks all along that neither the disk nor the database
+	// (usage plus the nodes' leases) goes past the quota.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	watched := make(chan error, 1)
+	go func() {
+		var bad error
+		for {
+			select {
+			case <-stop:
+				watched <- bad
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, sum := onDisk(t, home); sum > quota && bad == nil {
+				bad = fmt.Errorf("%d bytes on disk, past the quota of %d", sum, quota)
+			}
+			b, _, leased, err := aliceInDB(ctx, dsn)
+			if err == nil && b+leased > quota && bad == nil {
+				bad = fmt.Errorf("database: %d used + %d leased, past the quota of %d", b, leased, quota)
+			}
+		}
+	}()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			<-start
+			errs[i] = c.Stor(fmt.Sprintf("new%02d.bin", i), paced{bytes.NewReader(datas[i])})
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(stop)
+	if err := <-watched; err != nil {
+		t.Error(err)
+	}
+
+	files, sum := onDisk(t, home)
+	committed := [2]int{}
+	refused := 0
+	for i, err := range errs {
+		name := fmt.Sprintf("new%02d.bin", i)
+		got, exists := files[name]
+		switch {
+		case err == nil:
+			committed[i%2]++
+			if !bytes.Equal(got, datas[i]) {
+				t.Errorf("%s: acknowledged by node %d, but %d bytes stored of %d sent", name, i%2+1, len(got), len(datas[i]))
+			}
+		case is552(err):
+			refused++
+			if exists {
+				t.Errorf("%s: refused, yet %d bytes are stored", name, len(got))
+			}
+		default:
+			t.Errorf("%s: %v, want success or 552", name, err)
+		}
+	}
+	t.Logf("committed %v (node 1, node 2), %d refused with 552; %d bytes in %d files", committed, refused, sum, len(files))
+	if committed[0] == 0 || committed[1] == 0 || refused == 0 {
+		t.Errorf("committed %v and refused %d: the test wants commits on both nodes and refusals", committed, refused)
+	}
+	assertDB := func(when string) {
+		t.Helper()
+		files, sum := onDisk(t, home)
+		b, f, leased, err := aliceInDB(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != sum || f != int64(len(files)) || leased != 0 {
+			t.Fatalf("%s: database has %d bytes in %d files (%d leased); the disk holds %d bytes in %d files",
+				when, b, f, leased, sum, len(files))
+		}
+	}
+	assertDB("after the parallel uploads")
+	if out := cli(t, "", "user", "list", "--config", cfgs[1]); !strings.Contains(out, "/ 1 MiB") {
+		t.Errorf("user list shows no usage column:\n%s", out)
+	}
+
+	// Fill the quota from node 2 to the byte; a byte more is refused.
+	c1, c2 := dialNode(t, nodes[0]), dialNode(t, nodes[1])
+	if rest := quota - sum; rest > 0 {
+		if err := c2.Stor("fill.bin", bytes.NewReader(make([]byte, rest))); err != nil {
+			t.Fatalf("node 2: filling the last %d bytes: %v", rest, err)
+		}
+	}
+	if err := c2.Stor("one-more.bin", strings.NewReader("x")); !is552(err) {
+		t.Fatalf("node 2: a byte past the quota: %v, want 552", err)
+	}
+	// A deletion on node 1 makes room for node 2 at once.
+	var victim string
+	for name := range files {
+		victim = name
+		break
+	}
+	if err := c1.Delete(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Stor("after-delete.bin", bytes.NewReader(make([]byte, len(files[victim])))); err != nil {
+		t.Fatalf("node 2: upload into the room node 1 freed (%d bytes): %v", len(files[victim]), err)
+	}
+	assertDB("after the deletion")
+
+	// A scan agrees with what the nodes recorded.
+	out := cli(t, "", "quota", "scan", "alice", "--config", cfgs[0])
+	_, sum = onDisk(t, home)
+	if !strings.Contains(out, "alice: 1 MiB in") {
+		t.Errorf("quota scan: %q, want the full quota (%d bytes on disk)", out, sum)
+	}
+	assertDB("after the scan")
+}
