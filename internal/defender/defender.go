@@ -17,6 +17,10 @@
 //   - [Defender.Ban], [Defender.Unban], [Defender.Bans]: for the control
 //     API and `cloudftpd ban`.
 //   - [Defender.Stats]: counters for metrics.
+//   - [Share], [Defender.SetShare], [Defender.Apply], [Defender.Lift],
+//     [Defender.Replace], [Defender.Limits]: for nodes that pool their
+//     scores and bans (internal/pgbans); the check at accept stays this
+//     defender's own map lookup.
 //
 // Addresses: IPv4 addresses are counted and banned one by one; IPv6
 // addresses by their /64, since one host usually owns a whole /64 and

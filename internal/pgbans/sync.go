@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,8 +344,9 @@ func (s *Sync) flush(ctx context.Context) error {
 }
 
 // publish writes the queued bans and unbans, in order, and applies what
-// the database holds afterwards. It stops at the first failure, keeping
-// the rest for the next try.
+// the database holds afterwards, unless a later change of the same prefix
+// waits (it will apply its own result). It stops at the first failure,
+// keeping the rest for the next try.
 func (s *Sync) publish(ctx context.Context) error {
 	for {
 		s.mu.Lock()
@@ -355,27 +357,33 @@ func (s *Sync) publish(ctx context.Context) error {
 		c := s.queue[0]
 		s.mu.Unlock()
 
+		p := c.prefix
+		if c.ban != nil {
+			p = c.ban.Prefix
+		}
 		qctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		var b defender.Ban
 		var err error
 		if c.ban != nil {
-			var b defender.Ban
-			if b, err = s.store.Publish(qctx, *c.ban, s.d.Limits()); err == nil {
-				s.d.Apply(b)
-			}
-		} else if err = s.store.Unban(qctx, c.prefix); errors.Is(err, defender.ErrNotBanned) {
+			b, err = s.store.Publish(qctx, *c.ban, s.d.Limits())
+		} else if err = s.store.Unban(qctx, p); errors.Is(err, defender.ErrNotBanned) {
 			err = nil
 		}
 		cancel()
 		if err != nil {
 			return err
 		}
-		p := c.prefix
-		if c.ban != nil {
-			p = c.ban.Prefix
-		}
 		s.mu.Lock()
 		s.queue = s.queue[1:]
+		later := slices.ContainsFunc(s.queue, func(q change) bool { return q.prefix == p || q.ban != nil && q.ban.Prefix == p })
 		s.mu.Unlock()
+		switch {
+		case later:
+		case c.ban != nil:
+			s.d.Apply(b)
+		default:
+			s.d.Lift(p)
+		}
 		s.release(p)
 	}
 }
@@ -555,6 +563,9 @@ func (s *Sync) load(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return fmt.Errorf("reading the bans: %w", err)
 	}
+	// A prefix whose change made here is being written keeps the entry
+	// the defender has (that change, applied here already); the writer
+	// applies the database's result when the write is done.
 	s.mu.Lock()
 	if len(s.held) > 0 {
 		kept := bans[:0]
@@ -564,49 +575,18 @@ func (s *Sync) load(ctx context.Context, conn *pgx.Conn) error {
 			}
 		}
 		bans = kept
-		for _, c := range s.queue {
-			if c.ban != nil {
-				bans = append(bans, *c.ban)
-			}
-		}
-		// A prefix held by a control call in flight keeps its entry:
-		// the call applies its result.
 		for _, b := range s.d.Bans() {
-			if s.held[b.Prefix] > 0 && !queued(s.queue, b.Prefix) {
+			if s.held[b.Prefix] > 0 {
 				bans = append(bans, b)
 			}
 		}
 	}
 	s.mu.Unlock()
-	s.d.Replace(dedupe(bans))
+	s.d.Replace(bans)
 	s.seen = v
 	s.loads.Add(1)
 	if !s.up.Swap(true) && s.loads.Load() > 1 {
 		s.log.Info("ban database reachable again: bans read afresh", "bans", len(bans))
 	}
 	return nil
-}
-
-func queued(q []change, p netip.Prefix) bool {
-	for _, c := range q {
-		if c.ban != nil && c.ban.Prefix == p {
-			return true
-		}
-	}
-	return false
-}
-
-// dedupe keeps the last ban of each prefix.
-func dedupe(bans []defender.Ban) []defender.Ban {
-	idx := make(map[netip.Prefix]int, len(bans))
-	out := bans[:0:0]
-	for _, b := range bans {
-		if i, ok := idx[b.Prefix]; ok {
-			out[i] = b
-			continue
-		}
-		idx[b.Prefix] = len(out)
-		out = append(out, b)
-	}
-	return out
 }

@@ -31,6 +31,7 @@ func TestSync(t *testing.T) {
 		{"StartsFromTheDatabase", testStartsFromTheDatabase},
 		{"DatabaseDown", testDatabaseDown},
 		{"AllowedRefused", testAllowedRefused},
+		{"LocalBanThenUnban", testLocalBanThenUnban},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, c) })
 	}
@@ -317,5 +318,35 @@ func testAllowedRefused(t *testing.T, c *pgtest.Cluster) {
 	s := New(openPool(t, dsn), d, Options{Node: "a"})
 	if _, err := s.Ban(context.Background(), netip.MustParsePrefix("10.1.0.0/16"), 0, ""); !errors.Is(err, defender.ErrAllowed) {
 		t.Errorf("ban inside the allow list: %v, want ErrAllowed", err)
+	}
+}
+
+// testLocalBanThenUnban: a ban and its removal made on A's defender in a
+// row (as the state-file path of the control API would) end with no ban
+// anywhere: the ban's write does not bring it back on A.
+func testLocalBanThenUnban(t *testing.T, c *pgtest.Cluster) {
+	dsn, pool := migrated(t, c)
+	a, b := startNode(t, dsn, "a", Options{}), startNode(t, dsn, "b", Options{})
+	p := netip.MustParsePrefix("192.0.2.99/32")
+	for range 20 {
+		if _, err := a.d.Ban(p, time.Hour, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.d.Unban(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 3*time.Second, "the queue written", func() bool {
+		a.s.mu.Lock()
+		defer a.s.mu.Unlock()
+		return len(a.s.queue) == 0 && len(a.s.held) == 0
+	})
+	var rows int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM cloudftpd_bans`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("%d ban rows (%v), want none", rows, err)
+	}
+	time.Sleep(200 * time.Millisecond) // notifications of the last writes
+	if !a.d.Admit(p.Addr()) || !b.d.Admit(p.Addr()) {
+		t.Errorf("banned after ban+unban: A admits %v, B admits %v", a.d.Admit(p.Addr()), b.d.Admit(p.Addr()))
 	}
 }

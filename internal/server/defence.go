@@ -61,6 +61,12 @@ func (s *Server) startDefence(cfg *config.Config) error {
 		s.metrics.Counter("cloudftpd_defender_bans_total", "Bans made, automatic and by hand.", stat(func(st defender.Stats) float64 { return float64(st.Bans) }))
 		s.metrics.Counter("cloudftpd_defender_refused_banned_total", "Connections closed at accept because their address is banned.", stat(func(st defender.Stats) float64 { return float64(st.RefusedBanned) }))
 		s.metrics.Counter("cloudftpd_defender_refused_denied_total", "Connections closed at accept because their address is on the deny list.", stat(func(st defender.Stats) float64 { return float64(st.RefusedDenied) }))
+		s.metrics.Gauge("cloudftpd_defender_shared_ready", "1 while this node's copy of the bans the nodes share in PostgreSQL is current, 0 while the database is out of reach, or when the bans are not shared.", func() float64 {
+			if sy := s.banSync.Load(); sy != nil && sy.Ready() {
+				return 1
+			}
+			return 0
+		})
 		s.metrics.Counter("cloudftpd_defender_evicted_total", "Scores and bans forgotten early for max_tracked or max_bans: a flood.", stat(func(st defender.Stats) float64 { return float64(st.Evicted) }))
 	}
 	return nil

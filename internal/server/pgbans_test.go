@@ -48,6 +48,7 @@ func sharedNode(t *testing.T, dsn, name string) *testServer {
 		c.Auth.UsersFile = ""
 		c.Auth.Store = config.StorePostgres
 		c.Auth.Postgres = config.PostgresUsers{DSN: dsn, PollInterval: config.Duration(time.Second), Timeout: config.Duration(2 * time.Second)}
+		c.Metrics.Address = "127.0.0.1:0"
 	}, server.Options{Node: name})
 }
 
@@ -165,6 +166,8 @@ func TestSharedBansAcrossNodes(t *testing.T) {
 		t.Error("the reload stopped sharing the bans")
 	}
 
+	wantSample(t, scrape(t, b), "cloudftpd_defender_shared_ready", "1")
+
 	// The database down: the nodes keep their bans; the socket says 503.
 	pg.Stop()
 	_, err = cl.ListBans(context.Background())
@@ -175,4 +178,7 @@ func TestSharedBansAcrossNodes(t *testing.T) {
 	if greeted(t, spreader, b.Addr) || greeted(t, "127.0.0.24", a.Addr) {
 		t.Error("a node forgot its bans when the database went down")
 	}
+	waitUntil(t, 3*time.Second, "B's metrics say its bans are not current", func() bool {
+		return scrape(t, b)["cloudftpd_defender_shared_ready"] == "0"
+	})
 }
