@@ -89,6 +89,7 @@ type Tracker struct {
 	// written yet. syncMu makes exchanges one at a time, t.mu not held.
 	pending  Usage
 	lease    Usage
+	stored   Usage // the lease as the store last recorded it
 	others   Usage
 	unsynced bool
 	syncMu   sync.Mutex

@@ -111,6 +111,11 @@ func (t *Tracker) exchange(ctx context.Context, need, ask Usage, release bool) e
 		t.mu.Unlock()
 		return nil
 	}
+	if release && t.pending == (Usage{}) && t.lease == t.stored {
+		t.unsynced = false
+		t.mu.Unlock()
+		return nil // nothing to write: an abort with no lease to give back
+	}
 	x := Exchange{Delta: t.pending, Hold: t.lease, Need: need, Ask: ask, Limits: t.limits}
 	t.mu.Unlock()
 
@@ -129,6 +134,7 @@ func (t *Tracker) exchange(ctx context.Context, need, ask Usage, release bool) e
 	t.lease.Bytes += g.Lease.Bytes - x.Hold.Bytes
 	t.lease.Files += g.Lease.Files - x.Hold.Files
 	t.lease = Usage{Bytes: max(0, t.lease.Bytes), Files: max(0, t.lease.Files)}
+	t.stored = g.Lease
 	t.used = Usage{Bytes: max(0, g.Used.Bytes+t.pending.Bytes), Files: max(0, g.Used.Files+t.pending.Files)}
 	t.others = g.Others
 	t.unsynced = t.pending != (Usage{})
@@ -192,6 +198,14 @@ func (k *Keeper) syncShared(ctx context.Context) error {
 		err := sh.Renew(ctx)
 		cancel()
 		if err != nil {
+			// The leases may expire and their room go to other servers:
+			// spend no more of them than uploads hold already.
+			for _, t := range todo {
+				t.mu.Lock()
+				t.lease.Bytes = min(t.lease.Bytes, max(0, t.reserved.Bytes))
+				t.lease.Files = min(t.lease.Files, max(0, t.reserved.Files))
+				t.mu.Unlock()
+			}
 			if first == nil {
 				first = fmt.Errorf("quota: renewing leases: %w", err)
 			}
