@@ -284,6 +284,13 @@ timeout = "5s"
 		t.Errorf("quota scan: %q, want the full quota (%d bytes on disk)", out, sum)
 	}
 	assertDB("after the scan")
+	// With no server answering, the command scans and writes the database
+	// itself.
+	out = cli(t, "", "quota", "scan", "alice", "--config", cfgs[1], "--socket", filepath.Join(dir, "no-such.sock"))
+	if !strings.Contains(out, "alice: 2 MiB in") || !strings.Contains(out, "written to the database") {
+		t.Errorf("quota scan with no server: %q", out)
+	}
+	assertDB("after the scan with no server")
 	if out := cli(t, "", "user", "list", "--config", cfgs[1]); !strings.Contains(out, "2 MiB / 2 MiB") {
 		t.Errorf("user list does not show the usage of the database (2 MiB of 2 MiB):\n%s", out)
 	}
