@@ -340,3 +340,39 @@ func TestFileCountAcrossNodes(t *testing.T) {
 		t.Fatalf("database: used %+v, leases %+v", used, leases)
 	}
 }
+
+// TestDatabaseDown: with the database gone, an upload that needs room
+// fails at once with an error that is not a quota refusal (the session
+// answers 451, not 552), and the node goes on once it is back.
+func TestDatabaseDown(t *testing.T) {
+	c := pgtest.Start(t)
+	pool := migrated(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	limits := quota.Limits{Bytes: 10 << 20}
+	k, _ := node(t, pool, "a", 10*time.Second)
+	tr, err := k.Tracker(ctx, "alice", limits, emptyTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := upload(ctx, tr, 1000, 4096); !ok {
+		t.Fatal(err)
+	}
+	c.Stop()
+	start := time.Now()
+	_, err = upload(ctx, tr, 1000, 4096)
+	if err == nil || errors.Is(err, storage.ErrQuota) {
+		t.Fatalf("upload with the database down: %v, want a database error", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("upload with the database down took %v", d)
+	}
+	c.Start()
+	if ok, err := upload(ctx, tr, 2000, 4096); !ok {
+		t.Fatalf("upload with the database back: %v", err)
+	}
+	used, leases := leased(t, pool, "alice")
+	if used != (quota.Usage{Bytes: 3000, Files: 2}) || leases != (quota.Usage{}) {
+		t.Fatalf("database: used %+v, leases %+v; want 3000 bytes in 2 files", used, leases)
+	}
+}
