@@ -153,6 +153,14 @@ func (t *Tracker) settle() {
 	if t.k.opts.Shared == nil {
 		return
 	}
+	t.mu.Lock()
+	known := t.known
+	t.mu.Unlock()
+	if !known {
+		// No figure to change yet (its load failed): the scan that
+		// makes one sees this change.
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), exchangeTimeout)
 	defer cancel()
 	if err := t.exchange(ctx, Usage{}, Usage{}, true); err != nil {
