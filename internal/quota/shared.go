@@ -187,9 +187,11 @@ func (k *Keeper) syncShared(ctx context.Context) error {
 	}
 	k.mu.Unlock()
 	var first error
+	holding := false // some lease is recorded: renew
 	for _, t := range todo {
 		t.mu.Lock()
 		behind := t.unsynced && t.known
+		holding = holding || t.stored != (Usage{})
 		t.mu.Unlock()
 		if !behind {
 			continue
@@ -201,7 +203,7 @@ func (k *Keeper) syncShared(ctx context.Context) error {
 			first = err
 		}
 	}
-	if now := k.opts.Now(); now.Sub(k.renewed) >= k.opts.LeaseRenew {
+	if now := k.opts.Now(); holding && now.Sub(k.renewed) >= k.opts.LeaseRenew {
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		err := sh.Renew(ctx)
 		cancel()
