@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudftpd/cloudftpd/internal/quota"
@@ -89,6 +90,22 @@ func NodeName() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
+// retry runs f again while it fails before sending anything to the
+// server: after the database restarted, the pool's idle connections are
+// dead and each fails once ("conn closed"), which must not fail an
+// upload. A failure after a statement was sent is not retried: a delta
+// whose commit may have happened is never applied twice.
+func (l *Ledger) retry(ctx context.Context, f func() error) error {
+	tries := int(l.pool.Config().MaxConns) + 1
+	for {
+		err := f()
+		tries--
+		if err == nil || tries == 0 || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
 // ttlMillis is the lease lifetime as the SQL's milliseconds.
 func (l *Ledger) ttlMillis() int64 { return l.ttl.Milliseconds() }
 
@@ -109,7 +126,11 @@ func scanUsage(row pgx.Row) (state.Usage, error) {
 // UsageOf returns user's committed usage; ok is false when none is
 // recorded.
 func (l *Ledger) UsageOf(ctx context.Context, user string) (state.Usage, bool, error) {
-	u, err := scanUsage(l.pool.QueryRow(ctx, selectUsage+` WHERE user_name = $1`, user))
+	var u state.Usage
+	err := l.retry(ctx, func() (err error) {
+		u, err = scanUsage(l.pool.QueryRow(ctx, selectUsage+` WHERE user_name = $1`, user))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return state.Usage{}, false, nil
 	}
@@ -122,11 +143,15 @@ func (l *Ledger) UsageOf(ctx context.Context, user string) (state.Usage, bool, e
 // AllUsage returns every user's committed usage, sorted by user, for
 // `cloudftpd user list`.
 func (l *Ledger) AllUsage(ctx context.Context) ([]state.Usage, error) {
-	rows, err := l.pool.Query(ctx, selectUsage+` ORDER BY user_name`)
-	if err != nil {
-		return nil, fmt.Errorf("pgquota: usage: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.Usage, error) { return scanUsage(r) })
+	var out []state.Usage
+	err := l.retry(ctx, func() error {
+		rows, err := l.pool.Query(ctx, selectUsage+` ORDER BY user_name`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.Usage, error) { return scanUsage(r) })
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pgquota: usage: %w", err)
 	}
@@ -147,7 +172,11 @@ func (l *Ledger) SetUsage(ctx context.Context, user string, u quota.Usage, scann
 		q += `UPDATE SET user_name = q.user_name`
 	}
 	q += ` RETURNING user_name, bytes, files, scanned_at, updated_at`
-	row, err := scanUsage(l.pool.QueryRow(ctx, q, user, max(0, u.Bytes), max(0, u.Files), scanned))
+	var row state.Usage
+	err := l.retry(ctx, func() (err error) {
+		row, err = scanUsage(l.pool.QueryRow(ctx, q, user, max(0, u.Bytes), max(0, u.Files), scanned))
+		return err
+	})
 	if err != nil {
 		return state.Usage{}, fmt.Errorf("pgquota: set usage of %s: %w", user, err)
 	}
@@ -159,7 +188,16 @@ func (l *Ledger) SetUsage(ctx context.Context, user string, u quota.Usage, scann
 // the user's usage row.
 func (l *Ledger) Exchange(ctx context.Context, user string, x quota.Exchange) (quota.Granted, error) {
 	var g quota.Granted
-	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	err := l.retry(ctx, func() error { return l.exchange(ctx, user, x, &g) })
+	if err != nil {
+		return quota.Granted{}, fmt.Errorf("pgquota: usage of %s: %w", user, err)
+	}
+	return g, nil
+}
+
+func (l *Ledger) exchange(ctx context.Context, user string, x quota.Exchange, g *quota.Granted) error {
+	*g = quota.Granted{}
+	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		// The upsert takes the row lock that orders every exchange of
 		// the user, from any node.
 		err := tx.QueryRow(ctx, `INSERT INTO cloudftpd_quota_usage AS q (user_name, bytes, files) VALUES ($1, GREATEST(0, $2::bigint), GREATEST(0, $3::bigint))
@@ -198,10 +236,6 @@ func (l *Ledger) Exchange(ctx context.Context, user string, x quota.Exchange) (q
 			user, l.node, g.Lease.Bytes, g.Lease.Files, l.ttlMillis())
 		return err
 	})
-	if err != nil {
-		return quota.Granted{}, fmt.Errorf("pgquota: usage of %s: %w", user, err)
-	}
-	return g, nil
 }
 
 // grant is the lease a node gets in one dimension (bytes or files) of a
@@ -230,8 +264,11 @@ func grant(limit, used, others, own int64, ownLive bool, hold, need, ask int64) 
 
 // Renew extends every lease of this node by the lease lifetime.
 func (l *Ledger) Renew(ctx context.Context) error {
-	if _, err := l.pool.Exec(ctx, `UPDATE cloudftpd_quota_leases SET expires_at = now() + $2 * interval '1 millisecond' WHERE node = $1`,
-		l.node, l.ttlMillis()); err != nil {
+	if err := l.retry(ctx, func() error {
+		_, err := l.pool.Exec(ctx, `UPDATE cloudftpd_quota_leases SET expires_at = now() + $2 * interval '1 millisecond' WHERE node = $1`,
+			l.node, l.ttlMillis())
+		return err
+	}); err != nil {
 		return fmt.Errorf("pgquota: renew leases: %w", err)
 	}
 	return nil
@@ -239,7 +276,10 @@ func (l *Ledger) Renew(ctx context.Context) error {
 
 // ReleaseAll gives back every lease of this node.
 func (l *Ledger) ReleaseAll(ctx context.Context) error {
-	if _, err := l.pool.Exec(ctx, `DELETE FROM cloudftpd_quota_leases WHERE node = $1`, l.node); err != nil {
+	if err := l.retry(ctx, func() error {
+		_, err := l.pool.Exec(ctx, `DELETE FROM cloudftpd_quota_leases WHERE node = $1`, l.node)
+		return err
+	}); err != nil {
 		return fmt.Errorf("pgquota: release leases: %w", err)
 	}
 	return nil

@@ -297,3 +297,82 @@ func TestScanKeepsRecordedUsage(t *testing.T) {
 		t.Fatalf("after the rescan: %+v, %v", all, err)
 	}
 }
+
+// TestFileCountAcrossNodes: 30 small uploads at once through two nodes
+// against a quota of 10 files: exactly 10 are stored, and the usage
+// recorded says so.
+func TestFileCountAcrossNodes(t *testing.T) {
+	c := pgtest.Start(t)
+	pool := migrated(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	limits := quota.Limits{Bytes: 100 << 20, Files: 10}
+	var trackers []*quota.Tracker
+	for _, name := range []string{"a", "b"} {
+		k, _ := node(t, pool, name, 10*time.Second)
+		tr, err := k.Tracker(ctx, "alice", limits, emptyTree(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trackers = append(trackers, tr)
+	}
+	var committed, refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			ok, err := upload(ctx, trackers[i%2], 1000, 4096)
+			switch {
+			case ok:
+				committed.Add(1)
+			case errors.Is(err, storage.ErrQuota):
+				refused.Add(1)
+			default:
+				t.Errorf("upload %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if committed.Load() != 10 || refused.Load() != 20 {
+		t.Fatalf("%d committed, %d refused; want 10 and 20", committed.Load(), refused.Load())
+	}
+	used, leases := leased(t, pool, "alice")
+	if used != (quota.Usage{Bytes: 10 * 1000, Files: 10}) || leases != (quota.Usage{}) {
+		t.Fatalf("database: used %+v, leases %+v", used, leases)
+	}
+}
+
+// TestDatabaseDown: with the database gone, an upload that needs room
+// fails at once with an error that is not a quota refusal (the session
+// answers 451, not 552), and the node goes on once it is back.
+func TestDatabaseDown(t *testing.T) {
+	c := pgtest.Start(t)
+	pool := migrated(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	limits := quota.Limits{Bytes: 10 << 20}
+	k, _ := node(t, pool, "a", 10*time.Second)
+	tr, err := k.Tracker(ctx, "alice", limits, emptyTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := upload(ctx, tr, 1000, 4096); !ok {
+		t.Fatal(err)
+	}
+	c.Stop()
+	start := time.Now()
+	_, err = upload(ctx, tr, 1000, 4096)
+	if err == nil || errors.Is(err, storage.ErrQuota) {
+		t.Fatalf("upload with the database down: %v, want a database error", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("upload with the database down took %v", d)
+	}
+	c.Start()
+	if ok, err := upload(ctx, tr, 2000, 4096); !ok {
+		t.Fatalf("upload with the database back: %v", err)
+	}
+	used, leases := leased(t, pool, "alice")
+	if used != (quota.Usage{Bytes: 3000, Files: 2}) || leases != (quota.Usage{}) {
+		t.Fatalf("database: used %+v, leases %+v; want 3000 bytes in 2 files", used, leases)
+	}
+}

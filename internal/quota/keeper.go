@@ -355,6 +355,12 @@ func (k *Keeper) Close() error {
 	close(k.stop)
 	<-k.done
 	err := k.Flush(context.Background())
+	k.mu.Lock()
+	used := len(k.users) > 0
+	k.mu.Unlock()
+	if sh := k.opts.Shared; sh != nil && !used {
+		return err // no quota was used: no lease to give back
+	}
 	if sh := k.opts.Shared; sh != nil {
 		// Give back every lease, written or not: another server may use
 		// the room at once rather than when the leases expire.

@@ -13,6 +13,10 @@
 //     file replaced by RNTO) and Set (a scan's result).
 //   - Scan, which walks a user's tree through storage.Storage (local disk
 //     and S3 alike).
+//   - Shared, a store several servers share (internal/pgquota): a keeper
+//     given one changes usage there by deltas and spends only room of
+//     the quota the store leased it (shared.go), so that the quota holds
+//     for all the servers together.
 //
 // The invariant: usage plus reservations stays within the quota. An
 // upload reserves each chunk before it moves (allowing one byte past the
@@ -89,6 +93,7 @@ type Tracker struct {
 	// written yet. syncMu makes exchanges one at a time, t.mu not held.
 	pending  Usage
 	lease    Usage
+	stored   Usage // the lease as the store last recorded it
 	others   Usage
 	unsynced bool
 	syncMu   sync.Mutex

@@ -111,6 +111,11 @@ func (t *Tracker) exchange(ctx context.Context, need, ask Usage, release bool) e
 		t.mu.Unlock()
 		return nil
 	}
+	if release && t.pending == (Usage{}) && t.lease == t.stored {
+		t.unsynced = false
+		t.mu.Unlock()
+		return nil // nothing to write: an abort with no lease to give back
+	}
 	x := Exchange{Delta: t.pending, Hold: t.lease, Need: need, Ask: ask, Limits: t.limits}
 	t.mu.Unlock()
 
@@ -129,6 +134,7 @@ func (t *Tracker) exchange(ctx context.Context, need, ask Usage, release bool) e
 	t.lease.Bytes += g.Lease.Bytes - x.Hold.Bytes
 	t.lease.Files += g.Lease.Files - x.Hold.Files
 	t.lease = Usage{Bytes: max(0, t.lease.Bytes), Files: max(0, t.lease.Files)}
+	t.stored = g.Lease
 	t.used = Usage{Bytes: max(0, g.Used.Bytes+t.pending.Bytes), Files: max(0, g.Used.Files+t.pending.Files)}
 	t.others = g.Others
 	t.unsynced = t.pending != (Usage{})
@@ -145,6 +151,14 @@ func (t *Tracker) leaseFree() Usage {
 // logged; the flush loop tries again.
 func (t *Tracker) settle() {
 	if t.k.opts.Shared == nil {
+		return
+	}
+	t.mu.Lock()
+	known := t.known
+	t.mu.Unlock()
+	if !known {
+		// No figure to change yet (its load failed): the scan that
+		// makes one sees this change.
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), exchangeTimeout)
@@ -173,9 +187,11 @@ func (k *Keeper) syncShared(ctx context.Context) error {
 	}
 	k.mu.Unlock()
 	var first error
+	holding := false // some lease is recorded: renew
 	for _, t := range todo {
 		t.mu.Lock()
 		behind := t.unsynced && t.known
+		holding = holding || t.stored != (Usage{})
 		t.mu.Unlock()
 		if !behind {
 			continue
@@ -187,11 +203,19 @@ func (k *Keeper) syncShared(ctx context.Context) error {
 			first = err
 		}
 	}
-	if now := k.opts.Now(); now.Sub(k.renewed) >= k.opts.LeaseRenew {
+	if now := k.opts.Now(); holding && now.Sub(k.renewed) >= k.opts.LeaseRenew {
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		err := sh.Renew(ctx)
 		cancel()
 		if err != nil {
+			// The leases may expire and their room go to other servers:
+			// spend no more of them than uploads hold already.
+			for _, t := range todo {
+				t.mu.Lock()
+				t.lease.Bytes = min(t.lease.Bytes, max(0, t.reserved.Bytes))
+				t.lease.Files = min(t.lease.Files, max(0, t.reserved.Files))
+				t.mu.Unlock()
+			}
 			if first == nil {
 				first = fmt.Errorf("quota: renewing leases: %w", err)
 			}
