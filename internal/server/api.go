@@ -14,6 +14,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/console"
 	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
 	"github.com/cloudftpd/cloudftpd/internal/events"
@@ -57,7 +58,8 @@ func (s *Server) startAPI(cfg *config.Config) error {
 		Record:     s.recordAdmin,
 	})
 	a.hs = &http.Server{
-		Handler:           h,
+		// The web console at /, the API under /v1/.
+		Handler:           console.Handler(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
