@@ -50,7 +50,9 @@ function UserForm({ user, onDone, onCancel }) {
       }
       l[k] = v;
     }
-    const body = { home: home.trim(), permissions: PERMS.filter((p) => perms.has(p)), ...l };
+    const body = { permissions: PERMS.filter((p) => perms.has(p)), limits: l };
+    // No home is the server's default: the user's name.
+    if (home.trim()) body.home = home.trim();
     const ok = await act.run(() =>
       adding ? post('/v1/users', { name: name.trim(), password, ...body }) : patch('/v1/users/' + seg(user.name), body),
     );
@@ -81,7 +83,7 @@ function UserForm({ user, onDone, onCancel }) {
         )}
         <label>
           Home
-          <input name="home" placeholder="/name (under the storage root)" value={home} onInput={(e) => setHome(e.target.value)} />
+          <input name="home" placeholder="under the storage root; the name when empty" value={home} onInput={(e) => setHome(e.target.value)} />
         </label>
         {LIMITS.map(([k, label, kind]) => (
           <label key={k}>
