@@ -8,12 +8,14 @@
 //   script -> test   user-added      the FTP user exists; start the download
 //   test -> script   ftp-started     the client is logged in and downloading
 //   script -> test   session-ended   the console ended the session
-//   script -> test   done
+//   script -> test   bob-changed     bob's upload rate and password changed
+//   test -> script   bob-checked     the test logged in with the new password
+//   script -> test   done            the new user deleted too
 //
 // Settings come from the environment: CONSOLE_URL, CONSOLE_ADMIN,
 // CONSOLE_PASSWORD (an admin account), CONSOLE_FTP_USER,
 // CONSOLE_FTP_PASSWORD, CONSOLE_FTP_RATE (the user's download rate as
-// typed in the form), CONSOLE_SCREENSHOTS (a directory), CHROMIUM (the
+// typed in the form), CONSOLE_BOB_PASSWORD (bob's new password), CONSOLE_SCREENSHOTS (a directory), CHROMIUM (the
 // browser, /usr/bin/chromium by default).
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
@@ -34,6 +36,7 @@ const adminPassword = env('CONSOLE_PASSWORD');
 const ftpUser = env('CONSOLE_FTP_USER');
 const ftpPassword = env('CONSOLE_FTP_PASSWORD');
 const ftpRate = env('CONSOLE_FTP_RATE');
+const bobPassword = env('CONSOLE_BOB_PASSWORD');
 const shots = env('CONSOLE_SCREENSHOTS');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -73,8 +76,8 @@ try {
 
   step('log in as ' + admin);
   await page.goto(url);
-  await page.getByLabel('Admin name').fill(admin);
-  await page.getByLabel('Password').fill(adminPassword);
+  await page.getByLabel('Admin name', { exact: true }).fill(admin);
+  await page.getByLabel('Password', { exact: true }).fill(adminPassword);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
 
@@ -82,10 +85,10 @@ try {
   await nav(page, 'Users');
   await page.getByRole('button', { name: 'Add user' }).click();
   const form = page.getByRole('form', { name: 'Add user' });
-  await form.getByLabel('Name').fill(ftpUser);
-  await form.getByLabel('Password').fill(ftpPassword);
-  await form.getByLabel('Home').fill(ftpUser);
-  await form.getByLabel('Download rate').fill(ftpRate);
+  await form.getByLabel('Name', { exact: true }).fill(ftpUser);
+  await form.getByLabel('Password', { exact: true }).fill(ftpPassword);
+  await form.getByLabel('Home', { exact: true }).fill(ftpUser);
+  await form.getByLabel('Download rate', { exact: true }).fill(ftpRate);
   await form.getByRole('button', { name: 'Add user' }).click();
   const userRow = page.locator(`tr[data-user="${ftpUser}"]`);
   await userRow.waitFor();
@@ -133,16 +136,52 @@ try {
 
   step('ban and lift an address');
   await nav(page, 'Bans');
-  await page.getByLabel('Address or prefix').fill('203.0.113.7');
-  await page.getByLabel('Reason').fill('console test');
+  await page.getByLabel('Address or prefix', { exact: true }).fill('203.0.113.7');
+  await page.getByLabel('Reason', { exact: true }).fill('console test');
   await page.getByRole('button', { name: 'Ban', exact: true }).click();
   const ban = page.locator('tr', { hasText: '203.0.113.7/32' });
   await ban.waitFor();
   await ban.getByRole('button', { name: 'Lift' }).click();
   await ban.waitFor({ state: 'detached' });
 
+  step('edit, disable, enable and reset the password of user bob');
+  await nav(page, 'Users');
+  const bob = page.locator('tr[data-user="bob"]');
+  await bob.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('form', { name: 'Edit bob' });
+  if (!(await edit.getByRole('checkbox', { name: 'upload', exact: true }).isChecked())) {
+    throw new Error('the edit form does not show bob\'s rights ("all")');
+  }
+  await edit.getByLabel('Upload rate', { exact: true }).fill('2MiB');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await bob.filter({ hasText: '↑ 2.00 MiB/s' }).waitFor();
+  await bob.getByRole('button', { name: 'Disable' }).click();
+  await bob.filter({ hasText: 'disabled' }).waitFor();
+  await bob.getByRole('button', { name: 'Enable' }).click();
+  await bob.filter({ hasText: 'active' }).waitFor();
+  await bob.getByRole('button', { name: 'Password' }).click();
+  const pw = page.getByRole('form', { name: 'Password of bob' });
+  await pw.getByLabel('Password', { exact: true }).fill(bobPassword);
+  await pw.getByRole('button', { name: 'Set password' }).click();
+  await pw.waitFor({ state: 'detached' });
+  say('bob-changed');
+  await expectLine('bob-checked');
+
+  step('delete user ' + ftpUser);
+  page.once('dialog', (d) => d.accept());
+  await page.locator(`tr[data-user="${ftpUser}"]`).getByRole('button', { name: 'Delete' }).click();
+  await page.locator(`tr[data-user="${ftpUser}"]`).waitFor({ state: 'detached' });
+
   if (problems.length) throw new Error(problems.join('\n'));
   say('done');
+} catch (e) {
+  // What the page showed when it went wrong, for the test's log.
+  for (const p of browser.contexts().flatMap((c) => c.pages())) {
+    await p.screenshot({ path: path.join(shots, 'failure.png') }).catch(() => {});
+    step('page at failure (' + p.url() + '):\n' + (await p.locator('body').innerText().catch(() => '?')));
+  }
+  if (problems.length) step(problems.join('\n'));
+  throw e;
 } finally {
   await browser.close();
 }

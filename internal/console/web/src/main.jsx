@@ -53,9 +53,14 @@ function App() {
   if (me === null) {
     return (
       <Login
-        onLogin={(m) => {
+        onLogin={async (m) => {
+          // The login answers name and CSRF token; /v1/me adds the scope.
           setCSRF(m.csrf_token);
-          setMe(m);
+          try {
+            setMe(await get('/v1/me'));
+          } catch {
+            setMe(null);
+          }
         }}
       />
     );

@@ -7,7 +7,7 @@ import { usePoll } from '../hooks.js';
 // API or this console, allowed or refused.
 export function Audit() {
   const { data, error } = usePoll(() => get('/v1/audit'), 5000);
-  const entries = data?.entries || data?.actions || [];
+  const entries = data?.events || [];
   return (
     <>
       <ErrorNote error={error} />
@@ -35,7 +35,7 @@ export function Audit() {
                   {e.method} {e.path}
                 </code>
               </td>
-              <td class="num">{e.code}</td>
+              <td class="num">{e.status}</td>
               <td>{e.result}</td>
               <td>{e.reason}</td>
             </tr>

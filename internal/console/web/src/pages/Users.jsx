@@ -5,6 +5,10 @@ import { bytes, parseBytes, rate } from '../format.js';
 import { useAction, usePoll } from '../hooks.js';
 
 const PERMS = ['list', 'download', 'upload', 'overwrite', 'delete', 'rename', 'mkdir', 'chmod'];
+// The server writes a set back as its preset name when it is one
+// (internal/auth/perms.go); the form shows the rights.
+const PRESETS = { all: PERMS, read: ['list', 'download'], dropbox: ['upload'] };
+const expand = (names) => names.flatMap((n) => PRESETS[n] || [n]);
 
 // The limits the form edits: field, label, kind (bytes, rate or a count).
 const LIMITS = [
@@ -28,7 +32,7 @@ function UserForm({ user, onDone, onCancel }) {
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
   const [home, setHome] = useState(user?.home || '');
-  const [perms, setPerms] = useState(new Set(user?.permissions || ['list', 'download']));
+  const [perms, setPerms] = useState(new Set(expand(user?.permissions || ['read'])));
   const [limits, setLimits] = useState(
     Object.fromEntries(LIMITS.map(([k, , kind]) => [k, limitText(user?.limits?.[k], kind)])),
   );
