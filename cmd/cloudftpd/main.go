@@ -24,6 +24,7 @@ Usage:
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
   cloudftpd api token add|list|del    tokens of the operations API (see "cloudftpd api help")
+  cloudftpd admin add|passwd|del|list console accounts of the operations API (see "cloudftpd admin help")
   cloudftpd quota scan USER [--config FILE]  recompute a user's quota usage (see "cloudftpd quota help")
   cloudftpd import vsftpd [--merge] [--discover] --out DIR FILE...
                                        write cloudftpd.toml and users.toml from vsftpd.conf files, with a report
@@ -61,6 +62,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runBan(args[1:], stdout, stderr)
 	case "api":
 		return runAPI(args[1:], stdout, stderr)
+	case "admin":
+		return runAdmin(args[1:], stdin, stdout, stderr)
 	case "quota":
 		ctx, stop := signalContext()
 		defer stop()

@@ -71,6 +71,8 @@ type userJSON struct {
 	TLSData     string     `json:"tls_data,omitempty"`
 	BinaryOnly  bool       `json:"binary_only"`
 	Limits      limitsJSON `json:"limits"`
+	// Folders are the user's virtual folders.
+	Folders []folderJSON `json:"folders"`
 }
 
 type limitsJSON struct {
@@ -260,6 +262,11 @@ func userToJSON(u auth.User) userJSON {
 	}
 	for _, p := range l.DeniedNetworks {
 		j.Limits.DeniedNetworks = append(j.Limits.DeniedNetworks, p.String())
+	}
+	j.Folders = []folderJSON{}
+	for _, f := range l.Folders {
+		target := f.Target
+		j.Folders = append(j.Folders, folderJSON{Path: f.Path, Volume: f.Volume, Target: target, Permissions: nonNil(f.Perms.Strings())})
 	}
 	for _, d := range l.Dirs {
 		j.Limits.Dirs = append(j.Limits.Dirs, dirJSON{Dir: d.Dir, AllowedPatterns: nonNil(d.AllowedPatterns),

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/defender"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/pgusers"
 )
 
 // apiServer is the operations API's listener, once started.
@@ -52,10 +53,14 @@ func (s *Server) startAPI(cfg *config.Config) error {
 		ln = tls.NewListener(ln, tc)
 	}
 	keys := api.NewKeyring(cfg.APITokensFile())
+	admins := api.NewAdmins(cfg.APIAdminsFile())
 	h := api.NewHandler(apiService{controlService{s}}, keys, api.Options{
-		Logger:     s.logger,
-		AuthFailed: s.apiAuthFailed,
-		Record:     s.recordAdmin,
+		Logger:       s.logger,
+		AuthFailed:   s.apiAuthFailed,
+		LoginFailed:  s.apiLoginFailed,
+		Record:       s.recordAdmin,
+		Admins:       admins,
+		SecureCookie: ac.TLS(),
 	})
 	a.hs = &http.Server{
 		// The web console at /, the API under /v1/.
@@ -76,7 +81,7 @@ func (s *Server) startAPI(cfg *config.Config) error {
 	if a.certs != nil {
 		scheme = "https"
 	}
-	s.logger.Info("operations API", "address", a.addr.String(), "scheme", scheme, "tokens_file", keys.Path())
+	s.logger.Info("operations API", "address", a.addr.String(), "scheme", scheme, "tokens_file", keys.Path(), "admins_file", admins.Path())
 	return nil
 }
 
@@ -98,7 +103,8 @@ func (s *Server) reloadAPI(prev, cfg *config.Config) {
 	a := s.api
 	s.mu.Unlock()
 	if prev.API.Enabled != cfg.API.Enabled || a != nil && a.address != cfg.API.Address ||
-		prev.API.TLSCert != cfg.API.TLSCert || prev.API.TLSKey != cfg.API.TLSKey || prev.API.TokensFile != cfg.API.TokensFile {
+		prev.API.TLSCert != cfg.API.TLSCert || prev.API.TLSKey != cfg.API.TLSKey || prev.API.TokensFile != cfg.API.TokensFile ||
+		prev.API.AdminsFile != cfg.API.AdminsFile {
 		s.logger.Warn("[api] changed: that takes a restart; the API stays as it was")
 	}
 	if a != nil && a.certs != nil {
@@ -121,6 +127,19 @@ func (s *Server) APIAddr() net.Addr {
 func (s *Server) apiAuthFailed(client netip.Addr) {
 	if s.defender != nil {
 		s.defender.Score(client, defender.APIAuthFailed)
+	}
+}
+
+// apiLoginFailed scores a failed console login as the FTP login it is
+// like: a wrong password, or a name that is no admin's.
+func (s *Server) apiLoginFailed(client netip.Addr, unknownUser bool) {
+	if s.defender == nil {
+		return
+	}
+	if unknownUser {
+		s.defender.Score(client, defender.UnknownUser)
+	} else {
+		s.defender.Score(client, defender.LoginFailed)
 	}
 }
 
@@ -225,8 +244,14 @@ func (a apiService) Reload(ctx context.Context) (string, error) {
 func (a apiService) Users(ctx context.Context) ([]auth.User, error) {
 	s := a.s
 	s.mu.Lock()
-	au := s.wiring.Auth
+	au, pool := s.wiring.Auth, s.wiring.pgPool
+	postgres := s.wiring.Config.Auth.Store == config.StorePostgres && s.opts.Auth == nil
 	s.mu.Unlock()
+	if postgres && pool != nil {
+		// From the table, not the authenticator's copy: a user just
+		// added through the API is listed before its NOTIFY arrives.
+		return listPostgresUsers(ctx, pgusers.NewStore(pool), s.logger)
+	}
 	if au == nil {
 		return nil, nil // anonymous logins only: nobody to list
 	}
@@ -235,4 +260,22 @@ func (a apiService) Users(ctx context.Context) ([]auth.User, error) {
 		return nil, fmt.Errorf("this user store cannot list its users: %w", control.ErrUnavailable)
 	}
 	return l.ListUsers(ctx)
+}
+
+func listPostgresUsers(ctx context.Context, st *pgusers.Store, log *slog.Logger) ([]auth.User, error) {
+	entries, err := st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]auth.User, 0, len(entries))
+	for _, e := range entries {
+		u, err := auth.EntryUser(&e)
+		if err != nil {
+			// The authenticator refuses such a row too; list the rest.
+			log.Warn("users table: a row that does not make a user is left out", "user", e.Name, "err", err)
+			continue
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
