@@ -15,8 +15,9 @@
 // Settings come from the environment: CONSOLE_URL, CONSOLE_ADMIN,
 // CONSOLE_PASSWORD (an admin account), CONSOLE_FTP_USER,
 // CONSOLE_FTP_PASSWORD, CONSOLE_FTP_RATE (the user's download rate as
-// typed in the form), CONSOLE_BOB_PASSWORD (bob's new password), CONSOLE_SCREENSHOTS (a directory), CHROMIUM (the
-// browser, /usr/bin/chromium by default).
+// typed in the form), CONSOLE_BOB_PASSWORD (bob's new password),
+// CONSOLE_SCREENSHOTS (a directory), CHROMIUM (the browser,
+// /usr/bin/chromium by default).
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
 import path from 'node:path';
@@ -171,6 +172,18 @@ try {
   page.once('dialog', (d) => d.accept());
   await page.locator(`tr[data-user="${ftpUser}"]`).getByRole('button', { name: 'Delete' }).click();
   await page.locator(`tr[data-user="${ftpUser}"]`).waitFor({ state: 'detached' });
+
+  step('log out: the session cookie no longer opens the console');
+  const cookies = await page.context().cookies();
+  if (!cookies.some((c) => c.name === 'cloudftpd_session' && c.httpOnly)) {
+    throw new Error('no HttpOnly cloudftpd_session cookie: ' + JSON.stringify(cookies.map((c) => c.name)));
+  }
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
+  // The old cookie, put back, is dead on the server too.
+  await page.context().addCookies(cookies);
+  await page.goto(url + '/users');
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
 
   if (problems.length) throw new Error(problems.join('\n'));
   say('done');
