@@ -1,8 +1,8 @@
-import { useRef } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { APIError, get } from '../api.js';
 import { Card, Empty, ErrorNote, Sparkline } from '../components.jsx';
 import { bytes, duration, rate } from '../format.js';
-import { usePoll } from '../hooks.js';
+import { useAction, usePoll } from '../hooks.js';
 
 // The dashboard polls once a second: a transfer's progress, the
 // throughput and the session list are all read from /v1/sessions.
@@ -45,9 +45,19 @@ function useThroughput(data) {
         up += Math.max(0, x.bytes_uploaded - p.up);
         down += Math.max(0, x.bytes_downloaded - p.down);
       }
-      if (dt > 0) {
-        s.up = [...s.up, up / dt].slice(-SAMPLES);
-        s.down = [...s.down, down / dt].slice(-SAMPLES);
+      // The server's own rates (all sessions, over its window) when it
+      // reports them; else what moved between two polls.
+      const server = data.status.throughput;
+      if (server) {
+        up = server.upload_bytes_per_second;
+        down = server.download_bytes_per_second;
+      } else if (dt > 0) {
+        up /= dt;
+        down /= dt;
+      }
+      if (server || dt > 0) {
+        s.up = [...s.up, up].slice(-SAMPLES);
+        s.down = [...s.down, down].slice(-SAMPLES);
       }
     }
     s.prev = {
@@ -111,29 +121,35 @@ function PassivePool({ passive }) {
   const ls = passive?.listeners || [];
   if (ls.length === 0) return <p class="empty">No passive port pool reported.</p>;
   return (
-    <table>
+    <table class="passive">
       <thead>
         <tr>
           <th>Listener</th>
-          <th>Ports</th>
+          <th>Range</th>
           <th>In use</th>
           <th class="num">Free</th>
+          <th class="num">Sessions waiting</th>
         </tr>
       </thead>
       <tbody>
         {ls.map((l) => (
           <tr key={l.listener}>
             <td>{l.listener}</td>
-            <td>{l.ports}</td>
+            <td>{l.passive_ports || 'any port'}</td>
             <td>
-              <div class="progress">
-                <progress max={l.total || 1} value={l.in_use} />
-                <span>
-                  {l.in_use} of {l.total}
-                </span>
-              </div>
+              {l.size != null ? (
+                <div class="progress">
+                  <progress max={l.size} value={l.in_use} />
+                  <span>
+                    {l.in_use} of {l.size}
+                  </span>
+                </div>
+              ) : (
+                `${l.in_use} (${l.open} open)`
+              )}
             </td>
-            <td class="num">{l.free}</td>
+            <td class="num">{l.free ?? '—'}</td>
+            <td class="num">{l.waiting}</td>
           </tr>
         ))}
       </tbody>
@@ -141,14 +157,45 @@ function PassivePool({ passive }) {
   );
 }
 
-// natWarnings reads the count of PASV replies that sent a private
-// address to a public client, wherever this server reports it.
-function natWarnings(passive) {
-  if (!passive) return null;
-  if (typeof passive.private_address_replies === 'number') return passive.private_address_replies;
-  const ls = passive.listeners || [];
-  const n = ls.reduce((a, l) => a + (l.private_address_replies || 0), 0);
-  return ls.some((l) => typeof l.private_address_replies === 'number') ? n : null;
+// Doctor runs the doctor's checks of the running config on demand: they
+// probe the network and storage, too slow to poll.
+function Doctor() {
+  const act = useAction();
+  const [report, setReport] = useState(null);
+  const run = async () => {
+    const r = await act.run(() => get('/v1/doctor'));
+    if (r) setReport(r);
+  };
+  return (
+    <>
+      <button onClick={run} disabled={act.busy}>
+        {act.busy ? 'Running…' : 'Run the doctor'}
+      </button>
+      <ErrorNote error={act.error} />
+      {report && (
+        <table class="doctor">
+          <thead>
+            <tr>
+              <th>Check</th>
+              <th>Result</th>
+              <th>Detail</th>
+              <th>Fix</th>
+            </tr>
+          </thead>
+          <tbody>
+            {report.checks.map((c, i) => (
+              <tr key={i} class={'check-' + c.status}>
+                <td>{c.step}</td>
+                <td>{c.status}</td>
+                <td>{c.detail}</td>
+                <td>{c.fix}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
 }
 
 export function Dashboard() {
@@ -156,7 +203,10 @@ export function Dashboard() {
   const tp = useThroughput(data);
   if (!data) return <ErrorNote error={error} />;
   const { status, sessions, passive } = data;
-  const nat = natWarnings(passive);
+  // PASV replies that sent a private address to a client on a public
+  // one: the NAT failure (null from a server that does not count them).
+  const nat = status.nat_warnings ?? null;
+  const exhausted = status.passive_ports_exhausted ?? 0;
   const transfers = sessions.filter((s) => s.transfer && s.transfer.direction !== 'other').length;
   const last = (a) => (a.length ? a[a.length - 1] : 0);
   return (
@@ -172,6 +222,12 @@ export function Dashboard() {
           value={nat == null ? '—' : nat}
           warn={nat > 0}
           note={nat > 0 ? 'PASV replies sent a private address to a public client: check the passive rules' : 'private addresses sent to public clients'}
+        />
+        <Card
+          label="Passive ports"
+          value={exhausted ? exhausted + ' refused' : 'ok'}
+          warn={exhausted > 0}
+          note={exhausted ? 'transfers refused (425) for want of a free port: widen passive_ports' : 'no transfer refused for want of a port'}
         />
         <Card label="Uptime" value={duration(status.uptime_seconds)} note={status.version} />
       </section>
@@ -213,6 +269,9 @@ export function Dashboard() {
 
       <h2>Passive ports</h2>
       <PassivePool passive={passive} />
+
+      <h2>Doctor</h2>
+      <Doctor />
 
       <h2>Listeners</h2>
       <table>
