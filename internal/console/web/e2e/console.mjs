@@ -173,6 +173,11 @@ try {
   await page.locator(`tr[data-user="${ftpUser}"]`).getByRole('button', { name: 'Delete' }).click();
   await page.locator(`tr[data-user="${ftpUser}"]`).waitFor({ state: 'detached' });
 
+  step('reload the config');
+  await nav(page, 'Dashboard');
+  await page.getByRole('button', { name: 'Reload the config' }).click();
+  await page.getByText(/^Reloaded /).waitFor();
+
   step('log out: the session cookie no longer opens the console');
   const cookies = await page.context().cookies();
   if (!cookies.some((c) => c.name === 'cloudftpd_session' && c.httpOnly)) {

@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import { APIError, get } from '../api.js';
+import { APIError, get, post } from '../api.js';
 import { Card, Empty, ErrorNote, Sparkline } from '../components.jsx';
 import { bytes, duration, rate } from '../format.js';
 import { useAction, usePoll } from '../hooks.js';
@@ -198,7 +198,28 @@ function Doctor() {
   );
 }
 
-export function Dashboard() {
+// Reload re-reads the config file, as SIGHUP does.
+function Reload({ file }) {
+  const act = useAction();
+  const [done, setDone] = useState(null);
+  const run = async () => {
+    setDone(null);
+    const r = await act.run(() => post('/v1/reload'));
+    if (r) setDone('Reloaded ' + r.file + ' at ' + new Date().toLocaleTimeString());
+  };
+  if (!file) return null;
+  return (
+    <p>
+      <button onClick={run} disabled={act.busy}>
+        Reload the config
+      </button>{' '}
+      {done && <span class="hint">{done}</span>}
+      <ErrorNote error={act.error} />
+    </p>
+  );
+}
+
+export function Dashboard({ me }) {
   const { data, error } = usePoll(loadAll, POLL_MS);
   const tp = useThroughput(data);
   if (!data) return <ErrorNote error={error} />;
@@ -297,6 +318,7 @@ export function Dashboard() {
       <p class="hint">
         Server {status.version}, config {status.config_file || 'built-in defaults'}.
       </p>
+      {me.scope === 'admin' && <Reload file={status.config_file} />}
     </>
   );
 }
