@@ -29,6 +29,7 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/control"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 )
@@ -61,6 +62,11 @@ type Service interface {
 	// removes one. Errors wrap ErrReadOnlyStore, ErrUnknownUser,
 	// ErrUserExists or ErrInvalidUser when they are those. A running
 	// server sees the change at once.
+	// Passive is each listener's passive port pool in use.
+	Passive() []PassiveStatus
+	// Doctor runs the doctor's checks of the running config (as
+	// `cloudftpd doctor` does), or returns control.ErrUnavailable.
+	Doctor(ctx context.Context) ([]diag.Check, error)
 	AddUser(ctx context.Context, e auth.UserEntry) error
 	EditUser(ctx context.Context, name string, edit func(*auth.UserEntry) error) error
 	DeleteUser(ctx context.Context, name string) error
@@ -79,6 +85,27 @@ type Status struct {
 	ConfigFile string
 	Listeners  []ListenerStatus
 	Sessions   int
+	// UploadRate and DownloadRate are file data bytes a second, all
+	// sessions, over the last RateWindow (0 before the first samples).
+	UploadRate, DownloadRate float64
+	RateWindow               time.Duration
+	// PrivatePASVReplies counts the NAT warnings since the start: PASV
+	// replies that sent a private or loopback address to a client on a
+	// public one. PassivePortsExhausted counts the 425s for want of a
+	// passive port.
+	PrivatePASVReplies, PassivePortsExhausted int64
+}
+
+// PassiveStatus is one listener's passive port pool.
+type PassiveStatus struct {
+	Listener string // the listener's configured address
+	Bound    string
+	Ports    string // passive_ports as configured, "" for any port
+	// Size is the range's ports (0: kernel-chosen ports, no range);
+	// Open the sockets open; Busy the ports a session waits on; Waiting
+	// the sessions waiting (a port is shared by clients of different
+	// addresses).
+	Size, Open, Busy, Waiting int
 }
 
 // ListenerStatus is one FTP listener.
@@ -151,6 +178,8 @@ func NewHandler(svc Service, keys *Keyring, opts Options) http.Handler {
 	mux.HandleFunc("GET /v1/sessions", h.authed(h.sessions))
 	mux.HandleFunc("DELETE /v1/sessions/{id}", h.authed(h.endSession))
 	mux.HandleFunc("GET /v1/transfers", h.authed(h.transfers))
+	mux.HandleFunc("GET /v1/passive", h.authed(h.passive))
+	mux.HandleFunc("GET /v1/doctor", h.authed(h.doctor))
 	mux.HandleFunc("POST /v1/reload", h.authed(h.reload))
 	mux.HandleFunc("GET /v1/users", h.authed(h.users))
 	mux.HandleFunc("POST /v1/users", h.authed(h.addUser))

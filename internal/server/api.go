@@ -17,6 +17,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/console"
 	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/pgusers"
@@ -28,6 +29,8 @@ type apiServer struct {
 	addr    net.Addr
 	certs   *certs.Store // nil for plain HTTP
 	address string       // api.address it was started with
+	// stopRates stops the throughput sampler the API's status reads.
+	stopRates chan struct{}
 }
 
 // startAPI serves the operations API when the config enables it: its
@@ -62,6 +65,8 @@ func (s *Server) startAPI(cfg *config.Config) error {
 		Admins:       admins,
 		SecureCookie: ac.TLS(),
 	})
+	a.stopRates = make(chan struct{})
+	go s.sampleThroughput(a.stopRates)
 	a.hs = &http.Server{
 		// The web console at /, the API under /v1/.
 		Handler:           console.Handler(h),
@@ -93,6 +98,7 @@ func (s *Server) stopAPI() {
 	s.mu.Unlock()
 	if a != nil {
 		a.hs.Close()
+		close(a.stopRates)
 	}
 }
 
@@ -187,7 +193,50 @@ func (a apiService) Status() api.Status {
 		st.Listeners = append(st.Listeners, api.ListenerStatus{Address: lw.Config.Address, Bound: bound[lw.key],
 			TLS: string(lw.Config.TLS), PassivePorts: lw.Config.PassivePorts})
 	}
+	st.UploadRate, st.DownloadRate, st.RateWindow = s.rates.rates()
+	st.PrivatePASVReplies, st.PassivePortsExhausted = s.ops.privatePASV.Load(), s.ops.portsExhausted.Load()
 	return st
+}
+
+func (a apiService) Passive() []api.PassiveStatus {
+	s := a.s
+	s.mu.Lock()
+	w := s.wiring
+	bound := map[string]string{}
+	for _, l := range s.listeners {
+		bound[l.key] = l.ln.Addr().String()
+	}
+	s.mu.Unlock()
+	var out []api.PassiveStatus
+	for _, lw := range w.Listeners {
+		p := api.PassiveStatus{Listener: lw.Config.Address, Bound: bound[lw.key], Ports: lw.Config.PassivePorts}
+		if lw.Ports != nil {
+			st := lw.Ports.Stats()
+			p.Size, p.Open, p.Busy, p.Waiting = st.Size(), st.Open, st.Busy, st.Waiting
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// doctorTimeout bounds a doctor run through the API: discovery of a
+// passive address may wait on the network.
+const doctorTimeout = 30 * time.Second
+
+func (a apiService) Doctor(ctx context.Context) ([]diag.Check, error) {
+	s := a.s
+	if s.opts.Doctor == nil {
+		return nil, fmt.Errorf("the doctor is not built into this program: %w", control.ErrUnavailable)
+	}
+	s.mu.Lock()
+	cfg := s.wiring.Config
+	s.mu.Unlock()
+	// One at a time: a run binds every passive port to see it is free.
+	s.doctorMu.Lock()
+	defer s.doctorMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+	defer cancel()
+	return s.opts.Doctor(ctx, cfg), nil
 }
 
 func (a apiService) Sessions() []ftp.SessionInfo {

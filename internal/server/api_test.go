@@ -49,12 +49,13 @@ const (
 // starts the server.
 func startAPIServer(t *testing.T, extra string) *apiServer {
 	t.Helper()
-	return startAPIServerWith(t, extra, nil)
+	return startAPIServerWith(t, extra, nil, nil)
 }
 
 // startAPIServerWith is startAPIServer with the config text changed by
-// edit (nil: unchanged) before it is written.
-func startAPIServerWith(t *testing.T, extra string, edit func(string) string) *apiServer {
+// edit before it is written, and the server's options by opts (nil:
+// unchanged).
+func startAPIServerWith(t *testing.T, extra string, edit func(string) string, opts func(*server.Options)) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "files")
@@ -137,7 +138,11 @@ tokens_file = %q
 	}
 	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger, Version: "v9.9.9-test"})
+	so := server.Options{Logger: logger, Version: "v9.9.9-test"}
+	if opts != nil {
+		opts(&so)
+	}
+	srv, err := server.New(t.Context(), cfg, so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,7 +198,7 @@ func TestAPIUserWrites(t *testing.T) {
 func TestAPIUserWritesReadOnlyStore(t *testing.T) {
 	as := startAPIServerWith(t, "", func(text string) string {
 		return regexp.MustCompile(`(?m)^users_file = .*$`).ReplaceAllString(text, "anonymous = true")
-	})
+	}, nil)
 	c := apitest.New(t, as.base, nil)
 	for _, r := range []struct{ method, path, body string }{
 		{"POST", "/v1/users", `{"name":"carol","password":"carol-secret"}`},
@@ -216,4 +216,8 @@ func TestAPIUserWritesReadOnlyStore(t *testing.T) {
 		}
 	}
 	c.Must(403, "POST", "/v1/users", as.read, []byte(`{"name":"carol","password":"carol-secret"}`))
+	// This server was not given the doctor.
+	if e := decode[apiError](t, c.Must(503, "GET", "/v1/doctor", as.read, nil)); e.Code != "unavailable" {
+		t.Errorf("doctor without one: %+v", e)
+	}
 }

@@ -44,6 +44,13 @@ type Server struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics.Metrics // nil without [metrics]
+	// ops counts what the operations API shows (ops.go); rates is its
+	// throughput, and closedUp/closedDown (under mu) the bytes of the
+	// sessions already closed.
+	ops                  opsCounters
+	doctorMu             sync.Mutex // one doctor run at a time (API)
+	rates                throughput
+	closedUp, closedDown int64
 	// defender decides at accept which addresses are refused; nil when
 	// defender.enabled = false. It lives as long as the server: a reload
 	// keeps it and its scores.
@@ -143,6 +150,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	if cfg.Metrics.Address != "" {
 		s.metrics = metrics.New()
+		s.ops.prom = s.metrics
 		s.metrics.Gauge("cloudftpd_sessions", "Open control connections.", func() float64 { return float64(s.SessionCount()) })
 		s.metrics.Gauge("cloudftpd_passive_ports_open", "Passive sockets open (waiting for or lingering after a transfer), all listeners.",
 			func() float64 { return float64(s.openPassivePorts()) })
@@ -578,12 +586,7 @@ func (s *Server) Addrs() []net.Addr {
 
 // sessionMetrics is what sessions report to: nothing (a nil interface,
 // not a nil *metrics.Metrics in one) without [metrics].
-func (s *Server) sessionMetrics() ftp.Metrics {
-	if s.metrics == nil {
-		return nil
-	}
-	return s.metrics
-}
+func (s *Server) sessionMetrics() ftp.Metrics { return &s.ops }
 
 // countRefused counts a turned-away connection.
 func (s *Server) countRefused(reason string) {
@@ -712,7 +715,10 @@ func (s *Server) handle(c net.Conn, g *generation) {
 		s.metrics.SessionStarted()
 	}
 	sess.Serve()
+	final := sess.Info()
 	s.mu.Lock()
+	s.closedUp += final.BytesUploaded
+	s.closedDown += final.BytesDownloaded
 	delete(s.sessions, sess)
 	if s.perIP[client]--; s.perIP[client] <= 0 {
 		delete(s.perIP, client)
