@@ -20,6 +20,8 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
+	"github.com/cloudftpd/cloudftpd/internal/doctor"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
 
@@ -74,14 +76,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	base, ftpAddr, usersFile := startServer(t)
+	base, ftpAddr, usersFile, passive := startServer(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Env = append(os.Environ(),
 		"CONSOLE_URL="+base, "CONSOLE_ADMIN=ops", "CONSOLE_PASSWORD=ops-password-1",
-		"CONSOLE_FTP_USER="+ftpUser, "CONSOLE_FTP_PASSWORD="+ftpPassword, "CONSOLE_FTP_RATE="+ftpRate, "CONSOLE_BOB_PASSWORD="+bobPassword,
+		"CONSOLE_FTP_USER="+ftpUser, "CONSOLE_FTP_PASSWORD="+ftpPassword, "CONSOLE_FTP_RATE="+ftpRate, "CONSOLE_BOB_PASSWORD="+bobPassword, "CONSOLE_PASSIVE_PORTS="+passive,
 		"CONSOLE_SCREENSHOTS="+shots, "CHROMIUM="+chromium)
 	cmd.Stderr = logWriter{t, "browser: "}
 	cmd.WaitDelay = 5 * time.Second
@@ -182,8 +184,9 @@ func sizeOf(st os.FileInfo) int64 {
 // startServer starts a server with the API and console on, an admin
 // account "ops", a users file the console may write (one user, bob,
 // already there) and the file the new user will download. It returns
-// the console's URL, the FTP address and the users file.
-func startServer(t *testing.T) (base, ftpAddr, usersFile string) {
+// the console's URL, the FTP address, the users file and the passive
+// port range.
+func startServer(t *testing.T) (base, ftpAddr, usersFile, passive string) {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "files")
@@ -221,6 +224,7 @@ func startServer(t *testing.T) (base, ftpAddr, usersFile string) {
 	if err := af.Save(adminsFile); err != nil {
 		t.Fatal(err)
 	}
+	passive = clienttest.FreeRange(t, 20)
 	cfgText := fmt.Sprintf(`
 [server]
 idle_timeout = "60s"
@@ -243,7 +247,7 @@ enabled = true
 address = "127.0.0.1:0"
 tokens_file = %q
 admins_file = %q
-`, filepath.Join(dir, "state"), clienttest.FreeRange(t, 20), root, usersFile, filepath.Join(dir, "api-tokens.toml"), adminsFile)
+`, filepath.Join(dir, "state"), passive, root, usersFile, filepath.Join(dir, "api-tokens.toml"), adminsFile)
 	cfgFile := filepath.Join(dir, "cloudftpd.toml")
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -253,7 +257,10 @@ admins_file = %q
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(logWriter{t, "server: "}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger, Version: "v0.0.0-console-test"})
+	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger, Version: "v0.0.0-console-test",
+		Doctor: func(ctx context.Context, cfg *config.Config) []diag.Check {
+			return doctor.Diagnose(ctx, cfg, doctor.Options{})
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +272,7 @@ admins_file = %q
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return "http://" + srv.APIAddr().String(), srv.Addrs()[0].String(), usersFile
+	return "http://" + srv.APIAddr().String(), srv.Addrs()[0].String(), usersFile, passive
 }
 
 func findUser(t *testing.T, usersFile, name string) auth.UserEntry {

@@ -16,6 +16,7 @@
 // CONSOLE_PASSWORD (an admin account), CONSOLE_FTP_USER,
 // CONSOLE_FTP_PASSWORD, CONSOLE_FTP_RATE (the user's download rate as
 // typed in the form), CONSOLE_BOB_PASSWORD (bob's new password),
+// CONSOLE_PASSIVE_PORTS (the listener's passive range),
 // CONSOLE_SCREENSHOTS (a directory), CHROMIUM (the browser,
 // /usr/bin/chromium by default).
 import { chromium } from 'playwright-core';
@@ -38,6 +39,7 @@ const ftpUser = env('CONSOLE_FTP_USER');
 const ftpPassword = env('CONSOLE_FTP_PASSWORD');
 const ftpRate = env('CONSOLE_FTP_RATE');
 const bobPassword = env('CONSOLE_BOB_PASSWORD');
+const passivePorts = env('CONSOLE_PASSIVE_PORTS');
 const shots = env('CONSOLE_SCREENSHOTS');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -173,8 +175,18 @@ try {
   await page.locator(`tr[data-user="${ftpUser}"]`).getByRole('button', { name: 'Delete' }).click();
   await page.locator(`tr[data-user="${ftpUser}"]`).waitFor({ state: 'detached' });
 
-  step('reload the config');
+  step('passive pool, NAT warnings and the doctor on the dashboard');
   await nav(page, 'Dashboard');
+  const pool = page.locator('table.passive tbody tr').first();
+  await pool.filter({ hasText: passivePorts }).waitFor();
+  // Loopback clients are not public: no NAT warning, and a number, not
+  // the dash of a server that does not count them.
+  const nat = await page.getByTestId('nat-warnings').innerText();
+  if (nat !== '0') throw new Error(`NAT warnings card shows ${JSON.stringify(nat)}, want 0`);
+  await page.getByRole('button', { name: 'Run the doctor' }).click();
+  await page.locator('table.doctor tbody tr').first().waitFor({ timeout: 60000 });
+
+  step('reload the config');
   await page.getByRole('button', { name: 'Reload the config' }).click();
   await page.getByText(/^Reloaded /).waitFor();
 

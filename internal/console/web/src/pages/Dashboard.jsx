@@ -240,7 +240,7 @@ export function Dashboard({ me }) {
         <Card label="Upload" value={rate(last(tp.up))} note={<Sparkline samples={tp.up} label="upload rate" />} />
         <Card
           label="NAT warnings"
-          value={nat == null ? '—' : nat}
+          value={<span data-testid="nat-warnings">{nat == null ? '—' : nat}</span>}
           warn={nat > 0}
           note={nat > 0 ? 'PASV replies sent a private address to a public client: check the passive rules' : 'private addresses sent to public clients'}
         />
