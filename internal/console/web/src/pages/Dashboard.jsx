@@ -230,14 +230,17 @@ export function Dashboard({ me }) {
   const exhausted = status.passive_ports_exhausted ?? 0;
   const transfers = sessions.filter((s) => s.transfer && s.transfer.direction !== 'other').length;
   const last = (a) => (a.length ? a[a.length - 1] : 0);
+  // The server's rates are averages over its window (10 s).
+  const win = status.throughput?.window_seconds;
+  const avg = win ? ` (${Math.round(win)} s avg)` : '';
   return (
     <>
       <ErrorNote error={error} />
       <section class="cards">
         <Card label="Sessions" value={<span data-testid="session-count">{sessions.length}</span>} />
         <Card label="Transfers" value={transfers} />
-        <Card label="Download" value={rate(last(tp.down))} note={<Sparkline samples={tp.down} label="download rate" />} />
-        <Card label="Upload" value={rate(last(tp.up))} note={<Sparkline samples={tp.up} label="upload rate" />} />
+        <Card label={'Download' + avg} value={rate(last(tp.down))} note={<Sparkline samples={tp.down} label="download rate" />} />
+        <Card label={'Upload' + avg} value={rate(last(tp.up))} note={<Sparkline samples={tp.up} label="upload rate" />} />
         <Card
           label="NAT warnings"
           value={<span data-testid="nat-warnings">{nat == null ? '—' : nat}</span>}
