@@ -26,13 +26,13 @@ import (
 )
 
 // The FTP user the browser adds, and the download it is watched doing:
-// fileSize at ftpRate lasts about 12 s, long enough to see it move and
+// fileSize at ftpRate lasts about 20 s, long enough to see it move and
 // end it before it finishes.
 const (
 	ftpUser     = "carol"
 	ftpPassword = "carol-secret-1"
 	ftpRate     = "100KiB"
-	fileSize    = 1280 << 10
+	fileSize    = 2 << 20
 	bobPassword = "bob-new-secret-2"
 )
 
