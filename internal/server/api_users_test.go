@@ -195,32 +195,42 @@ func TestAPIUserWrites(t *testing.T) {
 }
 
 // TestAPIUserWritesReadOnlyStore: with no users file (anonymous logins
-// only) the API cannot add or change users: 409 read_only_store, and
-// unknown users are not pretended to exist.
+// only) or an identity hook, the API cannot add or change users: 409
+// read_only_store saying where the users come from; a read token is
+// still 403 first.
 func TestAPIUserWritesReadOnlyStore(t *testing.T) {
-	as := startAPIServerWith(t, "", func(text string) string {
-		return regexp.MustCompile(`(?m)^users_file = .*$`).ReplaceAllString(text, "anonymous = true")
-	}, nil)
-	c := apitest.New(t, as.base, nil)
-	for _, r := range []struct{ method, path, body string }{
-		{"POST", "/v1/users", `{"name":"carol","password":"carol-secret"}`},
-		{"PATCH", "/v1/users/carol", `{"disabled":true}`},
-		{"DELETE", "/v1/users/carol", ""},
-		{"POST", "/v1/users/carol/password", `{"password":"x"}`},
+	for _, tc := range []struct {
+		name, auth, says string
+	}{
+		{"anonymous", "anonymous = true", "anonymous"},
+		{"hook", "store = \"http\"\n\n[auth.http]\nurl = \"http://127.0.0.1:9/login\"", "identity hook"},
 	} {
-		var body []byte
-		if r.body != "" {
-			body = []byte(r.body)
-		}
-		e := decode[apiError](t, c.Must(409, r.method, r.path, as.admin, body))
-		if e.Code != "read_only_store" || !strings.Contains(e.Error, "anonymous") {
-			t.Errorf("%s %s: %+v", r.method, r.path, e)
-		}
-	}
-	c.Must(403, "POST", "/v1/users", as.read, []byte(`{"name":"carol","password":"carol-secret"}`))
-	// This server was not given the doctor.
-	if e := decode[apiError](t, c.Must(503, "GET", "/v1/doctor", as.read, nil)); e.Code != "unavailable" {
-		t.Errorf("doctor without one: %+v", e)
+		t.Run(tc.name, func(t *testing.T) {
+			as := startAPIServerWith(t, "", func(text string) string {
+				return regexp.MustCompile(`(?m)^users_file = .*$`).ReplaceAllString(text, tc.auth)
+			}, nil)
+			c := apitest.New(t, as.base, nil)
+			for _, r := range []struct{ method, path, body string }{
+				{"POST", "/v1/users", `{"name":"carol","password":"carol-secret"}`},
+				{"PATCH", "/v1/users/carol", `{"disabled":true}`},
+				{"DELETE", "/v1/users/carol", ""},
+				{"POST", "/v1/users/carol/password", `{"password":"x"}`},
+			} {
+				var body []byte
+				if r.body != "" {
+					body = []byte(r.body)
+				}
+				e := decode[apiError](t, c.Must(409, r.method, r.path, as.admin, body))
+				if e.Code != "read_only_store" || !strings.Contains(e.Error, tc.says) {
+					t.Errorf("%s %s: %+v", r.method, r.path, e)
+				}
+			}
+			c.Must(403, "POST", "/v1/users", as.read, []byte(`{"name":"carol","password":"carol-secret"}`))
+			// This server was not given the doctor.
+			if e := decode[apiError](t, c.Must(503, "GET", "/v1/doctor", as.read, nil)); e.Code != "unavailable" {
+				t.Errorf("doctor without one: %+v", e)
+			}
+		})
 	}
 }
 
