@@ -149,11 +149,30 @@ type handler struct {
 	console  *sessionStore
 	verifier *auth.Verifier
 	audits   *auditRing
+	local    bool // the control socket's: see NewLocalHandler
 }
 
 // NewHandler returns the API of svc, authenticated by keys (tokens) and
 // opts.Admins (console sessions).
 func NewHandler(svc Service, keys *Keyring, opts Options) http.Handler {
+	return newHandler(svc, keys, opts, false)
+}
+
+// LocalActor is the name the control socket's requests have in the
+// audit trail.
+const LocalActor = "control-socket"
+
+// NewLocalHandler returns the API of svc for the local control socket
+// (internal/control): no tokens and no console, because the socket's
+// file permissions are the access control, so every request has the
+// admin scope; changes are audited as by LocalActor. It also serves the
+// quota routes when svc is a control.QuotaService. `cloudftpd sessions`,
+// `reload` and `ban` use it.
+func NewLocalHandler(svc Service, opts Options) http.Handler {
+	return newHandler(svc, nil, opts, true)
+}
+
+func newHandler(svc Service, keys *Keyring, opts Options, local bool) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -171,8 +190,11 @@ func NewHandler(svc Service, keys *Keyring, opts Options) http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)
 	})
-	mux.HandleFunc("POST /v1/login", h.login)
-	mux.HandleFunc("POST /v1/logout", h.logout)
+	h.local = local
+	if !local {
+		mux.HandleFunc("POST /v1/login", h.login)
+		mux.HandleFunc("POST /v1/logout", h.logout)
+	}
 	mux.HandleFunc("GET /v1/me", h.authed(h.me))
 	mux.HandleFunc("GET /v1/status", h.authed(h.status))
 	mux.HandleFunc("GET /v1/sessions", h.authed(h.sessions))
@@ -190,7 +212,11 @@ func NewHandler(svc Service, keys *Keyring, opts Options) http.Handler {
 	mux.HandleFunc("GET /v1/audit", h.authed(h.audit))
 	// Bans are the control socket's routes, the same code behind both.
 	bans := control.NewHandler(svc, opts.Logger)
-	for _, p := range []string{"GET /v1/bans", "POST /v1/bans", "DELETE /v1/bans/{prefix...}"} {
+	routes := []string{"GET /v1/bans", "POST /v1/bans", "DELETE /v1/bans/{prefix...}"}
+	if _, ok := svc.(control.QuotaService); ok && local {
+		routes = append(routes, "GET /v1/quota", "POST /v1/quota/{user}/scan")
+	}
+	for _, p := range routes {
 		mux.Handle(p, h.authed(bans.ServeHTTP))
 	}
 	return mux
@@ -207,8 +233,11 @@ type principal struct {
 }
 
 func (p principal) kind() string {
-	if p.session != "" {
+	switch {
+	case p.session != "":
 		return "admin"
+	case p.name == LocalActor:
+		return "socket"
 	}
 	return "token"
 }
@@ -252,6 +281,9 @@ func (h *handler) authed(next http.HandlerFunc) http.HandlerFunc {
 // request has one, else the console session of its cookie. It answers
 // the refusal itself.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, client netip.Addr) (principal, bool) {
+	if h.local {
+		return principal{name: LocalActor, scope: ScopeAdmin}, true
+	}
 	if r.Header.Get("Authorization") == "" {
 		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 			return h.cookieSession(w, r, client, c.Value)

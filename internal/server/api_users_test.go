@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/api/apitest"
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
+	"github.com/cloudftpd/cloudftpd/internal/pgtest"
 )
 
 type apiUser struct {
@@ -193,31 +195,103 @@ func TestAPIUserWrites(t *testing.T) {
 }
 
 // TestAPIUserWritesReadOnlyStore: with no users file (anonymous logins
-// only) the API cannot add or change users: 409 read_only_store, and
-// unknown users are not pretended to exist.
+// only) or an identity hook, the API cannot add or change users: 409
+// read_only_store saying where the users come from; a read token is
+// still 403 first.
 func TestAPIUserWritesReadOnlyStore(t *testing.T) {
+	for _, tc := range []struct {
+		name, auth, says string
+	}{
+		{"anonymous", "anonymous = true", "anonymous"},
+		{"hook", "store = \"http\"\n\n[auth.http]\nurl = \"http://127.0.0.1:9/login\"", "identity hook"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := startAPIServerWith(t, "", func(text string) string {
+				return regexp.MustCompile(`(?m)^users_file = .*$`).ReplaceAllString(text, tc.auth)
+			}, nil)
+			c := apitest.New(t, as.base, nil)
+			for _, r := range []struct{ method, path, body string }{
+				{"POST", "/v1/users", `{"name":"carol","password":"carol-secret"}`},
+				{"PATCH", "/v1/users/carol", `{"disabled":true}`},
+				{"DELETE", "/v1/users/carol", ""},
+				{"POST", "/v1/users/carol/password", `{"password":"x"}`},
+			} {
+				var body []byte
+				if r.body != "" {
+					body = []byte(r.body)
+				}
+				e := decode[apiError](t, c.Must(409, r.method, r.path, as.admin, body))
+				if e.Code != "read_only_store" || !strings.Contains(e.Error, tc.says) {
+					t.Errorf("%s %s: %+v", r.method, r.path, e)
+				}
+			}
+			c.Must(403, "POST", "/v1/users", as.read, []byte(`{"name":"carol","password":"carol-secret"}`))
+			// This server was not given the doctor.
+			if e := decode[apiError](t, c.Must(503, "GET", "/v1/doctor", as.read, nil)); e.Code != "unavailable" {
+				t.Errorf("doctor without one: %+v", e)
+			}
+		})
+	}
+}
+
+// TestAPIUserWritesPostgres: with auth.store = "postgres" the same
+// endpoints edit the users table: a user added is listed at once and
+// logs in with a real client within moments (LISTEN/NOTIFY), a disabled
+// one is refused, a new password takes, a deleted one is gone; unknown
+// and existing users are 404 and 409 as with the users file.
+func TestAPIUserWritesPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	pool, err := pgdb.Open(pgdb.Options{DSN: dsn, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgdb.Migrate(t.Context(), pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
 	as := startAPIServerWith(t, "", func(text string) string {
-		return regexp.MustCompile(`(?m)^users_file = .*$`).ReplaceAllString(text, "anonymous = true")
+		return regexp.MustCompile(`(?m)^users_file = .*$`).ReplaceAllString(text,
+			fmt.Sprintf("store = \"postgres\"\n\n[auth.postgres]\ndsn = %q\npoll_interval = \"1s\"\ntimeout = \"2s\"", dsn))
 	}, nil)
 	c := apitest.New(t, as.base, nil)
-	for _, r := range []struct{ method, path, body string }{
-		{"POST", "/v1/users", `{"name":"carol","password":"carol-secret"}`},
-		{"PATCH", "/v1/users/carol", `{"disabled":true}`},
-		{"DELETE", "/v1/users/carol", ""},
-		{"POST", "/v1/users/carol/password", `{"password":"x"}`},
-	} {
-		var body []byte
-		if r.body != "" {
-			body = []byte(r.body)
-		}
-		e := decode[apiError](t, c.Must(409, r.method, r.path, as.admin, body))
-		if e.Code != "read_only_store" || !strings.Contains(e.Error, "anonymous") {
-			t.Errorf("%s %s: %+v", r.method, r.path, e)
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5s\n%s", what, as.logs)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	c.Must(403, "POST", "/v1/users", as.read, []byte(`{"name":"carol","password":"carol-secret"}`))
-	// This server was not given the doctor.
-	if e := decode[apiError](t, c.Must(503, "GET", "/v1/doctor", as.read, nil)); e.Code != "unavailable" {
-		t.Errorf("doctor without one: %+v", e)
+
+	if us := decode[struct{ Users []apiUser }](t, c.Must(200, "GET", "/v1/users", as.read, nil)).Users; len(us) != 0 {
+		t.Fatalf("users at start: %+v", us)
 	}
+	u := decode[apiUser](t, c.Must(201, "POST", "/v1/users", as.admin,
+		[]byte(`{"name":"carol","password":"carol-secret","limits":{"max_sessions":2},"folders":[{"path":"/in","target":"inbox","permissions":["upload"]}]}`)))
+	if u.Name != "carol" || u.Limits.MaxSessions != 2 || len(u.Folders) != 1 {
+		t.Errorf("added: %+v", u)
+	}
+	if us := decode[struct{ Users []apiUser }](t, c.Must(200, "GET", "/v1/users", as.read, nil)).Users; len(us) != 1 || us[0].Name != "carol" {
+		t.Errorf("users right after the POST: %+v", us)
+	}
+	c.Must(409, "POST", "/v1/users", as.admin, []byte(`{"name":"carol","password":"x"}`))
+	eventually("carol logs in", func() bool { return canLogin(as.testServer, "carol", "carol-secret") == nil })
+
+	c.Must(404, "PATCH", "/v1/users/nobody", as.admin, []byte(`{"disabled":true}`))
+	c.Must(400, "PATCH", "/v1/users/carol", as.admin, []byte(`{"permissions":["fly"]}`))
+	if u := decode[apiUser](t, c.Must(200, "PATCH", "/v1/users/carol", as.admin, []byte(`{"disabled":true}`))); !u.Limits.Disabled || u.Limits.MaxSessions != 2 {
+		t.Errorf("disabled: %+v", u)
+	}
+	eventually("disabled carol is refused", func() bool { return canLogin(as.testServer, "carol", "carol-secret") != nil })
+	c.Must(200, "PATCH", "/v1/users/carol", as.admin, []byte(`{"disabled":false}`))
+	c.Must(404, "POST", "/v1/users/nobody/password", as.admin, []byte(`{"password":"x"}`))
+	c.Must(204, "POST", "/v1/users/carol/password", as.admin, []byte(`{"password":"new-secret"}`))
+	eventually("the new password", func() bool { return canLogin(as.testServer, "carol", "new-secret") == nil })
+
+	c.Must(204, "DELETE", "/v1/users/carol", as.admin, nil)
+	c.Must(404, "DELETE", "/v1/users/carol", as.admin, nil)
+	eventually("deleted carol is refused", func() bool { return canLogin(as.testServer, "carol", "new-secret") != nil })
 }
