@@ -51,7 +51,8 @@ async function expectLine(word) {
   }
 }
 const say = (word) => process.stdout.write(word + '\n');
-const step = (msg) => process.stderr.write(`console.mjs: ${msg}\n`);
+const t0 = Date.now();
+const step = (msg) => process.stderr.write(`console.mjs: ${((Date.now() - t0) / 1000).toFixed(1)}s ${msg}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // nav opens one of the console's pages through its menu.
