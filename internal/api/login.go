@@ -56,7 +56,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	rec := &statusRecorder{ResponseWriter: w}
-	who := principal{name: "", scope: ScopeAdmin}
+	who := principal{kind: "admin", scope: ScopeAdmin}
 	defer func() { h.record(r, client, who, rec.status(), rec.reason) }()
 	if !decodeBody(rec, r, &req) {
 		return
@@ -85,7 +85,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.internal(rec, r, err)
 		return
 	}
-	id, cs := h.console.create(adm.Name)
+	id, cs := h.console.create(adm.Name, adm.PasswordHash)
 	http.SetCookie(rec, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
 		Secure: h.opts.SecureCookie, SameSite: http.SameSiteStrictMode})
 	rec.Header().Set("Cache-Control", "no-store")

@@ -141,18 +141,29 @@ func TestAPIConsoleLogin(t *testing.T) {
 	replay.MustHeader(401, "POST", "/v1/reload", hdr, nil)
 	c.MustHeader(204, "POST", "/v1/logout", nil, nil) // nothing to end
 
-	// The admin deleted from the file: the other session ends.
+	// The admin's password changed in the file (cloudftpd admin
+	// passwd): the other session ends; a login with the new one works;
+	// the admin deleted: that session ends too.
 	c2.Must(200, "GET", "/v1/me", "", nil)
-	af, err := api.LoadAdmins(as.adminsFile)
-	if err != nil {
-		t.Fatal(err)
+	editAdmins := func(edit func(*api.AdminsFile) error) {
+		t.Helper()
+		af, err := api.LoadAdmins(as.adminsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := edit(af); err != nil {
+			t.Fatal(err)
+		}
+		if err := af.Save(as.adminsFile); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := af.Delete(consoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	if err := af.Save(as.adminsFile); err != nil {
-		t.Fatal(err)
-	}
+	editAdmins(func(f *api.AdminsFile) error { return f.SetPassword(consoleAdmin, "changed-secret") })
+	c2.Must(401, "GET", "/v1/me", "", nil)
+	c2.Must(401, "POST", "/v1/login", "", loginBody(consoleAdmin, consolePassword))
+	c2.Must(200, "POST", "/v1/login", "", loginBody(consoleAdmin, "changed-secret"))
+	c2.Must(200, "GET", "/v1/me", "", nil)
+	editAdmins(func(f *api.AdminsFile) error { return f.Delete(consoleAdmin) })
 	c2.Must(401, "GET", "/v1/me", "", nil)
 
 	// The audit ring, newest first; a read token may see it.
@@ -174,14 +185,16 @@ func TestAPIConsoleLogin(t *testing.T) {
 		"root POST /v1/bans 403", "root POST /v1/bans 403", "root POST /v1/bans 403", "root POST /v1/bans 201",
 		"ops DELETE /v1/bans/203.0.113.9 204",
 		"root POST /v1/login 200", "root POST /v1/reload 403",
+		"root POST /v1/login 401", "root POST /v1/login 200",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("audit ring:\n got %q\nwant %q", got, want)
 	}
-	if len(audit) > 0 && (audit[len(audit)-1].Result != "failed" || audit[0].Reason == "") {
+	if len(audit) > 1 && (audit[len(audit)-1].Result != "failed" || audit[len(audit)-1].Reason == "" || audit[0].Result != "ok" ||
+		audit[1].Reason != "wrong admin name or password") {
 		t.Errorf("audit entries: first %+v, last %+v", audit[len(audit)-1], audit[0])
 	}
-	if one := decode[struct{ Events []entry }](t, c.Must(200, "GET", "/v1/audit?limit=1", as.read, nil)).Events; len(one) != 1 || one[0].Path != "/v1/reload" {
+	if one := decode[struct{ Events []entry }](t, c.Must(200, "GET", "/v1/audit?limit=1", as.read, nil)).Events; len(one) != 1 || one[0].Path != "/v1/login" || one[0].Status != 200 {
 		t.Errorf("limit=1: %+v", one)
 	}
 
