@@ -256,3 +256,62 @@ func TestAPIConsoleCookieSecure(t *testing.T) {
 	}
 	c.Must(200, "GET", "/v1/me", "", nil)
 }
+
+// TestAPIRefusals: every route refuses a request without credentials
+// (401), every change refuses a read token and a console session
+// without its CSRF token (403), and none of those refusals changed
+// anything.
+func TestAPIRefusals(t *testing.T) {
+	as := startAPIServer(t, "")
+	c := apitest.New(t, as.base, nil)
+	b := browser(t, as.base, nil)
+	b.Must(200, "POST", "/v1/login", "", loginBody(consoleAdmin, consolePassword))
+	for _, r := range []struct {
+		method, path, body string
+	}{
+		{"GET", "/v1/me", ""},
+		{"GET", "/v1/status", ""},
+		{"GET", "/v1/sessions", ""},
+		{"DELETE", "/v1/sessions/0123", ""},
+		{"GET", "/v1/transfers", ""},
+		{"GET", "/v1/passive", ""},
+		{"GET", "/v1/doctor", ""},
+		{"GET", "/v1/audit", ""},
+		{"GET", "/v1/bans", ""},
+		{"POST", "/v1/bans", `{"prefix":"203.0.113.1"}`},
+		{"DELETE", "/v1/bans/203.0.113.1", ""},
+		{"DELETE", "/v1/bans/203.0.113.0/24", ""},
+		{"POST", "/v1/reload", ""},
+		{"GET", "/v1/users", ""},
+		{"POST", "/v1/users", `{"name":"eve","password":"eve-secret"}`},
+		{"GET", "/v1/users/alice", ""},
+		{"PATCH", "/v1/users/alice", `{"disabled":true}`},
+		{"DELETE", "/v1/users/alice", ""},
+		{"POST", "/v1/users/alice/password", `{"password":"stolen"}`},
+	} {
+		var body []byte
+		if r.body != "" {
+			body = []byte(r.body)
+		}
+		what := r.method + " " + r.path
+		if e := decode[apiError](t, c.Must(401, r.method, r.path, "", body)); e.Code != "unauthorized" {
+			t.Errorf("%s without credentials: %+v", what, e)
+		}
+		if r.method == "GET" {
+			continue
+		}
+		if e := decode[apiError](t, c.Must(403, r.method, r.path, as.read, body)); e.Code != "forbidden" {
+			t.Errorf("%s with a read token: %+v", what, e)
+		}
+		if e := decode[apiError](t, b.MustHeader(403, r.method, r.path, nil, body)); e.Code != "csrf" {
+			t.Errorf("%s from the console without CSRF token: %+v", what, e)
+		}
+	}
+	if err := canLogin(as.testServer, "alice", "alice-secret"); err != nil {
+		t.Errorf("alice after the refusals: %v", err)
+	}
+	if bans := decode[struct{ Bans []any }](t, c.Must(200, "GET", "/v1/bans", as.read, nil)).Bans; len(bans) != 0 {
+		t.Errorf("bans after the refusals: %v", bans)
+	}
+	c.Must(404, "GET", "/v1/users/eve", as.read, nil)
+}
