@@ -129,6 +129,9 @@ type Options struct {
 	LoginFailed func(client netip.Addr, unknownUser bool)
 	// Record records admin.action events.
 	Record func(events.Event)
+	// Audit keeps the recent ones for GET /v1/audit; nil is a ring of
+	// this handler's own.
+	Audit *AuditRing
 	// Admins are the console accounts; nil is none (every login fails).
 	Admins *Admins
 	// SecureCookie marks the session cookie Secure: the API is HTTPS.
@@ -148,7 +151,6 @@ type handler struct {
 	routes   *http.ServeMux
 	console  *sessionStore
 	verifier *auth.Verifier
-	audits   *auditRing
 	local    bool // the control socket's: see NewLocalHandler
 }
 
@@ -182,9 +184,11 @@ func newHandler(svc Service, keys *Keyring, opts Options, local bool) http.Handl
 	if opts.Admins == nil {
 		opts.Admins = NewAdmins("")
 	}
+	if opts.Audit == nil {
+		opts.Audit = NewAuditRing()
+	}
 	h := &handler{svc: svc, keys: keys, opts: opts, log: opts.Logger, routes: http.NewServeMux(),
-		console: newSessionStore(opts.SessionIdle, opts.Now), verifier: auth.NewVerifier(opts.Logger),
-		audits: newAuditRing(auditRingSize)}
+		console: newSessionStore(opts.SessionIdle, opts.Now), verifier: auth.NewVerifier(opts.Logger)}
 	mux := h.routes
 	mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -359,7 +363,7 @@ func (h *handler) record(r *http.Request, client netip.Addr, who principal, stat
 	if client.IsValid() {
 		e.Client = client.String()
 	}
-	h.audits.add(e)
+	h.opts.Audit.add(e)
 	if h.opts.Record != nil {
 		h.opts.Record(e)
 	}

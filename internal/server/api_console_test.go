@@ -16,6 +16,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/api"
 	"github.com/cloudftpd/cloudftpd/internal/api/apitest"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 )
 
@@ -314,4 +315,21 @@ func TestAPIRefusals(t *testing.T) {
 		t.Errorf("bans after the refusals: %v", bans)
 	}
 	c.Must(404, "GET", "/v1/users/eve", as.read, nil)
+
+	// The control socket needs no token (its permissions are the
+	// access control), and its changes are in the same audit ring.
+	cc := &control.Client{SocketPath: as.cfg.ControlSocket()}
+	var me meAnswer
+	if err := cc.Call(t.Context(), "GET", "/v1/me", nil, 200, &me); err != nil || me.Name != api.LocalActor || me.Scope != "admin" {
+		t.Errorf("me on the socket: %+v, %v", me, err)
+	}
+	if err := cc.Call(t.Context(), "POST", "/v1/reload", nil, 200, nil); err != nil {
+		t.Fatalf("reload on the socket: %v", err)
+	}
+	last := decode[struct {
+		Events []struct{ Actor, Path string }
+	}](t, c.Must(200, "GET", "/v1/audit?limit=1", as.read, nil)).Events
+	if len(last) != 1 || last[0].Actor != api.LocalActor || last[0].Path != "/v1/reload" {
+		t.Errorf("the socket's reload in the audit ring: %+v", last)
+	}
 }
