@@ -129,6 +129,9 @@ type Options struct {
 	LoginFailed func(client netip.Addr, unknownUser bool)
 	// Record records admin.action events.
 	Record func(events.Event)
+	// Audit keeps the recent ones for GET /v1/audit; nil is a ring of
+	// this handler's own.
+	Audit *AuditRing
 	// Admins are the console accounts; nil is none (every login fails).
 	Admins *Admins
 	// SecureCookie marks the session cookie Secure: the API is HTTPS.
@@ -148,7 +151,6 @@ type handler struct {
 	routes   *http.ServeMux
 	console  *sessionStore
 	verifier *auth.Verifier
-	audits   *auditRing
 	local    bool // the control socket's: see NewLocalHandler
 }
 
@@ -182,9 +184,11 @@ func newHandler(svc Service, keys *Keyring, opts Options, local bool) http.Handl
 	if opts.Admins == nil {
 		opts.Admins = NewAdmins("")
 	}
+	if opts.Audit == nil {
+		opts.Audit = NewAuditRing()
+	}
 	h := &handler{svc: svc, keys: keys, opts: opts, log: opts.Logger, routes: http.NewServeMux(),
-		console: newSessionStore(opts.SessionIdle, opts.Now), verifier: auth.NewVerifier(opts.Logger),
-		audits: newAuditRing(auditRingSize)}
+		console: newSessionStore(opts.SessionIdle, opts.Now), verifier: auth.NewVerifier(opts.Logger)}
 	mux := h.routes
 	mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -225,21 +229,12 @@ func newHandler(svc Service, keys *Keyring, opts Options, local bool) http.Handl
 // principal is who made a request: a token, or an admin logged in to
 // the console.
 type principal struct {
+	kind  string // "token", "admin" (a console session) or "socket"
 	name  string
 	scope Scope
 	// session is the console session's id, "" for a token.
 	session string
 	csrf    string
-}
-
-func (p principal) kind() string {
-	switch {
-	case p.session != "":
-		return "admin"
-	case p.name == LocalActor:
-		return "socket"
-	}
-	return "token"
 }
 
 type principalKey struct{}
@@ -282,7 +277,7 @@ func (h *handler) authed(next http.HandlerFunc) http.HandlerFunc {
 // the refusal itself.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, client netip.Addr) (principal, bool) {
 	if h.local {
-		return principal{name: LocalActor, scope: ScopeAdmin}, true
+		return principal{kind: "socket", name: LocalActor, scope: ScopeAdmin}, true
 	}
 	if r.Header.Get("Authorization") == "" {
 		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
@@ -308,7 +303,7 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, client ne
 		h.refuse(w, r, client, "unknown token")
 		return principal{}, false
 	}
-	return principal{name: tok.Name, scope: tok.Scope}, true
+	return principal{kind: "token", name: tok.Name, scope: tok.Scope}, true
 }
 
 // cookieSession is authenticate for a request with a session cookie. An
@@ -318,14 +313,15 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, client ne
 func (h *handler) cookieSession(w http.ResponseWriter, r *http.Request, client netip.Addr, id string) (principal, bool) {
 	cs, ok := h.console.get(id)
 	if ok {
-		// An admin deleted from the file since logging in is logged out.
+		// An admin deleted from the file since logging in, or given a
+		// new password, is logged out.
 		adm, err := h.opts.Admins.Lookup(cs.name)
 		if err != nil {
 			h.log.Error("api: admins file unreadable: no console session is accepted", "file", h.opts.Admins.Path(), "err", err)
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "the server cannot read its admins file (see its log)")
 			return principal{}, false
 		}
-		if adm == nil {
+		if adm == nil || adm.PasswordHash != cs.hash {
 			h.console.delete(id)
 			ok = false
 		}
@@ -336,7 +332,7 @@ func (h *handler) cookieSession(w http.ResponseWriter, r *http.Request, client n
 		writeError(w, http.StatusUnauthorized, "unauthorized", "the console session has expired: log in again")
 		return principal{}, false
 	}
-	return principal{name: cs.name, scope: ScopeAdmin, session: id, csrf: cs.csrf}, true
+	return principal{kind: "admin", name: cs.name, scope: ScopeAdmin, session: id, csrf: cs.csrf}, true
 }
 
 // refuse answers 401 and tells the defender.
@@ -360,14 +356,14 @@ func (h *handler) record(r *http.Request, client netip.Addr, who principal, stat
 	if status >= 400 {
 		result, level = events.ResultFailed, slog.LevelWarn
 	}
-	h.log.Log(r.Context(), level, "api: admin action", who.kind(), who.name, "client", client.String(),
+	h.log.Log(r.Context(), level, "api: admin action", who.kind, who.name, "client", client.String(),
 		"method", r.Method, "path", r.URL.Path, "status", status, "result", result, "reason", reason)
 	e := events.Event{Type: events.AdminAction, Time: h.opts.Now().UTC(), Actor: who.name, Method: r.Method,
 		Path: r.URL.Path, Code: status, Result: result, Reason: reason}
 	if client.IsValid() {
 		e.Client = client.String()
 	}
-	h.audits.add(e)
+	h.opts.Audit.add(e)
 	if h.opts.Record != nil {
 		h.opts.Record(e)
 	}

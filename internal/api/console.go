@@ -34,7 +34,10 @@ const (
 
 // consoleSession is one logged-in admin.
 type consoleSession struct {
-	name     string
+	name string
+	// hash is the admin's password hash at login: a password changed
+	// since (cloudftpd admin passwd) ends the session.
+	hash     string
 	csrf     string
 	created  time.Time
 	lastSeen time.Time
@@ -65,10 +68,10 @@ func randomToken() string {
 }
 
 // create starts a session for name and returns its id and the session.
-func (s *sessionStore) create(name string) (string, consoleSession) {
+func (s *sessionStore) create(name, hash string) (string, consoleSession) {
 	now := s.now()
 	id := randomToken()
-	cs := &consoleSession{name: name, csrf: randomToken(), created: now, lastSeen: now}
+	cs := &consoleSession{name: name, hash: hash, csrf: randomToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(now)
@@ -106,18 +109,6 @@ func (s *sessionStore) delete(id string) {
 	s.mu.Lock()
 	delete(s.byID, id)
 	s.mu.Unlock()
-}
-
-// endAdmin ends every session of the admin called name (deleted, or its
-// password changed elsewhere is not seen here; see Handler's checks).
-func (s *sessionStore) endAdmin(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, cs := range s.byID {
-		if cs.name == name {
-			delete(s.byID, id)
-		}
-	}
 }
 
 func (s *sessionStore) expired(cs *consoleSession, now time.Time) bool {

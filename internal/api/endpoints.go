@@ -332,8 +332,7 @@ func userToJSON(u auth.User) userJSON {
 	}
 	j.Folders = []folderJSON{}
 	for _, f := range l.Folders {
-		target := f.Target
-		j.Folders = append(j.Folders, folderJSON{Path: f.Path, Volume: f.Volume, Target: target, Permissions: nonNil(f.Perms.Strings())})
+		j.Folders = append(j.Folders, folderJSON{Path: f.Path, Volume: f.Volume, Target: f.Target, Permissions: nonNil(f.Perms.Strings())})
 	}
 	for _, d := range l.Dirs {
 		j.Limits.Dirs = append(j.Limits.Dirs, dirJSON{Dir: d.Dir, AllowedPatterns: nonNil(d.AllowedPatterns),

@@ -56,7 +56,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	rec := &statusRecorder{ResponseWriter: w}
-	who := principal{name: "", scope: ScopeAdmin}
+	who := principal{kind: "admin", scope: ScopeAdmin}
 	defer func() { h.record(r, client, who, rec.status(), rec.reason) }()
 	if !decodeBody(rec, r, &req) {
 		return
@@ -85,7 +85,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		h.internal(rec, r, err)
 		return
 	}
-	id, cs := h.console.create(adm.Name)
+	id, cs := h.console.create(adm.Name, adm.PasswordHash)
 	http.SetCookie(rec, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
 		Secure: h.opts.SecureCookie, SameSite: http.SameSiteStrictMode})
 	rec.Header().Set("Cache-Control", "no-store")
@@ -146,18 +146,22 @@ func (h *handler) me(w http.ResponseWriter, r *http.Request) {
 // auditRingSize is how many admin.action events GET /v1/audit can show.
 const auditRingSize = 500
 
-// auditRing keeps the most recent admin.action events of this process,
-// for the console; the durable trail is the events' sinks.
-type auditRing struct {
+// AuditRing keeps the most recent admin.action events of this process,
+// for GET /v1/audit (the console's audit page); the durable trail is the
+// events' sinks. One ring serves the HTTP listener and the control
+// socket, so either shows the changes made through both. It is safe for
+// concurrent use.
+type AuditRing struct {
 	mu   sync.Mutex
 	buf  []events.Event
 	next int
 	full bool
 }
 
-func newAuditRing(n int) *auditRing { return &auditRing{buf: make([]events.Event, n)} }
+// NewAuditRing returns a ring of the last 500 events.
+func NewAuditRing() *AuditRing { return &AuditRing{buf: make([]events.Event, auditRingSize)} }
 
-func (a *auditRing) add(e events.Event) {
+func (a *AuditRing) add(e events.Event) {
 	a.mu.Lock()
 	a.buf[a.next] = e
 	a.next = (a.next + 1) % len(a.buf)
@@ -168,7 +172,7 @@ func (a *auditRing) add(e events.Event) {
 }
 
 // recent returns up to n events, newest first.
-func (a *auditRing) recent(n int) []events.Event {
+func (a *AuditRing) recent(n int) []events.Event {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	size := a.next
@@ -209,7 +213,7 @@ func (h *handler) audit(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Events []auditJSON `json:"events"`
 	}{Events: []auditJSON{}}
-	for _, e := range h.audits.recent(limit) {
+	for _, e := range h.opts.Audit.recent(limit) {
 		out.Events = append(out.Events, auditJSON{Time: e.Time, Actor: e.Actor, Client: e.Client, Method: e.Method,
 			Path: e.Path, Status: e.Code, Result: e.Result, Reason: e.Reason})
 	}

@@ -62,6 +62,7 @@ func (s *Server) startAPI(cfg *config.Config) error {
 		AuthFailed:   s.apiAuthFailed,
 		LoginFailed:  s.apiLoginFailed,
 		Record:       s.recordAdmin,
+		Audit:        s.auditRing,
 		Admins:       admins,
 		SecureCookie: ac.TLS(),
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/api"
 	"github.com/cloudftpd/cloudftpd/internal/api/apitest"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
+	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 )
 
@@ -141,18 +142,29 @@ func TestAPIConsoleLogin(t *testing.T) {
 	replay.MustHeader(401, "POST", "/v1/reload", hdr, nil)
 	c.MustHeader(204, "POST", "/v1/logout", nil, nil) // nothing to end
 
-	// The admin deleted from the file: the other session ends.
+	// The admin's password changed in the file (cloudftpd admin
+	// passwd): the other session ends; a login with the new one works;
+	// the admin deleted: that session ends too.
 	c2.Must(200, "GET", "/v1/me", "", nil)
-	af, err := api.LoadAdmins(as.adminsFile)
-	if err != nil {
-		t.Fatal(err)
+	editAdmins := func(edit func(*api.AdminsFile) error) {
+		t.Helper()
+		af, err := api.LoadAdmins(as.adminsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := edit(af); err != nil {
+			t.Fatal(err)
+		}
+		if err := af.Save(as.adminsFile); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := af.Delete(consoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	if err := af.Save(as.adminsFile); err != nil {
-		t.Fatal(err)
-	}
+	editAdmins(func(f *api.AdminsFile) error { return f.SetPassword(consoleAdmin, "changed-secret") })
+	c2.Must(401, "GET", "/v1/me", "", nil)
+	c2.Must(401, "POST", "/v1/login", "", loginBody(consoleAdmin, consolePassword))
+	c2.Must(200, "POST", "/v1/login", "", loginBody(consoleAdmin, "changed-secret"))
+	c2.Must(200, "GET", "/v1/me", "", nil)
+	editAdmins(func(f *api.AdminsFile) error { return f.Delete(consoleAdmin) })
 	c2.Must(401, "GET", "/v1/me", "", nil)
 
 	// The audit ring, newest first; a read token may see it.
@@ -174,14 +186,16 @@ func TestAPIConsoleLogin(t *testing.T) {
 		"root POST /v1/bans 403", "root POST /v1/bans 403", "root POST /v1/bans 403", "root POST /v1/bans 201",
 		"ops DELETE /v1/bans/203.0.113.9 204",
 		"root POST /v1/login 200", "root POST /v1/reload 403",
+		"root POST /v1/login 401", "root POST /v1/login 200",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("audit ring:\n got %q\nwant %q", got, want)
 	}
-	if len(audit) > 0 && (audit[len(audit)-1].Result != "failed" || audit[0].Reason == "") {
+	if len(audit) > 1 && (audit[len(audit)-1].Result != "failed" || audit[len(audit)-1].Reason == "" || audit[0].Result != "ok" ||
+		audit[1].Reason != "wrong admin name or password") {
 		t.Errorf("audit entries: first %+v, last %+v", audit[len(audit)-1], audit[0])
 	}
-	if one := decode[struct{ Events []entry }](t, c.Must(200, "GET", "/v1/audit?limit=1", as.read, nil)).Events; len(one) != 1 || one[0].Path != "/v1/reload" {
+	if one := decode[struct{ Events []entry }](t, c.Must(200, "GET", "/v1/audit?limit=1", as.read, nil)).Events; len(one) != 1 || one[0].Path != "/v1/login" || one[0].Status != 200 {
 		t.Errorf("limit=1: %+v", one)
 	}
 
@@ -242,4 +256,80 @@ func TestAPIConsoleCookieSecure(t *testing.T) {
 		t.Errorf("cookie over HTTPS: %+v", ck)
 	}
 	c.Must(200, "GET", "/v1/me", "", nil)
+}
+
+// TestAPIRefusals: every route refuses a request without credentials
+// (401), every change refuses a read token and a console session
+// without its CSRF token (403), and none of those refusals changed
+// anything.
+func TestAPIRefusals(t *testing.T) {
+	as := startAPIServer(t, "")
+	c := apitest.New(t, as.base, nil)
+	b := browser(t, as.base, nil)
+	b.Must(200, "POST", "/v1/login", "", loginBody(consoleAdmin, consolePassword))
+	for _, r := range []struct {
+		method, path, body string
+	}{
+		{"GET", "/v1/me", ""},
+		{"GET", "/v1/status", ""},
+		{"GET", "/v1/sessions", ""},
+		{"DELETE", "/v1/sessions/0123", ""},
+		{"GET", "/v1/transfers", ""},
+		{"GET", "/v1/passive", ""},
+		{"GET", "/v1/doctor", ""},
+		{"GET", "/v1/audit", ""},
+		{"GET", "/v1/bans", ""},
+		{"POST", "/v1/bans", `{"prefix":"203.0.113.1"}`},
+		{"DELETE", "/v1/bans/203.0.113.1", ""},
+		{"DELETE", "/v1/bans/203.0.113.0/24", ""},
+		{"POST", "/v1/reload", ""},
+		{"GET", "/v1/users", ""},
+		{"POST", "/v1/users", `{"name":"eve","password":"eve-secret"}`},
+		{"GET", "/v1/users/alice", ""},
+		{"PATCH", "/v1/users/alice", `{"disabled":true}`},
+		{"DELETE", "/v1/users/alice", ""},
+		{"POST", "/v1/users/alice/password", `{"password":"stolen"}`},
+	} {
+		var body []byte
+		if r.body != "" {
+			body = []byte(r.body)
+		}
+		what := r.method + " " + r.path
+		if e := decode[apiError](t, c.Must(401, r.method, r.path, "", body)); e.Code != "unauthorized" {
+			t.Errorf("%s without credentials: %+v", what, e)
+		}
+		if r.method == "GET" {
+			continue
+		}
+		if e := decode[apiError](t, c.Must(403, r.method, r.path, as.read, body)); e.Code != "forbidden" {
+			t.Errorf("%s with a read token: %+v", what, e)
+		}
+		if e := decode[apiError](t, b.MustHeader(403, r.method, r.path, nil, body)); e.Code != "csrf" {
+			t.Errorf("%s from the console without CSRF token: %+v", what, e)
+		}
+	}
+	if err := canLogin(as.testServer, "alice", "alice-secret"); err != nil {
+		t.Errorf("alice after the refusals: %v", err)
+	}
+	if bans := decode[struct{ Bans []any }](t, c.Must(200, "GET", "/v1/bans", as.read, nil)).Bans; len(bans) != 0 {
+		t.Errorf("bans after the refusals: %v", bans)
+	}
+	c.Must(404, "GET", "/v1/users/eve", as.read, nil)
+
+	// The control socket needs no token (its permissions are the
+	// access control), and its changes are in the same audit ring.
+	cc := &control.Client{SocketPath: as.cfg.ControlSocket()}
+	var me meAnswer
+	if err := cc.Call(t.Context(), "GET", "/v1/me", nil, 200, &me); err != nil || me.Name != api.LocalActor || me.Scope != "admin" {
+		t.Errorf("me on the socket: %+v, %v", me, err)
+	}
+	if err := cc.Call(t.Context(), "POST", "/v1/reload", nil, 200, nil); err != nil {
+		t.Fatalf("reload on the socket: %v", err)
+	}
+	last := decode[struct {
+		Events []struct{ Actor, Path string }
+	}](t, c.Must(200, "GET", "/v1/audit?limit=1", as.read, nil)).Events
+	if len(last) != 1 || last[0].Actor != api.LocalActor || last[0].Path != "/v1/reload" {
+		t.Errorf("the socket's reload in the audit ring: %+v", last)
+	}
 }

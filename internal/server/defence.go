@@ -162,7 +162,7 @@ func (s *Server) startControl(_ context.Context, cfg *config.Config) error {
 	}
 	// The operations API without its tokens: the socket's permissions
 	// are the access control (cloudftpd ban, sessions, reload, quota).
-	h := api.NewLocalHandler(apiService{controlService{s}}, api.Options{Logger: s.logger, Record: s.recordAdmin})
+	h := api.NewLocalHandler(apiService{controlService{s}}, api.Options{Logger: s.logger, Record: s.recordAdmin, Audit: s.auditRing})
 	hs := &http.Server{Handler: h}
 	s.mu.Lock()
 	s.control, s.controlPath = hs, path

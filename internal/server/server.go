@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudftpd/cloudftpd/internal/api"
 	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
@@ -47,8 +48,11 @@ type Server struct {
 	// ops counts what the operations API shows (ops.go); rates is its
 	// throughput, and closedUp/closedDown (under mu) the bytes of the
 	// sessions already closed.
-	ops                  opsCounters
-	doctorMu             sync.Mutex // one doctor run at a time (API)
+	ops      opsCounters
+	doctorMu sync.Mutex // one doctor run at a time (API)
+	// auditRing is the recent admin.action events of the API and the
+	// control socket, for GET /v1/audit.
+	auditRing            *api.AuditRing
 	rates                throughput
 	closedUp, closedDown int64
 	// defender decides at accept which addresses are refused; nil when
@@ -142,11 +146,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:     opts,
-		logger:   opts.Logger,
-		done:     make(chan struct{}),
-		sessions: make(map[*ftp.Session]struct{}),
-		perIP:    make(map[netip.Addr]int),
+		opts:      opts,
+		logger:    opts.Logger,
+		done:      make(chan struct{}),
+		sessions:  make(map[*ftp.Session]struct{}),
+		perIP:     make(map[netip.Addr]int),
+		auditRing: api.NewAuditRing(),
 	}
 	if cfg.Metrics.Address != "" {
 		s.metrics = metrics.New()
