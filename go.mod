@@ -2,6 +2,9 @@ module github.com/cloudftpd/cloudftpd
 
 go 1.26.8
 
+// The console's npm packages (internal/console/web) are not Go code.
+ignore ./internal/console/web/node_modules
+
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/aws/aws-sdk-go-v2 v1.48.0

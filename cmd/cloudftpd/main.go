@@ -23,7 +23,10 @@ Usage:
   cloudftpd probe [--user NAME] [--tls MODE] HOST[:PORT]|URL
                                        diagnose a server from a client's side (PASV behind NAT, firewalls, TLS)
   cloudftpd ban list|add|remove        a running server's bans (see "cloudftpd ban help")
+  cloudftpd sessions [--kill ID]       a running server's sessions, or end one (see "cloudftpd sessions --help")
+  cloudftpd reload                     make a running server re-read its config, as SIGHUP does
   cloudftpd api token add|list|del    tokens of the operations API (see "cloudftpd api help")
+  cloudftpd admin add|passwd|del|list console accounts of the operations API (see "cloudftpd admin help")
   cloudftpd quota scan USER [--config FILE]  recompute a user's quota usage (see "cloudftpd quota help")
   cloudftpd import vsftpd [--merge] [--discover] --out DIR FILE...
                                        write cloudftpd.toml and users.toml from vsftpd.conf files, with a report
@@ -59,8 +62,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "ban":
 		return runBan(args[1:], stdout, stderr)
+	case "sessions":
+		return runSessions(args[1:], false, stdout, stderr)
+	case "reload":
+		return runSessions(args[1:], true, stdout, stderr)
 	case "api":
 		return runAPI(args[1:], stdout, stderr)
+	case "admin":
+		return runAdmin(args[1:], stdin, stdout, stderr)
 	case "quota":
 		ctx, stop := signalContext()
 		defer stop()

@@ -18,6 +18,8 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
+	"github.com/cloudftpd/cloudftpd/internal/doctor"
 	"github.com/cloudftpd/cloudftpd/internal/server"
 )
 
@@ -61,7 +63,11 @@ type serving struct {
 func newServing(ctx context.Context, cfg *config.Config, stderr io.Writer) (*serving, error) {
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg, stderr, level)
-	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level, Version: version()})
+	srv, err := server.New(ctx, cfg, server.Options{Logger: logger, Level: level, Version: version(),
+		Doctor: func(ctx context.Context, cfg *config.Config) []diag.Check {
+			// Its own wiring logs nothing: the running one is the server.
+			return doctor.Diagnose(ctx, cfg, doctor.Options{})
+		}})
 	if err != nil {
 		return nil, err
 	}

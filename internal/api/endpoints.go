@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/control"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 )
 
@@ -22,6 +23,34 @@ type statusJSON struct {
 	ConfigFile    string         `json:"config_file"`
 	Sessions      int            `json:"sessions"`
 	Listeners     []listenerJSON `json:"listeners"`
+	Throughput    rateJSON       `json:"throughput"`
+	// NATWarnings is Status.PrivatePASVReplies.
+	NATWarnings           int64 `json:"nat_warnings"`
+	PassivePortsExhausted int64 `json:"passive_ports_exhausted"`
+}
+
+type rateJSON struct {
+	Upload        float64 `json:"upload_bytes_per_second"`
+	Download      float64 `json:"download_bytes_per_second"`
+	WindowSeconds float64 `json:"window_seconds"`
+}
+
+type passiveJSON struct {
+	Listener string `json:"listener"`
+	Bound    string `json:"bound"`
+	Ports    string `json:"passive_ports"`
+	Size     *int   `json:"size"`
+	Open     int    `json:"open"`
+	InUse    int    `json:"in_use"`
+	Waiting  int    `json:"waiting"`
+	Free     *int   `json:"free"`
+}
+
+type checkJSON struct {
+	Step   string `json:"step"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix"`
 }
 
 type listenerJSON struct {
@@ -71,6 +100,8 @@ type userJSON struct {
 	TLSData     string     `json:"tls_data,omitempty"`
 	BinaryOnly  bool       `json:"binary_only"`
 	Limits      limitsJSON `json:"limits"`
+	// Folders are the user's virtual folders.
+	Folders []folderJSON `json:"folders"`
 }
 
 type limitsJSON struct {
@@ -97,9 +128,47 @@ type dirJSON struct {
 func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
 	st := h.svc.Status()
 	out := statusJSON{Version: st.Version, Started: st.Started.UTC(), UptimeSeconds: seconds(h.opts.Now().Sub(st.Started)),
-		ConfigFile: st.ConfigFile, Sessions: st.Sessions, Listeners: []listenerJSON{}}
+		ConfigFile: st.ConfigFile, Sessions: st.Sessions, Listeners: []listenerJSON{},
+		Throughput:  rateJSON{Upload: round3(st.UploadRate), Download: round3(st.DownloadRate), WindowSeconds: seconds(st.RateWindow)},
+		NATWarnings: st.PrivatePASVReplies, PassivePortsExhausted: st.PassivePortsExhausted}
 	for _, l := range st.Listeners {
 		out.Listeners = append(out.Listeners, listenerJSON{Address: l.Address, Bound: l.Bound, TLS: l.TLS, PassivePorts: l.PassivePorts})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handler) passive(w http.ResponseWriter, _ *http.Request) {
+	out := struct {
+		Listeners []passiveJSON `json:"listeners"`
+	}{Listeners: []passiveJSON{}}
+	for _, p := range h.svc.Passive() {
+		j := passiveJSON{Listener: p.Listener, Bound: p.Bound, Ports: p.Ports, Open: p.Open, InUse: p.Busy, Waiting: p.Waiting}
+		if p.Size > 0 {
+			size, free := p.Size, max(0, p.Size-p.Busy)
+			j.Size, j.Free = &size, &free
+		}
+		out.Listeners = append(out.Listeners, j)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handler) doctor(w http.ResponseWriter, r *http.Request) {
+	checks, err := h.svc.Doctor(r.Context())
+	if errors.Is(err, control.ErrUnavailable) {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	out := struct {
+		ConfigFile string      `json:"config_file"`
+		Failed     bool        `json:"failed"`
+		Checks     []checkJSON `json:"checks"`
+	}{ConfigFile: h.svc.Status().ConfigFile, Failed: diag.Failed(checks), Checks: []checkJSON{}}
+	for _, c := range checks {
+		out.Checks = append(out.Checks, checkJSON{Step: c.Step, Status: strings.ToLower(string(c.Status)), Detail: c.Detail, Fix: c.Fix})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -260,6 +329,10 @@ func userToJSON(u auth.User) userJSON {
 	}
 	for _, p := range l.DeniedNetworks {
 		j.Limits.DeniedNetworks = append(j.Limits.DeniedNetworks, p.String())
+	}
+	j.Folders = []folderJSON{}
+	for _, f := range l.Folders {
+		j.Folders = append(j.Folders, folderJSON{Path: f.Path, Volume: f.Volume, Target: f.Target, Permissions: nonNil(f.Perms.Strings())})
 	}
 	for _, d := range l.Dirs {
 		j.Limits.Dirs = append(j.Limits.Dirs, dirJSON{Dir: d.Dir, AllowedPatterns: nonNil(d.AllowedPatterns),

@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -170,26 +168,7 @@ func (f *TokensFile) Save(path string) error {
 	if err := toml.NewEncoder(&buf).Encode(f); err != nil {
 		return fmt.Errorf("api: tokens file: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("api: tokens file: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tokens-*")
-	if err != nil {
-		return fmt.Errorf("api: tokens file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("api: tokens file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("api: tokens file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("api: tokens file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("api: tokens file: %w", err)
 	}
 	return nil
@@ -204,52 +183,24 @@ func hashToken(secret string) string {
 // when its size or modification time changes, so `cloudftpd api token
 // add|del` takes effect at the next request without a reload. It is
 // safe for concurrent use.
-type Keyring struct {
-	path string
-
-	mu    sync.Mutex
-	file  *TokensFile
-	stamp fileStamp
-	err   error
-}
-
-type fileStamp struct {
-	size    int64
-	modTime time.Time
-	exists  bool
-}
+type Keyring struct{ w watched[*TokensFile] }
 
 // NewKeyring returns the keyring of the tokens file at path, which need
 // not exist yet (no token is then accepted).
-func NewKeyring(path string) *Keyring { return &Keyring{path: path} }
+func NewKeyring(path string) *Keyring {
+	return &Keyring{w: watched[*TokensFile]{path: path, load: LoadTokensOrEmpty}}
+}
 
 // Path is the tokens file.
-func (k *Keyring) Path() string { return k.path }
+func (k *Keyring) Path() string { return k.w.path }
 
 // Lookup finds the token of secret in the current file. An error means
 // the file cannot be read: no token is accepted until it is fixed.
 func (k *Keyring) Lookup(secret string) (Token, bool, error) {
-	f, err := k.current()
+	f, err := k.w.current()
 	if err != nil {
 		return Token{}, false, err
 	}
 	t, ok := f.Lookup(secret)
 	return t, ok, nil
-}
-
-func (k *Keyring) current() (*TokensFile, error) {
-	var st fileStamp
-	if fi, err := os.Stat(k.path); err == nil {
-		st = fileStamp{size: fi.Size(), modTime: fi.ModTime(), exists: true}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("api: tokens file: %w", err)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.file != nil && st == k.stamp || k.err != nil && st == k.stamp {
-		return k.file, k.err
-	}
-	k.stamp = st
-	k.file, k.err = LoadTokensOrEmpty(k.path)
-	return k.file, k.err
 }

@@ -332,6 +332,32 @@ func (f *UsersFile) SetLimits(name string, edit func(*LimitsEntry)) error {
 	return nil
 }
 
+// Update changes a user's entry: edit gets a copy of it (its slices its
+// own) and may change any field but the name, or return an error to
+// change nothing. The result must pass LoadUsersFile, or nothing changes
+// and the error names the key. It is the whole-entry edit of the
+// operations API; SetPassword and SetLimits are the command line's.
+func (f *UsersFile) Update(name string, edit func(*UserEntry) error) error {
+	i := f.find(name)
+	if i < 0 {
+		return fmt.Errorf("auth: no user %q", name)
+	}
+	ent := f.entries[i]
+	ent.Permissions = slices.Clone(ent.Permissions)
+	ent.LimitsEntry = cloneLimitsEntry(ent.LimitsEntry)
+	if err := edit(&ent); err != nil {
+		return err
+	}
+	if ent.Name != name {
+		return fmt.Errorf("auth: user %q: the name cannot be changed", name)
+	}
+	if err := validateEntry(&ent); err != nil {
+		return fmt.Errorf("auth: user %q: %w", name, err)
+	}
+	f.entries[i] = ent
+	return nil
+}
+
 // cloneLimitsEntry copies e's slices, so an edit that fails leaves the
 // original alone.
 func cloneLimitsEntry(e LimitsEntry) LimitsEntry {

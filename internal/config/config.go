@@ -777,6 +777,10 @@ type API struct {
 	// relative to server.state_dir, or to the config file's directory
 	// without one; default "api-tokens.toml".
 	TokensFile string `toml:"tokens_file"`
+	// AdminsFile holds the console accounts' argon2id hashes (cloudftpd
+	// admin add), relative to the config file's directory; default
+	// "api-admins.toml".
+	AdminsFile string `toml:"admins_file"`
 }
 
 // DefaultAPIAddress is api.address when the API is enabled without one.
@@ -805,6 +809,9 @@ func (c *Config) APITokensFile() string {
 	}
 	return c.Path(c.API.TokensFile)
 }
+
+// APIAdminsFile is the console accounts file's path.
+func (c *Config) APIAdminsFile() string { return c.Path(c.API.AdminsFile) }
 
 // Retention configures the background sweep that deletes expired files.
 // The ages themselves are per user and per directory, in the users file;
@@ -1063,6 +1070,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.API.Enabled && c.API.Address == "" {
 		c.API.Address = DefaultAPIAddress
+	}
+	if c.API.AdminsFile == "" {
+		c.API.AdminsFile = "api-admins.toml"
 	}
 	if c.API.TokensFile == "" {
 		c.API.TokensFile = "api-tokens.toml"

@@ -116,6 +116,14 @@ func (c *Client) Unban(ctx context.Context, p netip.Prefix) error {
 	return c.do(ctx, http.MethodDelete, "/v1/bans/"+p.String(), nil, http.StatusNoContent, nil)
 }
 
+// Call sends one request of the operations API the socket also serves
+// (internal/api: GET /v1/sessions, POST /v1/reload, ...) with in as its
+// JSON body (nil for none), and decodes an answer of status want into
+// out (nil to ignore it); any other answer is an *Error.
+func (c *Client) Call(ctx context.Context, method, path string, in any, want int, out any) error {
+	return c.do(ctx, method, path, in, want, out)
+}
+
 // do sends one request and decodes the answer into out, or the error body
 // into an *Error.
 func (c *Client) do(ctx context.Context, method, path string, in any, want int, out any) error {

@@ -44,6 +44,11 @@
 // Later routes come with their own interfaces, which the Service may
 // implement; NewHandler serves the routes of those it does: quota.go has
 // the quota routes (QuotaService).
+//
+// A running server serves these routes on its socket through
+// internal/api's NewLocalHandler, with the rest of the operations API
+// (sessions, transfers, reload, users; openapi.yaml there), without its
+// tokens: Client.Call reaches those.
 package control
 
 import (

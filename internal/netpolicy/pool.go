@@ -440,3 +440,38 @@ func (r *Reservation) Release() {
 		}
 	})
 }
+
+// PoolStats is a snapshot of a pool's use, for the operations API.
+type PoolStats struct {
+	// Lo and Hi are the range; both 0 for kernel-chosen ports.
+	Lo, Hi uint16
+	// Open is the passive sockets open: waiting for a data connection, or
+	// lingering for the next one.
+	Open int
+	// Busy is the open ports with at least one session waiting on them,
+	// Waiting the sessions waiting. A busy port still takes sessions of
+	// other client addresses.
+	Busy, Waiting int
+}
+
+// Size is how many ports the range has; 0 without a range.
+func (s PoolStats) Size() int {
+	if s.Lo == 0 {
+		return 0
+	}
+	return int(s.Hi) - int(s.Lo) + 1
+}
+
+// Stats returns the pool's use now.
+func (p *PortPool) Stats() PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := PoolStats{Lo: p.lo, Hi: p.hi, Open: len(p.ports)}
+	for _, sp := range p.ports {
+		if n := len(sp.waiting); n > 0 {
+			st.Busy++
+			st.Waiting += n
+		}
+	}
+	return st
+}

@@ -150,10 +150,17 @@ func (s *Store) SetLimits(ctx context.Context, name string, edit func(*auth.Limi
 	return s.update(ctx, name, func(e *auth.UserEntry) { edit(&e.LimitsEntry) })
 }
 
-// update edits a user in one transaction, the row locked, so that two
-// edits of one user at once do not lose either.
 func (s *Store) update(ctx context.Context, name string, edit func(*auth.UserEntry)) error {
-	return wrap(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.Update(ctx, name, func(e *auth.UserEntry) error { edit(e); return nil })
+}
+
+// Update edits a user in one transaction, the row locked, so that two
+// edits of one user at once do not lose either. edit may change any
+// field but the name, or return an error (returned as is) to change
+// nothing; the result must validate.
+func (s *Store) Update(ctx context.Context, name string, edit func(*auth.UserEntry) error) error {
+	var editErr error
+	err := wrap(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		e, err := scanEntry(tx.QueryRow(ctx, selectUsers+` WHERE name = $1 FOR UPDATE`, name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: %q", ErrNoUser, name)
@@ -161,7 +168,13 @@ func (s *Store) update(ctx context.Context, name string, edit func(*auth.UserEnt
 		if err != nil {
 			return err
 		}
-		edit(&e)
+		if editErr = edit(&e); editErr != nil {
+			return editErr
+		}
+		if e.Name != name {
+			editErr = fmt.Errorf("user %q: the name cannot be changed", name)
+			return editErr
+		}
 		if err := e.Validate(); err != nil {
 			return fmt.Errorf("user %q: %w", name, err)
 		}
@@ -174,6 +187,10 @@ func (s *Store) update(ctx context.Context, name string, edit func(*auth.UserEnt
 			name, e.PasswordHash, e.Home, e.Permissions, e.TLS, e.TLSData, e.BinaryOnly, limits)
 		return err
 	}))
+	if editErr != nil {
+		return editErr
+	}
+	return err
 }
 
 // Delete removes a user.

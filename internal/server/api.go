@@ -14,10 +14,13 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/console"
 	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
+	"github.com/cloudftpd/cloudftpd/internal/pgusers"
 )
 
 // apiServer is the operations API's listener, once started.
@@ -26,6 +29,8 @@ type apiServer struct {
 	addr    net.Addr
 	certs   *certs.Store // nil for plain HTTP
 	address string       // api.address it was started with
+	// stopRates stops the throughput sampler the API's status reads.
+	stopRates chan struct{}
 }
 
 // startAPI serves the operations API when the config enables it: its
@@ -51,13 +56,21 @@ func (s *Server) startAPI(cfg *config.Config) error {
 		ln = tls.NewListener(ln, tc)
 	}
 	keys := api.NewKeyring(cfg.APITokensFile())
+	admins := api.NewAdmins(cfg.APIAdminsFile())
 	h := api.NewHandler(apiService{controlService{s}}, keys, api.Options{
-		Logger:     s.logger,
-		AuthFailed: s.apiAuthFailed,
-		Record:     s.recordAdmin,
+		Logger:       s.logger,
+		AuthFailed:   s.apiAuthFailed,
+		LoginFailed:  s.apiLoginFailed,
+		Record:       s.recordAdmin,
+		Audit:        s.auditRing,
+		Admins:       admins,
+		SecureCookie: ac.TLS(),
 	})
+	a.stopRates = make(chan struct{})
+	go s.sampleThroughput(a.stopRates)
 	a.hs = &http.Server{
-		Handler:           h,
+		// The web console at /, the API under /v1/.
+		Handler:           console.Handler(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -74,7 +87,7 @@ func (s *Server) startAPI(cfg *config.Config) error {
 	if a.certs != nil {
 		scheme = "https"
 	}
-	s.logger.Info("operations API", "address", a.addr.String(), "scheme", scheme, "tokens_file", keys.Path())
+	s.logger.Info("operations API", "address", a.addr.String(), "scheme", scheme, "tokens_file", keys.Path(), "admins_file", admins.Path())
 	return nil
 }
 
@@ -86,6 +99,7 @@ func (s *Server) stopAPI() {
 	s.mu.Unlock()
 	if a != nil {
 		a.hs.Close()
+		close(a.stopRates)
 	}
 }
 
@@ -96,7 +110,8 @@ func (s *Server) reloadAPI(prev, cfg *config.Config) {
 	a := s.api
 	s.mu.Unlock()
 	if prev.API.Enabled != cfg.API.Enabled || a != nil && a.address != cfg.API.Address ||
-		prev.API.TLSCert != cfg.API.TLSCert || prev.API.TLSKey != cfg.API.TLSKey || prev.API.TokensFile != cfg.API.TokensFile {
+		prev.API.TLSCert != cfg.API.TLSCert || prev.API.TLSKey != cfg.API.TLSKey || prev.API.TokensFile != cfg.API.TokensFile ||
+		prev.API.AdminsFile != cfg.API.AdminsFile {
 		s.logger.Warn("[api] changed: that takes a restart; the API stays as it was")
 	}
 	if a != nil && a.certs != nil {
@@ -119,6 +134,19 @@ func (s *Server) APIAddr() net.Addr {
 func (s *Server) apiAuthFailed(client netip.Addr) {
 	if s.defender != nil {
 		s.defender.Score(client, defender.APIAuthFailed)
+	}
+}
+
+// apiLoginFailed scores a failed console login as the FTP login it is
+// like: a wrong password, or a name that is no admin's.
+func (s *Server) apiLoginFailed(client netip.Addr, unknownUser bool) {
+	if s.defender == nil {
+		return
+	}
+	if unknownUser {
+		s.defender.Score(client, defender.UnknownUser)
+	} else {
+		s.defender.Score(client, defender.LoginFailed)
 	}
 }
 
@@ -166,7 +194,50 @@ func (a apiService) Status() api.Status {
 		st.Listeners = append(st.Listeners, api.ListenerStatus{Address: lw.Config.Address, Bound: bound[lw.key],
 			TLS: string(lw.Config.TLS), PassivePorts: lw.Config.PassivePorts})
 	}
+	st.UploadRate, st.DownloadRate, st.RateWindow = s.rates.rates()
+	st.PrivatePASVReplies, st.PassivePortsExhausted = s.ops.privatePASV.Load(), s.ops.portsExhausted.Load()
 	return st
+}
+
+func (a apiService) Passive() []api.PassiveStatus {
+	s := a.s
+	s.mu.Lock()
+	w := s.wiring
+	bound := map[string]string{}
+	for _, l := range s.listeners {
+		bound[l.key] = l.ln.Addr().String()
+	}
+	s.mu.Unlock()
+	var out []api.PassiveStatus
+	for _, lw := range w.Listeners {
+		p := api.PassiveStatus{Listener: lw.Config.Address, Bound: bound[lw.key], Ports: lw.Config.PassivePorts}
+		if lw.Ports != nil {
+			st := lw.Ports.Stats()
+			p.Size, p.Open, p.Busy, p.Waiting = st.Size(), st.Open, st.Busy, st.Waiting
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// doctorTimeout bounds a doctor run through the API: discovery of a
+// passive address may wait on the network.
+const doctorTimeout = 30 * time.Second
+
+func (a apiService) Doctor(ctx context.Context) ([]diag.Check, error) {
+	s := a.s
+	if s.opts.Doctor == nil {
+		return nil, fmt.Errorf("the doctor is not built into this program: %w", control.ErrUnavailable)
+	}
+	s.mu.Lock()
+	cfg := s.wiring.Config
+	s.mu.Unlock()
+	// One at a time: a run binds every passive port to see it is free.
+	s.doctorMu.Lock()
+	defer s.doctorMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+	defer cancel()
+	return s.opts.Doctor(ctx, cfg), nil
 }
 
 func (a apiService) Sessions() []ftp.SessionInfo {
@@ -223,8 +294,14 @@ func (a apiService) Reload(ctx context.Context) (string, error) {
 func (a apiService) Users(ctx context.Context) ([]auth.User, error) {
 	s := a.s
 	s.mu.Lock()
-	au := s.wiring.Auth
+	au, pool := s.wiring.Auth, s.wiring.pgPool
+	postgres := s.wiring.Config.Auth.Store == config.StorePostgres && s.opts.Auth == nil
 	s.mu.Unlock()
+	if postgres && pool != nil {
+		// From the table, not the authenticator's copy: a user just
+		// added through the API is listed before its NOTIFY arrives.
+		return listPostgresUsers(ctx, pgusers.NewStore(pool), s.logger)
+	}
 	if au == nil {
 		return nil, nil // anonymous logins only: nobody to list
 	}
@@ -233,4 +310,22 @@ func (a apiService) Users(ctx context.Context) ([]auth.User, error) {
 		return nil, fmt.Errorf("this user store cannot list its users: %w", control.ErrUnavailable)
 	}
 	return l.ListUsers(ctx)
+}
+
+func listPostgresUsers(ctx context.Context, st *pgusers.Store, log *slog.Logger) ([]auth.User, error) {
+	entries, err := st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]auth.User, 0, len(entries))
+	for _, e := range entries {
+		u, err := auth.EntryUser(&e)
+		if err != nil {
+			// The authenticator refuses such a row too; list the rest.
+			log.Warn("users table: a row that does not make a user is left out", "user", e.Name, "err", err)
+			continue
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

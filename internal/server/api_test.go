@@ -35,12 +35,27 @@ type apiServer struct {
 	audit            string
 	base             string // http(s)://host:port of the API
 	admin, read      string // tokens
+	adminsFile       string // console accounts: consoleAdmin, consolePassword
 }
+
+// The console account startAPIServer makes.
+const (
+	consoleAdmin    = "root"
+	consolePassword = "console-secret"
+)
 
 // startAPIServer writes a config with [api] (and extra TOML appended),
 // a users file and a tokens file with an admin and a read token, and
 // starts the server.
 func startAPIServer(t *testing.T, extra string) *apiServer {
+	t.Helper()
+	return startAPIServerWith(t, extra, nil, nil)
+}
+
+// startAPIServerWith is startAPIServer with the config text changed by
+// edit before it is written, and the server's options by opts (nil:
+// unchanged).
+func startAPIServerWith(t *testing.T, extra string, edit func(string) string, opts func(*server.Options)) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "files")
@@ -70,6 +85,14 @@ func startAPIServer(t *testing.T, extra string) *apiServer {
 		t.Fatal(err)
 	}
 	if err := tf.Save(tokensFile); err != nil {
+		t.Fatal(err)
+	}
+	adminsFile := filepath.Join(dir, "api-admins.toml")
+	af := &api.AdminsFile{}
+	if err := af.Add(consoleAdmin, consolePassword, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := af.Save(adminsFile); err != nil {
 		t.Fatal(err)
 	}
 	cfgText := fmt.Sprintf(`
@@ -102,6 +125,9 @@ address = "127.0.0.1:0"
 tokens_file = %q
 %s
 `, filepath.Join(dir, "state"), root, usersFile, audit, tokensFile, extra)
+	if edit != nil {
+		cfgText = edit(cfgText)
+	}
 	cfgFile := filepath.Join(dir, "cloudftpd.toml")
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -112,7 +138,11 @@ tokens_file = %q
 	}
 	logs := &clienttest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(t.Context(), cfg, server.Options{Logger: logger, Version: "v9.9.9-test"})
+	so := server.Options{Logger: logger, Version: "v9.9.9-test"}
+	if opts != nil {
+		opts(&so)
+	}
+	srv, err := server.New(t.Context(), cfg, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +161,7 @@ tokens_file = %q
 	ts := &testServer{t: t, srv: srv, cfg: cfg, Addr: srv.Addrs()[0].String(), Root: root, backend: localDisk,
 		store: diskStore{root: root}, logs: logs}
 	return &apiServer{testServer: ts, cfgFile: cfgFile, cfgText: cfgText, audit: audit,
-		base: scheme + "://" + srv.APIAddr().String(), admin: admin, read: read}
+		base: scheme + "://" + srv.APIAddr().String(), admin: admin, read: read, adminsFile: adminsFile}
 }
 
 func decode[T any](t *testing.T, r *apitest.Response) T {

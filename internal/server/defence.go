@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cloudftpd/cloudftpd/internal/api"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/control"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
@@ -153,7 +154,8 @@ func (s *Server) closeBanned(b defender.Ban) {
 	}
 }
 
-// startControl serves the control socket (cloudftpd ban, quota scan)
+// startControl serves the control socket (cloudftpd ban, sessions,
+// reload, quota scan)
 // when the config has one.
 func (s *Server) startControl(_ context.Context, cfg *config.Config) error {
 	path := cfg.ControlSocket()
@@ -164,7 +166,9 @@ func (s *Server) startControl(_ context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("server: control.socket: %w", err)
 	}
-	h := control.NewHandler(controlService{s}, s.logger)
+	// The operations API without its tokens: the socket's permissions
+	// are the access control (cloudftpd ban, sessions, reload, quota).
+	h := api.NewLocalHandler(apiService{controlService{s}}, api.Options{Logger: s.logger, Record: s.recordAdmin, Audit: s.auditRing})
 	hs := &http.Server{Handler: h}
 	s.mu.Lock()
 	s.control, s.controlPath = hs, path

@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cloudftpd/cloudftpd/internal/api"
 	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/defender"
@@ -48,6 +49,16 @@ type Server struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics.Metrics // nil without [metrics]
+	// ops counts what the operations API shows (ops.go); rates is its
+	// throughput, and closedUp/closedDown (under mu) the bytes of the
+	// sessions already closed.
+	ops      opsCounters
+	doctorMu sync.Mutex // one doctor run at a time (API)
+	// auditRing is the recent admin.action events of the API and the
+	// control socket, for GET /v1/audit.
+	auditRing            *api.AuditRing
+	rates                throughput
+	closedUp, closedDown int64
 	// defender decides at accept which addresses are refused; nil when
 	// defender.enabled = false. It lives as long as the server: a reload
 	// keeps it and its scores.
@@ -149,14 +160,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:     opts,
-		logger:   opts.Logger,
-		done:     make(chan struct{}),
-		sessions: make(map[*ftp.Session]struct{}),
-		perIP:    make(map[netip.Addr]int),
+		opts:      opts,
+		logger:    opts.Logger,
+		done:      make(chan struct{}),
+		sessions:  make(map[*ftp.Session]struct{}),
+		perIP:     make(map[netip.Addr]int),
+		auditRing: api.NewAuditRing(),
 	}
 	if cfg.Metrics.Address != "" {
 		s.metrics = metrics.New()
+		s.ops.prom = s.metrics
 		s.metrics.Gauge("cloudftpd_sessions", "Open control connections.", func() float64 { return float64(s.SessionCount()) })
 		s.metrics.Gauge("cloudftpd_passive_ports_open", "Passive sockets open (waiting for or lingering after a transfer), all listeners.",
 			func() float64 { return float64(s.openPassivePorts()) })
@@ -597,12 +610,7 @@ func (s *Server) Addrs() []net.Addr {
 
 // sessionMetrics is what sessions report to: nothing (a nil interface,
 // not a nil *metrics.Metrics in one) without [metrics].
-func (s *Server) sessionMetrics() ftp.Metrics {
-	if s.metrics == nil {
-		return nil
-	}
-	return s.metrics
-}
+func (s *Server) sessionMetrics() ftp.Metrics { return &s.ops }
 
 // countRefused counts a turned-away connection.
 func (s *Server) countRefused(reason string) {
@@ -731,7 +739,10 @@ func (s *Server) handle(c net.Conn, g *generation) {
 		s.metrics.SessionStarted()
 	}
 	sess.Serve()
+	final := sess.Info()
 	s.mu.Lock()
+	s.closedUp += final.BytesUploaded
+	s.closedDown += final.BytesDownloaded
 	delete(s.sessions, sess)
 	if s.perIP[client]--; s.perIP[client] <= 0 {
 		delete(s.perIP, client)

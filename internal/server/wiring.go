@@ -19,6 +19,7 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/bandwidth"
 	"github.com/cloudftpd/cloudftpd/internal/certs"
 	"github.com/cloudftpd/cloudftpd/internal/config"
+	"github.com/cloudftpd/cloudftpd/internal/diag"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/ftp"
 	"github.com/cloudftpd/cloudftpd/internal/idhook"
@@ -50,6 +51,10 @@ type Options struct {
 	// Node names this node in the bans it shares with the others through
 	// PostgreSQL (auth.store = "postgres"); default the host name.
 	Node string
+	// Doctor runs the doctor's checks of a config (internal/doctor,
+	// which builds on this package and so is handed in), for the
+	// operations API's GET /v1/doctor; nil answers 503.
+	Doctor func(ctx context.Context, cfg *config.Config) []diag.Check
 }
 
 // Wiring is a server's parts built from one config: the authenticator, the

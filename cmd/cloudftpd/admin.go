@@ -1,0 +1,147 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cloudftpd/cloudftpd/internal/api"
+	"github.com/cloudftpd/cloudftpd/internal/config"
+)
+
+const adminUsage = `Usage:
+  cloudftpd admin add NAME [--password-stdin]
+  cloudftpd admin passwd NAME [--password-stdin]
+  cloudftpd admin del NAME
+  cloudftpd admin list
+
+Console accounts of the operations API (README "Operations API"): they log
+in to the web console with their password (argon2id-hashed) and have the
+admin scope. A running server sees the change at the next request;
+deleting an account ends its console sessions.
+
+Flags (before or after NAME):
+  --config FILE        the server's config, to find api.admins_file
+                       (default ./cloudftpd.toml when it exists)
+  --admins-file FILE   the admins file itself
+  --password-stdin     read the password from the first line of standard
+                       input instead of prompting on the terminal
+`
+
+// runAdmin is "cloudftpd admin".
+func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, adminUsage)
+		return 2
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("admin "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFlag := fs.String("config", "", "config file")
+	fileFlag := fs.String("admins-file", "", "admins file")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return 2
+	}
+	want, known := map[string]int{"add": 1, "passwd": 1, "del": 1, "list": 0}[verb]
+	if !known || want != len(pos) {
+		fmt.Fprint(stderr, adminUsage)
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "cloudftpd admin:", err)
+		return 1
+	}
+	path, err := adminsPath(*fileFlag, *cfgFlag)
+	if err != nil {
+		return fail(err)
+	}
+	switch verb {
+	case "add", "passwd":
+		var f *api.AdminsFile
+		if verb == "add" {
+			f, err = api.LoadAdminsOrEmpty(path)
+		} else {
+			f, err = api.LoadAdmins(path)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if verb == "passwd" && f.Find(pos[0]) == nil {
+			return fail(fmt.Errorf("no admin %q in %s", pos[0], path))
+		}
+		if verb == "add" && f.Find(pos[0]) != nil {
+			return fail(fmt.Errorf("admin %q exists in %s (use passwd to change the password)", pos[0], path))
+		}
+		pw, err := readSecret(stdin, stderr, *fromStdin, true)
+		if err != nil {
+			return fail(err)
+		}
+		if verb == "add" {
+			err = f.Add(pos[0], pw, time.Now())
+		} else {
+			err = f.SetPassword(pos[0], pw)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if err := f.Save(path); err != nil {
+			return fail(err)
+		}
+		what := "added to"
+		if verb == "passwd" {
+			what = "has a new password in"
+		}
+		fmt.Fprintf(stdout, "admin %q %s %s\n", pos[0], what, path)
+		return 0
+	case "del":
+		f, err := api.LoadAdmins(path)
+		if err != nil {
+			return fail(err)
+		}
+		if err := f.Delete(pos[0]); err != nil {
+			return fail(err)
+		}
+		if err := f.Save(path); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "admin %q deleted\n", pos[0])
+		return 0
+	default: // list
+		f, err := api.LoadAdminsOrEmpty(path)
+		if err != nil {
+			return fail(err)
+		}
+		if len(f.Admins) == 0 {
+			fmt.Fprintf(stdout, "no admins in %s\n", path)
+			return 0
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCREATED")
+		for _, a := range f.Admins {
+			fmt.Fprintf(tw, "%s\t%s\n", a.Name, a.Created.Format(time.RFC3339))
+		}
+		tw.Flush()
+		return 0
+	}
+}
+
+// adminsPath is --admins-file, else api.admins_file of the config
+// (--config or ./cloudftpd.toml).
+func adminsPath(file, cfgFlag string) (string, error) {
+	if file != "" {
+		return file, nil
+	}
+	path := configPath(cfgFlag)
+	if path == "" {
+		return "", fmt.Errorf("no config (./cloudftpd.toml or --config) to find api.admins_file in; or give --admins-file")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", err
+	}
+	return cfg.APIAdminsFile(), nil
+}
