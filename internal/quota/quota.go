@@ -97,6 +97,13 @@ type Tracker struct {
 	others   Usage
 	unsynced bool
 	syncMu   sync.Mutex
+	// growing counts uploads between asking the store for room and
+	// reserving it (t.mu is released meanwhile): an exchange that gives
+	// room back then keeps the lease whole, or it could hand back the
+	// room just granted before its upload takes it, and refuse that
+	// upload while the quota has room.
+	growing int
+	owed    bool // room was kept for growing uploads: give it back after them
 }
 
 // Name is the user's name.
@@ -184,10 +191,7 @@ func (t *Tracker) reserveFileShared(ctx context.Context) error {
 	if t.limits.Bytes > 0 && t.freeBytes() < MinSlab {
 		ask.Bytes = MinSlab
 	}
-	t.mu.Unlock()
-	err := t.grow(ctx, Usage{Files: 1}, ask)
-	t.mu.Lock()
-	if err != nil {
+	if err := t.growLocked(ctx, Usage{Files: 1}, ask); err != nil {
 		return err
 	}
 	return t.reserveFile()
@@ -319,10 +323,7 @@ func (u *Upload) Allow(ctx context.Context, want int64) (int64, error) {
 	extra := min(wanted, max(minStep, max(0, t.roomLeft())/8))
 	if t.shared() {
 		if extra > free {
-			t.mu.Unlock()
-			err := t.grow(ctx, Usage{Bytes: extra - free}, Usage{Bytes: slab(u.written)})
-			t.mu.Lock()
-			if err != nil {
+			if err := t.growLocked(ctx, Usage{Bytes: extra - free}, Usage{Bytes: slab(u.written)}); err != nil {
 				return 0, err
 			}
 			free = max(0, t.freeBytes())
@@ -396,10 +397,7 @@ func (u *Upload) Prepare(ctx context.Context, replaced, final int64) error {
 	need := max(0, final-max(0, replaced))
 	if t.limits.Bytes > 0 && need > u.reserved && need-u.reserved > max(0, t.freeBytes()) && t.shared() {
 		short := need - u.reserved - max(0, t.freeBytes())
-		t.mu.Unlock()
-		err := t.grow(ctx, Usage{Bytes: short}, Usage{Bytes: short})
-		t.mu.Lock()
-		if err != nil {
+		if err := t.growLocked(ctx, Usage{Bytes: short}, Usage{Bytes: short}); err != nil {
 			return err
 		}
 	}

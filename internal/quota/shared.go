@@ -96,7 +96,10 @@ func (t *Tracker) exchange(ctx context.Context, need, ask Usage, release bool) e
 	t.syncMu.Lock()
 	defer t.syncMu.Unlock()
 	t.mu.Lock()
-	if release {
+	kept := false // room not given back, for an upload about to take it
+	if release && t.growing > 0 {
+		kept = t.lease.Bytes > max(0, t.reserved.Bytes) || t.lease.Files > max(0, t.reserved.Files)
+	} else if release {
 		// Shrink here first: room the store is told is free must not be
 		// spent meanwhile.
 		t.lease.Bytes = min(t.lease.Bytes, max(0, t.reserved.Bytes))
@@ -137,7 +140,13 @@ func (t *Tracker) exchange(ctx context.Context, need, ask Usage, release bool) e
 	t.stored = g.Lease
 	t.used = Usage{Bytes: max(0, g.Used.Bytes+t.pending.Bytes), Files: max(0, g.Used.Files+t.pending.Files)}
 	t.others = g.Others
-	t.unsynced = t.pending != (Usage{})
+	// Room kept for a growing upload is given back by a later exchange
+	// (the upload's own end, or the flush loop).
+	t.unsynced = t.pending != (Usage{}) || kept
+	t.owed = t.owed || kept
+	if release && !kept {
+		t.owed = false
+	}
 	return nil
 }
 
@@ -173,6 +182,24 @@ func (t *Tracker) settle() {
 // lease still short.
 func (t *Tracker) grow(ctx context.Context, need, ask Usage) error {
 	return t.exchange(ctx, need, Usage{Bytes: max(need.Bytes, ask.Bytes), Files: max(need.Files, ask.Files)}, false)
+}
+
+// growLocked is grow for a caller holding t.mu: it releases t.mu for
+// the round trip and takes it again, counting the caller in t.growing
+// meanwhile so that no exchange gives back the room granted to it.
+func (t *Tracker) growLocked(ctx context.Context, need, ask Usage) error {
+	t.growing++
+	t.mu.Unlock()
+	err := t.grow(ctx, need, ask)
+	t.mu.Lock()
+	t.growing--
+	if t.growing == 0 && t.owed {
+		// The last upload to grow is past its grant: give back what
+		// an exchange kept for it, once the caller lets go of t.mu.
+		t.owed = false
+		go t.settle()
+	}
+	return err
 }
 
 // syncShared is the flush of a shared keeper: it writes every tracker's
