@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -17,7 +18,41 @@ import (
 // newTree returns a fresh home and its directory on the host.
 func newTree(t *testing.T) (*tree, string) {
 	t.Helper()
-	b, err := New(filepath.Join(t.TempDir(), "root"), Options{})
+	return newTreeOpts(t, Options{})
+}
+
+// newTreeOsRoot is a tree that reaches the disk through os.Root alone, as
+// on a kernel without openat2.
+func newTreeOsRoot(t *testing.T) (*tree, string) {
+	t.Helper()
+	return newTreeOpts(t, Options{noOpenat2: true})
+}
+
+// bothResolvers runs f on trees that resolve paths through openat2 (where
+// the kernel has it: Linux 5.6 and later) and through os.Root: the jail
+// must hold either way.
+func bothResolvers(t *testing.T, f func(t *testing.T, newTree func(*testing.T) (*tree, string))) {
+	t.Run("openat2", func(t *testing.T) {
+		f(t, func(t *testing.T) (*tree, string) {
+			t.Helper()
+			s, dir := newTree(t)
+			if s.home == nil {
+				if runtime.GOOS == "linux" && os.Getenv("CI") == "true" {
+					t.Fatal("openat2 is not available on this Linux kernel")
+				}
+				t.Skip("openat2 is not available here")
+			}
+			return s, dir
+		})
+	})
+	t.Run("os.Root", func(t *testing.T) {
+		f(t, newTreeOsRoot)
+	})
+}
+
+func newTreeOpts(t *testing.T, opts Options) (*tree, string) {
+	t.Helper()
+	b, err := New(filepath.Join(t.TempDir(), "root"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,9 +66,11 @@ func newTree(t *testing.T) (*tree, string) {
 }
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Storage {
-		s, _ := newTree(t)
-		return s
+	bothResolvers(t, func(t *testing.T, newTree func(*testing.T) (*tree, string)) {
+		storagetest.Run(t, func(t *testing.T) storage.Storage {
+			s, _ := newTree(t)
+			return s
+		})
 	})
 }
 

@@ -24,6 +24,9 @@ type tree struct {
 	opts  Options
 	xattr *xattrState // nil: checksum trouble is not reported
 	dir   string      // the home on disk, for Locate
+	// home is the home directory, the starting point of openat2
+	// (beneath_linux.go); nil where that is not used.
+	home *os.File
 
 	release   func() error // gives root back to the backend
 	closed    atomic.Bool  // refuse work once closed: root may live on
@@ -97,25 +100,31 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 
 // openRegular opens rel with flag, refusing anything but a regular file.
 // It opens non-blocking (then switches back) so that a FIFO someone placed
-// in the home cannot hang the session in open(2).
+// in the home cannot hang the session in open(2). It goes through openat2
+// where it can (openRegularBeneath), through os.Root otherwise.
 func (t *tree) openRegular(op, name, rel string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
-	f, err := t.root.OpenFile(rel, flag|nonblockFlag, perm)
+	f, fi, err := t.openRegularBeneath(rel, flag, perm)
+	if errors.Is(err, errNoBeneath) {
+		f, err = t.root.OpenFile(rel, flag|nonblockFlag, perm)
+		if err == nil {
+			fi, err = f.Stat()
+			if err == nil && fi.Mode().IsRegular() {
+				err = setBlocking(f)
+			}
+			if err != nil {
+				f.Close()
+				return nil, nil, mapErr(op, name, err)
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, mapErr(op, name, err)
 	}
-	fi, err := f.Stat()
 	switch {
-	case err != nil:
-		err = mapErr(op, name, err)
 	case fi.IsDir():
 		err = &opError{op: op, name: name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
 	case !fi.Mode().IsRegular():
 		err = &opError{op: op, name: name, kind: storage.ErrPermission, err: errors.New("not a regular file")}
-	default:
-		err = setBlocking(f)
-		if err != nil {
-			err = mapErr(op, name, err)
-		}
 	}
 	if err != nil {
 		f.Close()
