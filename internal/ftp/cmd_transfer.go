@@ -52,29 +52,18 @@ func (s *Session) cmdRETR(arg string) {
 	if !ok || !s.allowed(p, auth.PermDownload, "download files") {
 		return
 	}
-	fi, ok := s.statFile(p)
+	f, size, ok := s.openDownload(p)
 	if !ok {
 		return
 	}
-	offset := s.restOffset
-	s.restOffset = 0
-	if offset > fi.Size {
-		s.reply(554, fmt.Sprintf("Restart offset %d is beyond the end of the file (%d bytes).", offset, fi.Size))
-		return
-	}
-	f, err := s.fs.Open(s.ctx, p, offset)
-	if err != nil {
-		s.replyStorageErr("open", p, err)
-		return
-	}
-	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), fi.Size-offset)
+	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), size)
 	binary := !s.convertsASCII()
 	gates := s.downloadGates()
 	s.startTransfer("RETR", p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var err error
 			if binary {
-				x.size.Store(fi.Size - offset + 1) // for Info: ASCII changes the count
+				x.size.Store(size + 1) // for Info: ASCII changes the count
 				// Unwrapped *os.File to *net.TCPConn: sendfile.
 				err = s.copyData(ctx, x, data, data, f, gates...)
 			} else {
@@ -92,6 +81,40 @@ func (s *Session) cmdRETR(arg string) {
 			f.Close()
 			return r
 		})
+}
+
+// openDownload opens p for RETR at the REST offset, and returns the
+// number of bytes from there to the end. A download from the start asks a
+// storage.StatOpener to open and describe the file in one step.
+func (s *Session) openDownload(p string) (io.ReadCloser, int64, bool) {
+	if so, ok := s.fs.(storage.StatOpener); ok && s.restOffset == 0 {
+		f, fi, err := so.OpenStat(s.ctx, p)
+		switch {
+		case errors.Is(err, storage.ErrIsDir):
+			s.reply(550, "Not a regular file.")
+			return nil, 0, false
+		case err != nil:
+			s.replyStorageErr("open", p, err)
+			return nil, 0, false
+		}
+		return f, fi.Size, true
+	}
+	fi, ok := s.statFile(p)
+	if !ok {
+		return nil, 0, false
+	}
+	offset := s.restOffset
+	s.restOffset = 0
+	if offset > fi.Size {
+		s.reply(554, fmt.Sprintf("Restart offset %d is beyond the end of the file (%d bytes).", offset, fi.Size))
+		return nil, 0, false
+	}
+	f, err := s.fs.Open(s.ctx, p, offset)
+	if err != nil {
+		s.replyStorageErr("open", p, err)
+		return nil, 0, false
+	}
+	return f, fi.Size - offset, true
 }
 
 func (s *Session) cmdSTOR(arg string) { s.store(arg, "STOR", false) }

@@ -387,3 +387,47 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("Capabilities() = %+v, want %+v", got, want)
 	}
 }
+
+// TestOpenStat checks that OpenStat describes the file it opened as Stat
+// does, and refuses what Open refuses.
+func TestOpenStat(t *testing.T) { bothResolvers(t, testOpenStat) }
+
+func testOpenStat(t *testing.T, newTree func(*testing.T) (*tree, string)) {
+	s, dir := newTree(t)
+	ctx := t.Context()
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "f"), []byte("data"), 0o640)
+	want, err := s.Stat(ctx, "/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, fi, err := s.OpenStat(ctx, "/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "data" {
+		t.Errorf("read %q", b)
+	}
+	if fi.Name != want.Name || fi.Size != want.Size || fi.Mode != want.Mode || !fi.ModTime.Equal(want.ModTime) || fi.ID != want.ID {
+		t.Errorf("OpenStat info %+v, Stat says %+v", fi, want)
+	}
+	if _, _, err := s.OpenStat(ctx, "/d"); !errors.Is(err, storage.ErrIsDir) {
+		t.Errorf("OpenStat(dir): %v, want ErrIsDir", err)
+	}
+	if _, _, err := s.OpenStat(ctx, "/none"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("OpenStat(missing): %v, want ErrNotExist", err)
+	}
+	os.Symlink(filepath.Join(t.TempDir()), filepath.Join(dir, "out"))
+	os.WriteFile(filepath.Join(dir, "..", "secret"), []byte("secret"), 0o644)
+	os.Symlink("../secret", filepath.Join(dir, "up"))
+	for _, name := range []string{"/out/x", "/up"} {
+		if rc, _, err := s.OpenStat(ctx, name); !errors.Is(err, storage.ErrPermission) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("OpenStat(%s) through a link out of the home: %v, want ErrPermission", name, err)
+		}
+	}
+}

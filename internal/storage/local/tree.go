@@ -37,6 +37,7 @@ type tree struct {
 var (
 	_ storage.Storage     = (*tree)(nil)
 	_ storage.Checksummer = (*tree)(nil)
+	_ storage.StatOpener  = (*tree)(nil)
 )
 
 // resolve checks ctx and turns the virtual path name into a root-relative
@@ -96,6 +97,22 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 		}
 	}
 	return f, nil
+}
+
+// OpenStat is Open at offset 0 with the file's description, from the
+// opened file (storage.StatOpener).
+func (t *tree) OpenStat(ctx context.Context, name string) (io.ReadCloser, storage.FileInfo, error) {
+	rel, err := t.resolve(ctx, "open", name)
+	if err != nil {
+		return nil, storage.FileInfo{}, err
+	}
+	f, fi, err := t.openRegular("open", name, rel, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, storage.FileInfo{}, err
+	}
+	info := fileInfo(fi)
+	info.Name = path.Base(path.Clean(name))
+	return f, info, nil
 }
 
 // openRegular opens rel with flag, refusing anything but a regular file.
