@@ -242,7 +242,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			return xferResult{code: 226, text: done}
 		},
 		func(r xferResult, x *transfer) xferResult {
-			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p) {
+			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p, up) {
 				x.abandon()
 				r = xferResult{code: 426, text: "Client went away; upload discarded.", err: errors.New("control connection closed by the client")}
 			}
@@ -331,20 +331,12 @@ func (s *Session) keepPartial(x *transfer, r xferResult, up storage.Upload, qu *
 // the command loop to see the control connection end, so that a fragment
 // never destroys the file that was there before. New files are not held
 // up: small-file uploads would pay the wait on every file.
-func (s *Session) clientDied(x *transfer, p string) bool {
+func (s *Session) clientDied(x *transfer, p string, up storage.Upload) bool {
 	if peerClosed(s.raw) {
 		return true
 	}
-	if s.cfg.ReplaceGrace <= 0 {
+	if s.cfg.ReplaceGrace <= 0 || !s.replaces(p, up) {
 		return false
-	}
-	// The look-up is bounded by the grace too: a slow backend (S3 not
-	// answering) must not hold the upload up for longer than that.
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReplaceGrace)
-	_, err := s.fs.Stat(ctx, p)
-	cancel()
-	if err != nil {
-		return false // nothing to replace (or nothing we can see in time)
 	}
 	t := time.NewTimer(s.cfg.ReplaceGrace)
 	defer t.Stop()
@@ -354,6 +346,23 @@ func (s *Session) clientDied(x *transfer, p string) bool {
 	case <-t.C:
 		return peerClosed(s.raw)
 	}
+}
+
+// replaces reports whether committing up would replace a file at p. An
+// upload that can tell (storage.Replacer: local disk, one fstatat in the
+// directory it holds) is asked; otherwise p is looked up, bounded by the
+// grace too: a slow backend (S3 not answering) must not hold the upload
+// up for longer than that.
+func (s *Session) replaces(p string, up storage.Upload) bool {
+	if r, ok := up.(storage.Replacer); ok {
+		if exists, err := r.Replaces(); err == nil {
+			return exists
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReplaceGrace)
+	_, err := s.fs.Stat(ctx, p)
+	cancel()
+	return err == nil // nothing to replace (or nothing we can see in time)
 }
 
 // cmdABOR aborts the running transfer: its command gets 426, then ABOR

@@ -124,6 +124,16 @@ type StatOpener interface {
 	OpenStat(ctx context.Context, name string) (io.ReadCloser, FileInfo, error)
 }
 
+// Replacer is an Upload that can tell whether committing it now would
+// replace something at its name (a file, a link), without a request that
+// may wait on the network. The server asks it when an upload ends, to
+// decide whether the client may have died mid-upload with a file to lose
+// (Config.ReplaceGrace); without it, the server asks Stat. An in-place
+// upload (Append, Offset) answers true: its file is there.
+type Replacer interface {
+	Replaces() (bool, error)
+}
+
 // Discarder is an Upload that can be thrown away leaving the file as it
 // was before, where Abort keeps what an in-place upload (Append, Offset)
 // wrote so that the client can resume. The server discards an upload a

@@ -184,7 +184,27 @@ type upload struct {
 	sum *[32]byte // from SetSHA256: stored with an atomic upload
 }
 
-var _ storage.ChecksumSetter = (*upload)(nil)
+var (
+	_ storage.ChecksumSetter = (*upload)(nil)
+	_ storage.Replacer       = (*upload)(nil)
+)
+
+// Replaces reports whether something (a file, a link, not followed) is at
+// the target now: one fstatat in the directory an atomic upload holds
+// (storage.Replacer).
+func (u *upload) Replaces() (bool, error) {
+	if u.done {
+		return false, &opError{op: "commit", name: u.name, err: errFinished}
+	}
+	if u.temp == "" {
+		return true, nil // in place: the file is the target
+	}
+	_, err := u.lstatTarget()
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, mapErr("stat", u.name, err)
+}
 
 // SetSHA256 has Commit store sum with the file (atomic uploads only: an
 // in-place upload's checksum was dropped at Create).

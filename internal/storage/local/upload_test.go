@@ -425,3 +425,47 @@ func TestReadFromKeepsReaderErrors(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestUploadReplaces checks that an upload tells whether committing it
+// would replace something, as the server asks when a client may have died
+// mid-upload.
+func TestUploadReplaces(t *testing.T) { bothResolvers(t, testUploadReplaces) }
+
+func testUploadReplaces(t *testing.T, newTree func(*testing.T) (*tree, string)) {
+	s, dir := newTree(t)
+	ctx := t.Context()
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "old"), []byte("old"), 0o644)
+	os.Symlink("nowhere", filepath.Join(dir, "d", "dangling"))
+	for _, c := range []struct {
+		name string
+		opts storage.CreateOptions
+		want bool
+	}{
+		{"/d/new", storage.CreateOptions{}, false},
+		{"/d/old", storage.CreateOptions{}, true},
+		{"/d/dangling", storage.CreateOptions{}, true}, // a link is something
+		{"/d/old", storage.CreateOptions{Append: true}, true},
+		{"/d/new2", storage.CreateOptions{Append: true}, true}, // created by Create
+	} {
+		up, err := s.Create(ctx, c.name, c.opts)
+		if err != nil {
+			t.Fatalf("Create(%s, %+v): %v", c.name, c.opts, err)
+		}
+		got, err := up.(storage.Replacer).Replaces()
+		if err != nil || got != c.want {
+			t.Errorf("Replaces(%s, %+v) = %v, %v; want %v", c.name, c.opts, got, err, c.want)
+		}
+		up.Abort()
+	}
+	// A file appearing at the target during the upload counts.
+	up, err := s.Create(ctx, "/d/late", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	os.WriteFile(filepath.Join(dir, "d", "late"), []byte("late"), 0o644)
+	if got, err := up.(storage.Replacer).Replaces(); err != nil || !got {
+		t.Errorf("Replaces after the target appeared = %v, %v; want true", got, err)
+	}
+}
