@@ -1139,3 +1139,64 @@ func TestPortLingerStaleConnection(t *testing.T) {
 		t.Fatalf("accepted %v, want %v", accepted.RemoteAddr(), fresh.LocalAddr())
 	}
 }
+
+// TestConnectionBeforeAccept: a client connects before the transfer calls
+// Accept (the usual order: the client connects, then sends RETR); the
+// connection waits in the kernel's queue and Accept takes it.
+func TestConnectionBeforeAccept(t *testing.T) {
+	t.Parallel()
+	lo, _ := freeRange(t, 1)
+	p, _ := newTestPool(t, lo, lo)
+	r := reserveT(t, p, loClient1)
+	c := dialFrom(t, loClient1, r.Port())
+	ctx, cancel := context.WithTimeout(context.Background(), poolIOTimeout)
+	defer cancel()
+	got, err := r.Accept(ctx)
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	defer got.Close()
+	if got.RemoteAddr().String() != c.LocalAddr().String() {
+		t.Fatalf("accepted %v, want %v", got.RemoteAddr(), c.LocalAddr())
+	}
+}
+
+// TestAcceptorLeavesOthersServed: the reservation accepting on a shared
+// port for everyone leaves (released, or its context ends) while another
+// client's reservation waits: that one must still get its connection.
+func TestAcceptorLeavesOthersServed(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"release", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			lo, _ := freeRange(t, 1)
+			p, _ := newTestPool(t, lo, lo)
+			r1 := reserveT(t, p, loClient1)
+			r2 := reserveT(t, p, loClient2)
+			ctx1, cancel1 := context.WithCancel(context.Background())
+			defer cancel1()
+			acc1 := acceptAsync(t, r1, ctx1)
+			assertPending(t, acc1, "first reservation") // r1 is in accept(2) now
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 2*poolIOTimeout)
+			defer cancel2()
+			acc2 := acceptAsync(t, r2, ctx2)
+			if how == "release" {
+				r1.Release()
+			} else {
+				cancel1()
+			}
+			if res := waitAccept(t, acc1); res.err == nil {
+				res.c.Close()
+				t.Fatal("first reservation got a connection")
+			}
+			c2 := dialFrom(t, loClient2, lo)
+			res := waitAccept(t, acc2)
+			if res.err != nil {
+				t.Fatalf("second reservation: Accept: %v", res.err)
+			}
+			defer res.c.Close()
+			if res.c.RemoteAddr().String() != c2.LocalAddr().String() {
+				t.Fatalf("second reservation got %v, want %v", res.c.RemoteAddr(), c2.LocalAddr())
+			}
+		})
+	}
+}
