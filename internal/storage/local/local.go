@@ -10,6 +10,9 @@
 // absolute paths and symbolic links (including ones created on the server's
 // disk by someone else) cannot reach outside it; trying fails with
 // storage.ErrPermission. Symbolic links that stay inside the home work.
+// On Linux the hot paths (downloads, an upload's temporary file, rename
+// and unlink) resolve paths with openat2(RESOLVE_BENEATH) instead, which
+// refuses the same escapes in one system call; see beneath_linux.go.
 //
 // Plain uploads are atomic: data goes to a hidden temporary file
 // (".cloudftpd-upload-<random hex>") in the target's directory, renamed over
