@@ -31,16 +31,6 @@ var ErrReleased = errors.New("passive reservation released")
 // and reusing the socket spares a socket/bind/listen/close round and a new
 // accept goroutine each time.
 //
-// Connections are accepted by the transfers themselves: the first
-// reservation of a port to call Accept calls accept(2) on the socket and
-// hands connections from other clients to their reservations. Clients
-// connect before they send RETR or STOR, so the connection is usually in
-// the kernel's queue by then and one accept(2) takes it, on the goroutine
-// that will use it. A loop accepting on every open socket would call
-// accept(2) once more per connection, to find the queue empty, and wake a
-// second goroutine for each. Sockets whose Accept cannot be interrupted
-// (PROXY protocol wrappers, test listeners) keep such a loop.
-//
 // Without a range (lo == 0) every reservation gets its own kernel-chosen
 // port; that is only sensible without a firewall in front.
 type PortPool struct {
@@ -78,16 +68,6 @@ type sharedPort struct {
 	// socket once that is linger ago.
 	idleSince time.Time
 	expire    *time.Timer
-	// direct: no accept loop; the waiting reservations take turns in
-	// ln.Accept (acceptDirect). acceptor is the one in it, or nil.
-	direct   bool
-	acceptor *Reservation
-}
-
-// deadliner is a listener whose Accept a deadline interrupts
-// (*net.TCPListener): what direct accepting needs to honour a context.
-type deadliner interface {
-	SetDeadline(time.Time) error
 }
 
 // Reservation is one session's pending passive port. It accepts exactly one
@@ -99,10 +79,7 @@ type Reservation struct {
 	port   uint16
 	conns  chan net.Conn // capacity 1; the accept loop never blocks on it
 	done   chan struct{} // closed by Release
-	// turn (capacity 1) tells a waiting Accept that the port's acceptor
-	// left: it may take over.
-	turn chan struct{}
-	once sync.Once
+	once   sync.Once
 }
 
 // NewPortPool returns a pool for ports lo..hi on bind. lo == 0 selects
@@ -196,7 +173,6 @@ func (p *PortPool) newReservation(sp *sharedPort, client netip.Addr, port uint16
 		port:   port,
 		conns:  make(chan net.Conn, 1),
 		done:   make(chan struct{}),
-		turn:   make(chan struct{}, 1),
 	}
 }
 
@@ -242,12 +218,8 @@ func (p *PortPool) reserveEphemeral(client netip.Addr) (*Reservation, error) {
 // it. p.mu must be held.
 func (p *PortPool) addPortLocked(port uint16, ln net.Listener) *sharedPort {
 	sp := &sharedPort{port: port, ln: ln, wrapped: p.wrap != nil, waiting: make(map[netip.Addr]*Reservation, 1)}
-	_, interruptible := ln.(deadliner)
-	sp.direct = !sp.wrapped && interruptible
 	p.ports[port] = sp
-	if !sp.direct {
-		go p.acceptLoop(sp)
-	}
+	go p.acceptLoop(sp)
 	return sp
 }
 
@@ -438,150 +410,16 @@ func (p *PortPool) OpenPorts() int {
 func (r *Reservation) Port() uint16 { return r.port }
 
 // Accept waits for the client's data connection until ctx ends or the
-// reservation is released. On a port nobody else accepts on, it accepts
-// itself (see PortPool).
+// reservation is released.
 func (r *Reservation) Accept(ctx context.Context) (net.Conn, error) {
-	for {
-		if sp := r.lead(); sp != nil {
-			if c, err, ok := r.acceptDirect(ctx, sp); ok {
-				return c, err
-			}
-			continue
-		}
-		select {
-		case c := <-r.conns:
-			return c, nil
-		case <-r.done:
-			return nil, ErrReleased
-		case <-ctx.Done():
-			r.Release()
-			return nil, ctx.Err()
-		case <-r.turn: // the acceptor left: try to lead
-		}
-	}
-}
-
-// lead makes r the acceptor of its port and returns the port, if the port
-// is direct and nobody accepts on it; nil otherwise.
-func (r *Reservation) lead() *sharedPort {
-	p := r.pool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	sp := r.sp // nil once delivered or released
-	if sp == nil || !sp.direct || sp.acceptor != nil {
-		return nil
-	}
-	sp.acceptor = r
-	return sp
-}
-
-// aLongTimeAgo is a deadline in the past: it interrupts Accept at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// acceptDirect accepts on sp as its acceptor until r's connection comes
-// (handing other clients' to their reservations), ctx ends or r is
-// released. ok is false when r should wait again as it did before leading
-// (an interruption meant for an earlier acceptor).
-func (r *Reservation) acceptDirect(ctx context.Context, sp *sharedPort) (c net.Conn, err error, ok bool) {
-	p := r.pool
-	dl := sp.ln.(deadliner)
-	// An earlier acceptor's interruption must not end this Accept.
-	dl.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { dl.SetDeadline(aLongTimeAgo) })
-	defer stop()
-	var backoff time.Duration
-	for {
-		c, err := sp.ln.Accept()
-		if err == nil {
-			backoff = 0
-			if p.dispatchDirect(sp, r, c) {
-				return c, nil, true
-			}
-			continue
-		}
-		select {
-		case <-r.done:
-			p.resign(sp, r)
-			return nil, ErrReleased, true
-		default:
-		}
-		if ctx.Err() != nil {
-			p.resign(sp, r)
-			r.Release()
-			return nil, ctx.Err(), true
-		}
-		if errors.Is(err, net.ErrClosed) {
-			// Closed with its last reservation, or by Close: r is
-			// being released.
-			p.resign(sp, r)
-			return nil, ErrReleased, true
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			// Meant for an earlier acceptor: neither r nor ctx ended.
-			p.resign(sp, r)
-			return nil, nil, false
-		}
-		// Out of file descriptors and the like: wait it out, as the
-		// accept loop does.
-		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-		p.logger.Error("passive accept", "port", sp.port, "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-r.done:
-		case <-ctx.Done():
-		}
-		t.Stop()
-	}
-}
-
-// dispatchDirect is dispatch for a connection r accepted as sp's
-// acceptor. It reports whether c is r's; then r has left the port, and
-// the reservations still waiting on it get a turn at accepting.
-func (p *PortPool) dispatchDirect(sp *sharedPort, r *Reservation, c net.Conn) bool {
-	from := RemoteAddr(c)
-	p.mu.Lock()
-	w := sp.waiting[from]
-	switch {
-	case w == r:
-		sp.acceptor = nil
-		p.detachLocked(r, true)
-		p.wakeLocked(sp)
-		p.mu.Unlock()
-		return true
-	case w != nil:
-		p.detachLocked(w, true)
-		w.conns <- c // capacity 1 and detached: never blocks
-		p.mu.Unlock()
-		return false
-	}
-	p.mu.Unlock()
-	p.logger.Warn("data connection refused: no session of this client waits on the port",
-		"port", sp.port, "from", from)
-	c.Close()
-	return false
-}
-
-// resign ends r's turn as sp's acceptor.
-func (p *PortPool) resign(sp *sharedPort, r *Reservation) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if sp.acceptor == r {
-		sp.acceptor = nil
-		p.wakeLocked(sp)
-	}
-}
-
-// wakeLocked tells every reservation waiting on sp that nobody accepts:
-// one of them takes over. All, not one: the one told might be leaving.
-// p.mu must be held.
-func (p *PortPool) wakeLocked(sp *sharedPort) {
-	for _, w := range sp.waiting {
-		select {
-		case w.turn <- struct{}{}:
-		default:
-		}
+	select {
+	case c := <-r.conns:
+		return c, nil
+	case <-r.done:
+		return nil, ErrReleased
+	case <-ctx.Done():
+		r.Release()
+		return nil, ctx.Err()
 	}
 }
 
@@ -592,14 +430,8 @@ func (r *Reservation) Release() {
 		p := r.pool
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		sp := r.sp
 		p.detachLocked(r, false) // no-op if the connection was delivered
 		close(r.done)
-		if sp != nil && sp.acceptor == r {
-			// Out of ln.Accept (the socket may live on for others);
-			// acceptDirect sees done closed and resigns.
-			sp.ln.(deadliner).SetDeadline(aLongTimeAgo)
-		}
 		// A connection delivered but not taken is not wanted any more.
 		select {
 		case c := <-r.conns:

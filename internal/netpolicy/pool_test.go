@@ -1161,9 +1161,12 @@ func TestConnectionBeforeAccept(t *testing.T) {
 	}
 }
 
-// TestAcceptorLeavesOthersServed: the reservation accepting on a shared
-// port for everyone leaves (released, or its context ends) while another
-// client's reservation waits: that one must still get its connection.
+// TestAcceptorLeavesOthersServed: a reservation waiting on a shared port
+// leaves (released, or its context ends) while another client's
+// reservation waits: that one must still get its connection. (Written for
+// an accept on the transfer's goroutine, where the one leaving may be the
+// one in accept(2); see TestIdleConnectionClosed for why that was not
+// kept.)
 func TestAcceptorLeavesOthersServed(t *testing.T) {
 	t.Parallel()
 	for _, how := range []string{"release", "cancel"} {
@@ -1198,5 +1201,36 @@ func TestAcceptorLeavesOthersServed(t *testing.T) {
 				t.Fatalf("second reservation got %v, want %v", res.c.RemoteAddr(), c2.LocalAddr())
 			}
 		})
+	}
+}
+
+// TestIdleConnectionClosed: a connection that arrives on a lingering
+// socket while no reservation waits (a client that opened a second data
+// connection for a transfer already served) is closed at once, not left
+// in the queue for the client's next transfer, which would take it for
+// its own: a STOR would read its EOF and commit an empty file while the
+// real connection waits unread. This is why data connections are not
+// accepted on the transfer's goroutine, which would save an accept(2)
+// (EAGAIN) per connection but leave the queue unwatched between
+// transfers.
+func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
+	lo, _ := freeRange(t, 1)
+	p, _ := newTestPool(t, lo, lo)
+	p.linger = time.Minute
+	r1 := reserveT(t, p, loClient1)
+	accepted, _ := connectT(t, r1, loClient1)
+	accepted.Close()
+	r1.Release()
+	if n := p.OpenPorts(); n != 1 {
+		t.Fatalf("OpenPorts() = %d, want 1 lingering", n)
+	}
+	stale := dialFrom(t, loClient1, lo)
+	assertClosedByPeer(t, stale)
+
+	got, fresh := connectT(t, reserveT(t, p, loClient1), loClient1)
+	defer got.Close()
+	if got.RemoteAddr().String() != fresh.LocalAddr().String() {
+		t.Fatalf("next transfer got %v, want its own connection from %v", got.RemoteAddr(), fresh.LocalAddr())
 	}
 }
