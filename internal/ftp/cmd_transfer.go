@@ -52,29 +52,18 @@ func (s *Session) cmdRETR(arg string) {
 	if !ok || !s.allowed(p, auth.PermDownload, "download files") {
 		return
 	}
-	fi, ok := s.statFile(p)
+	f, size, ok := s.openDownload(p)
 	if !ok {
 		return
 	}
-	offset := s.restOffset
-	s.restOffset = 0
-	if offset > fi.Size {
-		s.reply(554, fmt.Sprintf("Restart offset %d is beyond the end of the file (%d bytes).", offset, fi.Size))
-		return
-	}
-	f, err := s.fs.Open(s.ctx, p, offset)
-	if err != nil {
-		s.replyStorageErr("open", p, err)
-		return
-	}
-	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), fi.Size-offset)
+	opening := fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", s.modeName(), path.Base(p), size)
 	binary := !s.convertsASCII()
 	gates := s.downloadGates()
 	s.startTransfer("RETR", p, opening,
 		func(ctx context.Context, x *transfer, data net.Conn) xferResult {
 			var err error
 			if binary {
-				x.size.Store(fi.Size - offset + 1) // for Info: ASCII changes the count
+				x.size.Store(size + 1) // for Info: ASCII changes the count
 				// Unwrapped *os.File to *net.TCPConn: sendfile.
 				err = s.copyData(ctx, x, data, data, f, gates...)
 			} else {
@@ -92,6 +81,40 @@ func (s *Session) cmdRETR(arg string) {
 			f.Close()
 			return r
 		})
+}
+
+// openDownload opens p for RETR at the REST offset, and returns the
+// number of bytes from there to the end. A download from the start asks a
+// storage.StatOpener to open and describe the file in one step.
+func (s *Session) openDownload(p string) (io.ReadCloser, int64, bool) {
+	if so, ok := s.fs.(storage.StatOpener); ok && s.restOffset == 0 {
+		f, fi, err := so.OpenStat(s.ctx, p)
+		switch {
+		case errors.Is(err, storage.ErrIsDir):
+			s.reply(550, "Not a regular file.")
+			return nil, 0, false
+		case err != nil:
+			s.replyStorageErr("open", p, err)
+			return nil, 0, false
+		}
+		return f, fi.Size, true
+	}
+	fi, ok := s.statFile(p)
+	if !ok {
+		return nil, 0, false
+	}
+	offset := s.restOffset
+	s.restOffset = 0
+	if offset > fi.Size {
+		s.reply(554, fmt.Sprintf("Restart offset %d is beyond the end of the file (%d bytes).", offset, fi.Size))
+		return nil, 0, false
+	}
+	f, err := s.fs.Open(s.ctx, p, offset)
+	if err != nil {
+		s.replyStorageErr("open", p, err)
+		return nil, 0, false
+	}
+	return f, fi.Size - offset, true
 }
 
 func (s *Session) cmdSTOR(arg string) { s.store(arg, "STOR", false) }
@@ -219,7 +242,7 @@ func (s *Session) upload(verb, p string, opts storage.CreateOptions, opening, do
 			return xferResult{code: 226, text: done}
 		},
 		func(r xferResult, x *transfer) xferResult {
-			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p) {
+			if r.code < 400 && !x.aborted.Load() && s.clientDied(x, p, up) {
 				x.abandon()
 				r = xferResult{code: 426, text: "Client went away; upload discarded.", err: errors.New("control connection closed by the client")}
 			}
@@ -308,20 +331,12 @@ func (s *Session) keepPartial(x *transfer, r xferResult, up storage.Upload, qu *
 // the command loop to see the control connection end, so that a fragment
 // never destroys the file that was there before. New files are not held
 // up: small-file uploads would pay the wait on every file.
-func (s *Session) clientDied(x *transfer, p string) bool {
+func (s *Session) clientDied(x *transfer, p string, up storage.Upload) bool {
 	if peerClosed(s.raw) {
 		return true
 	}
-	if s.cfg.ReplaceGrace <= 0 {
+	if s.cfg.ReplaceGrace <= 0 || !s.replaces(p, up) {
 		return false
-	}
-	// The look-up is bounded by the grace too: a slow backend (S3 not
-	// answering) must not hold the upload up for longer than that.
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReplaceGrace)
-	_, err := s.fs.Stat(ctx, p)
-	cancel()
-	if err != nil {
-		return false // nothing to replace (or nothing we can see in time)
 	}
 	t := time.NewTimer(s.cfg.ReplaceGrace)
 	defer t.Stop()
@@ -331,6 +346,23 @@ func (s *Session) clientDied(x *transfer, p string) bool {
 	case <-t.C:
 		return peerClosed(s.raw)
 	}
+}
+
+// replaces reports whether committing up would replace a file at p. An
+// upload that can tell (storage.Replacer: local disk, one fstatat in the
+// directory it holds) is asked; otherwise p is looked up, bounded by the
+// grace too: a slow backend (S3 not answering) must not hold the upload
+// up for longer than that.
+func (s *Session) replaces(p string, up storage.Upload) bool {
+	if r, ok := up.(storage.Replacer); ok {
+		if exists, err := r.Replaces(); err == nil {
+			return exists
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReplaceGrace)
+	_, err := s.fs.Stat(ctx, p)
+	cancel()
+	return err == nil // nothing to replace (or nothing we can see in time)
 }
 
 // cmdABOR aborts the running transfer: its command gets 426, then ABOR

@@ -1139,3 +1139,98 @@ func TestPortLingerStaleConnection(t *testing.T) {
 		t.Fatalf("accepted %v, want %v", accepted.RemoteAddr(), fresh.LocalAddr())
 	}
 }
+
+// TestConnectionBeforeAccept: a client connects before the transfer calls
+// Accept (the usual order: the client connects, then sends RETR); the
+// connection waits in the kernel's queue and Accept takes it.
+func TestConnectionBeforeAccept(t *testing.T) {
+	t.Parallel()
+	lo, _ := freeRange(t, 1)
+	p, _ := newTestPool(t, lo, lo)
+	r := reserveT(t, p, loClient1)
+	c := dialFrom(t, loClient1, r.Port())
+	ctx, cancel := context.WithTimeout(context.Background(), poolIOTimeout)
+	defer cancel()
+	got, err := r.Accept(ctx)
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	defer got.Close()
+	if got.RemoteAddr().String() != c.LocalAddr().String() {
+		t.Fatalf("accepted %v, want %v", got.RemoteAddr(), c.LocalAddr())
+	}
+}
+
+// TestAcceptorLeavesOthersServed: a reservation waiting on a shared port
+// leaves (released, or its context ends) while another client's
+// reservation waits: that one must still get its connection. (Written for
+// an accept on the transfer's goroutine, where the one leaving may be the
+// one in accept(2); see TestIdleConnectionClosed for why that was not
+// kept.)
+func TestAcceptorLeavesOthersServed(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"release", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			lo, _ := freeRange(t, 1)
+			p, _ := newTestPool(t, lo, lo)
+			r1 := reserveT(t, p, loClient1)
+			r2 := reserveT(t, p, loClient2)
+			ctx1, cancel1 := context.WithCancel(context.Background())
+			defer cancel1()
+			acc1 := acceptAsync(t, r1, ctx1)
+			assertPending(t, acc1, "first reservation") // r1 is in accept(2) now
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 2*poolIOTimeout)
+			defer cancel2()
+			acc2 := acceptAsync(t, r2, ctx2)
+			if how == "release" {
+				r1.Release()
+			} else {
+				cancel1()
+			}
+			if res := waitAccept(t, acc1); res.err == nil {
+				res.c.Close()
+				t.Fatal("first reservation got a connection")
+			}
+			c2 := dialFrom(t, loClient2, lo)
+			res := waitAccept(t, acc2)
+			if res.err != nil {
+				t.Fatalf("second reservation: Accept: %v", res.err)
+			}
+			defer res.c.Close()
+			if res.c.RemoteAddr().String() != c2.LocalAddr().String() {
+				t.Fatalf("second reservation got %v, want %v", res.c.RemoteAddr(), c2.LocalAddr())
+			}
+		})
+	}
+}
+
+// TestIdleConnectionClosed: a connection that arrives on a lingering
+// socket while no reservation waits (a client that opened a second data
+// connection for a transfer already served) is closed at once, not left
+// in the queue for the client's next transfer, which would take it for
+// its own: a STOR would read its EOF and commit an empty file while the
+// real connection waits unread. This is why data connections are not
+// accepted on the transfer's goroutine, which would save an accept(2)
+// (EAGAIN) per connection but leave the queue unwatched between
+// transfers.
+func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
+	lo, _ := freeRange(t, 1)
+	p, _ := newTestPool(t, lo, lo)
+	p.linger = time.Minute
+	r1 := reserveT(t, p, loClient1)
+	accepted, _ := connectT(t, r1, loClient1)
+	accepted.Close()
+	r1.Release()
+	if n := p.OpenPorts(); n != 1 {
+		t.Fatalf("OpenPorts() = %d, want 1 lingering", n)
+	}
+	stale := dialFrom(t, loClient1, lo)
+	assertClosedByPeer(t, stale)
+
+	got, fresh := connectT(t, reserveT(t, p, loClient1), loClient1)
+	defer got.Close()
+	if got.RemoteAddr().String() != fresh.LocalAddr().String() {
+		t.Fatalf("next transfer got %v, want its own connection from %v", got.RemoteAddr(), fresh.LocalAddr())
+	}
+}

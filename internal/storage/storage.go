@@ -114,6 +114,26 @@ type Checksummer interface {
 	SHA256(ctx context.Context, name string) ([32]byte, error)
 }
 
+// StatOpener is a Storage that can open a file for reading from its start
+// and describe it in one step, where Stat and Open would each look the
+// path up (a download of a small file from local disk paid three system
+// calls for the Stat alone). OpenStat fails with ErrIsDir for a directory,
+// as Open does; the FileInfo is the file's as Stat would give it, for the
+// file that was opened.
+type StatOpener interface {
+	OpenStat(ctx context.Context, name string) (io.ReadCloser, FileInfo, error)
+}
+
+// Replacer is an Upload that can tell whether committing it now would
+// replace something at its name (a file, a link), without a request that
+// may wait on the network. The server asks it when an upload ends, to
+// decide whether the client may have died mid-upload with a file to lose
+// (Config.ReplaceGrace); without it, the server asks Stat. An in-place
+// upload (Append, Offset) answers true: its file is there.
+type Replacer interface {
+	Replaces() (bool, error)
+}
+
 // Discarder is an Upload that can be thrown away leaving the file as it
 // was before, where Abort keeps what an in-place upload (Append, Offset)
 // wrote so that the client can resume. The server discards an upload a

@@ -124,7 +124,7 @@ func (t *tree) keepChecksum(name, rel string, before fs.FileInfo, sum [32]byte) 
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !os.SameFile(fi, before) || fi.Size() != before.Size() {
+	if err != nil || fileID(fi) == "" || fileID(fi) != fileID(before) || fi.Size() != before.Size() {
 		return
 	}
 	t.checksumFailed(name, fsetxattr(f, checksumAttr, checksumValue(sum, fi)))

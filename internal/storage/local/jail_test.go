@@ -14,7 +14,9 @@ import (
 
 // TestJailRawDotDot checks that paths with ".." are refused even though
 // the caller is supposed to clean them, before os.Root is even asked.
-func TestJailRawDotDot(t *testing.T) {
+func TestJailRawDotDot(t *testing.T) { bothResolvers(t, testJailRawDotDot) }
+
+func testJailRawDotDot(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	// A target that ".." from the home would reach: the home's siblings.
 	sibling := filepath.Join(filepath.Dir(dir), "x")
@@ -63,7 +65,9 @@ func TestJailRawDotDot(t *testing.T) {
 
 // TestJailSymlinks checks that symbolic links pointing out of the home,
 // as someone with a shell on the server could create, lead nowhere.
-func TestJailSymlinks(t *testing.T) {
+func TestJailSymlinks(t *testing.T) { bothResolvers(t, testJailSymlinks) }
+
+func testJailSymlinks(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	outside := t.TempDir()
 	secret := filepath.Join(outside, "secret")
@@ -174,7 +178,9 @@ func TestJailSymlinks(t *testing.T) {
 }
 
 // TestSymlinkInside checks that links staying inside the home work.
-func TestSymlinkInside(t *testing.T) {
+func TestSymlinkInside(t *testing.T) { bothResolvers(t, testSymlinkInside) }
+
+func testSymlinkInside(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	os.Mkdir(filepath.Join(dir, "d"), 0o755)
 	os.WriteFile(filepath.Join(dir, "d", "f"), []byte("data"), 0o644)
@@ -213,7 +219,9 @@ func TestSymlinkInside(t *testing.T) {
 
 // TestFIFO checks that a FIFO in the home neither hangs a download nor
 // gets opened for upload.
-func TestFIFO(t *testing.T) {
+func TestFIFO(t *testing.T) { bothResolvers(t, testFIFO) }
+
+func testFIFO(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	if err := mkfifo(filepath.Join(dir, "fifo")); err != nil {
 		t.Skipf("no FIFOs here: %v", err)

@@ -10,6 +10,9 @@
 // absolute paths and symbolic links (including ones created on the server's
 // disk by someone else) cannot reach outside it; trying fails with
 // storage.ErrPermission. Symbolic links that stay inside the home work.
+// On Linux the hot paths (downloads, an upload's temporary file, rename
+// and unlink) resolve paths with openat2(RESOLVE_BENEATH) instead, which
+// refuses the same escapes in one system call; see beneath_linux.go.
 //
 // Plain uploads are atomic: data goes to a hidden temporary file
 // (".cloudftpd-upload-<random hex>") in the target's directory, renamed over
@@ -60,6 +63,10 @@ type Options struct {
 	// system without user extended attributes: once); nil is
 	// slog.Default().
 	Logger *slog.Logger
+
+	// noOpenat2 makes every operation take the os.Root path, as on a
+	// kernel without openat2 (tests run the jail both ways).
+	noOpenat2 bool
 }
 
 // xattrState is a backend's memory of extended-attribute trouble, shared
@@ -74,6 +81,9 @@ type Backend struct {
 	root  *os.Root
 	opts  Options
 	xattr *xattrState
+	// beneath: the kernel has openat2, used on the hot paths
+	// (beneath_linux.go).
+	beneath bool
 
 	mu sync.Mutex
 	// homes holds one open os.Root per home directory in use, shared by
@@ -85,6 +95,7 @@ type Backend struct {
 // sharedHome is a home's os.Root and how many trees use it.
 type sharedHome struct {
 	root *os.Root
+	dir  *os.File // the home directory for openat2, or nil
 	refs int
 }
 
@@ -113,7 +124,9 @@ func New(root string, opts Options) (*Backend, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Backend{root: r, opts: opts, xattr: &xattrState{log: log}, homes: make(map[string]*sharedHome)}, nil
+	b := &Backend{root: r, opts: opts, xattr: &xattrState{log: log}, homes: make(map[string]*sharedHome)}
+	b.beneath = !opts.noOpenat2 && haveOpenat2(r)
+	return b, nil
 }
 
 // Home returns the tree rooted at home, a slash-separated path relative to
@@ -139,7 +152,7 @@ func (b *Backend) Home(ctx context.Context, home string) (storage.Storage, error
 	if err != nil {
 		return nil, mapErr("home", home, err)
 	}
-	t := &tree{root: sh.root, opts: b.opts, xattr: b.xattr, dir: filepath.Join(b.root.Name(), filepath.FromSlash(rel))}
+	t := &tree{root: sh.root, home: sh.dir, opts: b.opts, xattr: b.xattr, dir: filepath.Join(b.root.Name(), filepath.FromSlash(rel))}
 	t.release = func() error { return b.release(rel, sh) }
 	return t, nil
 }
@@ -166,6 +179,13 @@ func (b *Backend) acquire(rel string) (*sharedHome, error) {
 		return nil, err
 	}
 	sh := &sharedHome{root: r, refs: 1}
+	if b.beneath {
+		// The same directory as r: a descriptor os.Root does not give
+		// out. Without it the home works through r alone.
+		if d, err := r.Open("."); err == nil {
+			sh.dir = d
+		}
+	}
 	b.homes[rel] = sh
 	return sh, nil
 }
@@ -180,6 +200,9 @@ func (b *Backend) release(rel string, sh *sharedHome) error {
 	}
 	if b.homes[rel] == sh {
 		delete(b.homes, rel)
+	}
+	if sh.dir != nil {
+		sh.dir.Close()
 	}
 	return sh.root.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -17,7 +18,41 @@ import (
 // newTree returns a fresh home and its directory on the host.
 func newTree(t *testing.T) (*tree, string) {
 	t.Helper()
-	b, err := New(filepath.Join(t.TempDir(), "root"), Options{})
+	return newTreeOpts(t, Options{})
+}
+
+// newTreeOsRoot is a tree that reaches the disk through os.Root alone, as
+// on a kernel without openat2.
+func newTreeOsRoot(t *testing.T) (*tree, string) {
+	t.Helper()
+	return newTreeOpts(t, Options{noOpenat2: true})
+}
+
+// bothResolvers runs f on trees that resolve paths through openat2 (where
+// the kernel has it: Linux 5.6 and later) and through os.Root: the jail
+// must hold either way.
+func bothResolvers(t *testing.T, f func(t *testing.T, newTree func(*testing.T) (*tree, string))) {
+	t.Run("openat2", func(t *testing.T) {
+		f(t, func(t *testing.T) (*tree, string) {
+			t.Helper()
+			s, dir := newTree(t)
+			if s.home == nil {
+				if runtime.GOOS == "linux" && os.Getenv("CI") == "true" {
+					t.Fatal("openat2 is not available on this Linux kernel")
+				}
+				t.Skip("openat2 is not available here")
+			}
+			return s, dir
+		})
+	})
+	t.Run("os.Root", func(t *testing.T) {
+		f(t, newTreeOsRoot)
+	})
+}
+
+func newTreeOpts(t *testing.T, opts Options) (*tree, string) {
+	t.Helper()
+	b, err := New(filepath.Join(t.TempDir(), "root"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,9 +66,11 @@ func newTree(t *testing.T) (*tree, string) {
 }
 
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.Storage {
-		s, _ := newTree(t)
-		return s
+	bothResolvers(t, func(t *testing.T, newTree func(*testing.T) (*tree, string)) {
+		storagetest.Run(t, func(t *testing.T) storage.Storage {
+			s, _ := newTree(t)
+			return s
+		})
 	})
 }
 
@@ -348,5 +385,49 @@ func TestCapabilities(t *testing.T) {
 	want := storage.Capabilities{Append: true, WriteOffset: true, SetModTime: true, Chmod: true, RenameDir: true}
 	if got := s.Capabilities(); got != want {
 		t.Errorf("Capabilities() = %+v, want %+v", got, want)
+	}
+}
+
+// TestOpenStat checks that OpenStat describes the file it opened as Stat
+// does, and refuses what Open refuses.
+func TestOpenStat(t *testing.T) { bothResolvers(t, testOpenStat) }
+
+func testOpenStat(t *testing.T, newTree func(*testing.T) (*tree, string)) {
+	s, dir := newTree(t)
+	ctx := t.Context()
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "f"), []byte("data"), 0o640)
+	want, err := s.Stat(ctx, "/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, fi, err := s.OpenStat(ctx, "/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "data" {
+		t.Errorf("read %q", b)
+	}
+	if fi.Name != want.Name || fi.Size != want.Size || fi.Mode != want.Mode || !fi.ModTime.Equal(want.ModTime) || fi.ID != want.ID {
+		t.Errorf("OpenStat info %+v, Stat says %+v", fi, want)
+	}
+	if _, _, err := s.OpenStat(ctx, "/d"); !errors.Is(err, storage.ErrIsDir) {
+		t.Errorf("OpenStat(dir): %v, want ErrIsDir", err)
+	}
+	if _, _, err := s.OpenStat(ctx, "/none"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("OpenStat(missing): %v, want ErrNotExist", err)
+	}
+	os.Symlink(filepath.Join(t.TempDir()), filepath.Join(dir, "out"))
+	os.WriteFile(filepath.Join(dir, "..", "secret"), []byte("secret"), 0o644)
+	os.Symlink("../secret", filepath.Join(dir, "up"))
+	for _, name := range []string{"/out/x", "/up"} {
+		if rc, _, err := s.OpenStat(ctx, name); !errors.Is(err, storage.ErrPermission) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("OpenStat(%s) through a link out of the home: %v, want ErrPermission", name, err)
+		}
 	}
 }

@@ -35,11 +35,13 @@ func setBlocking(f *os.File) error {
 // fileID is "<device hex>.<inode hex>", unique on this host while the file
 // exists.
 func fileID(fi fs.FileInfo) string {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t: // os.Stat and friends
+		return devInoID(uint64(st.Dev), uint64(st.Ino))
+	case *unix.Stat_t: // statInfo (beneath_linux.go)
+		return devInoID(uint64(st.Dev), uint64(st.Ino))
 	}
-	return devInoID(uint64(st.Dev), uint64(st.Ino))
+	return ""
 }
 
 func devInoID(dev, ino uint64) string {

@@ -24,6 +24,9 @@ type tree struct {
 	opts  Options
 	xattr *xattrState // nil: checksum trouble is not reported
 	dir   string      // the home on disk, for Locate
+	// home is the home directory, the starting point of openat2
+	// (beneath_linux.go); nil where that is not used.
+	home *os.File
 
 	release   func() error // gives root back to the backend
 	closed    atomic.Bool  // refuse work once closed: root may live on
@@ -34,6 +37,7 @@ type tree struct {
 var (
 	_ storage.Storage     = (*tree)(nil)
 	_ storage.Checksummer = (*tree)(nil)
+	_ storage.StatOpener  = (*tree)(nil)
 )
 
 // resolve checks ctx and turns the virtual path name into a root-relative
@@ -95,27 +99,49 @@ func (t *tree) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 	return f, nil
 }
 
+// OpenStat is Open at offset 0 with the file's description, from the
+// opened file (storage.StatOpener).
+func (t *tree) OpenStat(ctx context.Context, name string) (io.ReadCloser, storage.FileInfo, error) {
+	rel, err := t.resolve(ctx, "open", name)
+	if err != nil {
+		return nil, storage.FileInfo{}, err
+	}
+	f, fi, err := t.openRegular("open", name, rel, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, storage.FileInfo{}, err
+	}
+	info := fileInfo(fi)
+	info.Name = path.Base(path.Clean(name))
+	return f, info, nil
+}
+
 // openRegular opens rel with flag, refusing anything but a regular file.
 // It opens non-blocking (then switches back) so that a FIFO someone placed
-// in the home cannot hang the session in open(2).
+// in the home cannot hang the session in open(2). It goes through openat2
+// where it can (openRegularBeneath), through os.Root otherwise.
 func (t *tree) openRegular(op, name, rel string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
-	f, err := t.root.OpenFile(rel, flag|nonblockFlag, perm)
+	f, fi, err := t.openRegularBeneath(rel, flag, perm)
+	if errors.Is(err, errNoBeneath) {
+		f, err = t.root.OpenFile(rel, flag|nonblockFlag, perm)
+		if err == nil {
+			fi, err = f.Stat()
+			if err == nil && fi.Mode().IsRegular() {
+				err = setBlocking(f)
+			}
+			if err != nil {
+				f.Close()
+				return nil, nil, mapErr(op, name, err)
+			}
+		}
+	}
 	if err != nil {
 		return nil, nil, mapErr(op, name, err)
 	}
-	fi, err := f.Stat()
 	switch {
-	case err != nil:
-		err = mapErr(op, name, err)
 	case fi.IsDir():
 		err = &opError{op: op, name: name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
 	case !fi.Mode().IsRegular():
 		err = &opError{op: op, name: name, kind: storage.ErrPermission, err: errors.New("not a regular file")}
-	default:
-		err = setBlocking(f)
-		if err != nil {
-			err = mapErr(op, name, err)
-		}
 	}
 	if err != nil {
 		f.Close()

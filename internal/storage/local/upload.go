@@ -111,6 +111,12 @@ func (t *tree) createAt(name, rel string, offset int64) (storage.Upload, error) 
 // createAtomic starts an upload into a new temporary file in rel's
 // directory.
 func (t *tree) createAtomic(name, rel string, exclusive bool) (storage.Upload, error) {
+	if u, err := t.createAtomicBeneath(name, rel, exclusive); !errors.Is(err, errNoBeneath) {
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
 	perm, keep := t.opts.FileMode, false
 	fi, err := t.root.Stat(rel)
 	switch {
@@ -161,9 +167,14 @@ type upload struct {
 	closed *atomic.Bool // the tree's: a closed tree commits nothing
 	name   string       // virtual path, for errors
 
-	// For atomic uploads, both root-relative; temp is "" for in-place ones.
+	// For atomic uploads, both root-relative, or names in dirfd when
+	// inDir; temp is "" for in-place ones.
 	target, temp string
 	exclusive    bool
+	// dirfd is the target's directory, owned by the upload, when inDir
+	// (createAtomicBeneath).
+	dirfd int
+	inDir bool
 
 	truncate bool   // in place at an offset: cut the file where writing ended
 	oldSize  int64  // in place: the file's length before the upload, for Discard
@@ -173,7 +184,27 @@ type upload struct {
 	sum *[32]byte // from SetSHA256: stored with an atomic upload
 }
 
-var _ storage.ChecksumSetter = (*upload)(nil)
+var (
+	_ storage.ChecksumSetter = (*upload)(nil)
+	_ storage.Replacer       = (*upload)(nil)
+)
+
+// Replaces reports whether something (a file, a link, not followed) is at
+// the target now: one fstatat in the directory an atomic upload holds
+// (storage.Replacer).
+func (u *upload) Replaces() (bool, error) {
+	if u.done {
+		return false, &opError{op: "commit", name: u.name, err: errFinished}
+	}
+	if u.temp == "" {
+		return true, nil // in place: the file is the target
+	}
+	_, err := u.lstatTarget()
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, mapErr("stat", u.name, err)
+}
 
 // SetSHA256 has Commit store sum with the file (atomic uploads only: an
 // in-place upload's checksum was dropped at Create).
@@ -220,15 +251,54 @@ func (u *upload) Commit(ctx context.Context) error {
 		// the content.
 		u.t.storeChecksum(u.f, u.name, *u.sum)
 	}
+	defer u.closeDir()
 	if err := u.f.Close(); err != nil {
-		u.root.Remove(u.temp)
+		u.removeTemp()
 		return mapErr("commit", u.name, err)
 	}
 	if err := u.publish(); err != nil {
-		u.root.Remove(u.temp)
+		u.removeTemp()
 		return err
 	}
 	return nil
+}
+
+// The temporary file and the target, by name in dirfd or through the
+// home's os.Root.
+
+func (u *upload) renameTemp() error {
+	if u.inDir {
+		return renameIn(u.dirfd, u.temp, u.target)
+	}
+	return u.root.Rename(u.temp, u.target)
+}
+
+func (u *upload) linkTemp() error {
+	if u.inDir {
+		return linkIn(u.dirfd, u.temp, u.target)
+	}
+	return u.root.Link(u.temp, u.target)
+}
+
+func (u *upload) removeTemp() error {
+	if u.inDir {
+		return unlinkIn(u.dirfd, u.temp)
+	}
+	return u.root.Remove(u.temp)
+}
+
+func (u *upload) lstatTarget() (fs.FileInfo, error) {
+	if u.inDir {
+		return dirEntry(u.dirfd, u.target)
+	}
+	return u.root.Lstat(u.target)
+}
+
+func (u *upload) closeDir() {
+	if u.inDir {
+		closeFd(u.dirfd)
+		u.inDir = false
+	}
 }
 
 // finishInPlace ends an append or offset upload.
@@ -253,12 +323,12 @@ func (u *upload) publish() error {
 	}
 	// A hard link fails if the target exists, where rename would replace
 	// it: that makes the exclusive check and the publication one step.
-	err := u.root.Link(u.temp, u.target)
+	err := u.linkTemp()
 	switch {
 	case err == nil:
 		// The data is published; a temporary name left behind is hidden
 		// and harmless, so a failure here is not the client's.
-		u.root.Remove(u.temp)
+		u.removeTemp()
 		return nil
 	case errors.Is(err, fs.ErrExist):
 		return &opError{op: "commit", name: u.name, kind: storage.ErrExist, err: storage.ErrExist}
@@ -267,18 +337,18 @@ func (u *upload) publish() error {
 	}
 	// No hard links on this file system: check, then rename. A file
 	// appearing in between is replaced.
-	if _, err := u.root.Lstat(u.target); err == nil {
+	if _, err := u.lstatTarget(); err == nil {
 		return &opError{op: "commit", name: u.name, kind: storage.ErrExist, err: storage.ErrExist}
 	}
 	return u.rename()
 }
 
 func (u *upload) rename() error {
-	err := u.root.Rename(u.temp, u.target)
+	err := u.renameTemp()
 	if err == nil {
 		return nil
 	}
-	if fi, serr := u.root.Lstat(u.target); serr == nil && fi.IsDir() {
+	if fi, serr := u.lstatTarget(); serr == nil && fi.IsDir() {
 		// A directory appeared at the target since Create.
 		return &opError{op: "commit", name: u.name, kind: storage.ErrIsDir, err: storage.ErrIsDir}
 	}
@@ -325,7 +395,8 @@ func (u *upload) Abort() error {
 	if u.temp == "" {
 		return mapErr("abort", u.name, cerr)
 	}
-	err := u.root.Remove(u.temp)
+	defer u.closeDir()
+	err := u.removeTemp()
 	if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}

@@ -34,7 +34,9 @@ func readHost(t *testing.T, name string) string {
 	return string(b)
 }
 
-func TestAtomicUpload(t *testing.T) {
+func TestAtomicUpload(t *testing.T) { bothResolvers(t, testAtomicUpload) }
+
+func testAtomicUpload(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	type step func(t *testing.T, up storage.Upload) error
 	write := func(data string) step {
 		return func(t *testing.T, up storage.Upload) error {
@@ -109,7 +111,9 @@ func TestAtomicUpload(t *testing.T) {
 // TestAtomicUploadInvisible checks where the data goes while an upload
 // runs: a hidden temporary file next to the target, not listed, and not
 // reachable by name.
-func TestAtomicUploadInvisible(t *testing.T) {
+func TestAtomicUploadInvisible(t *testing.T) { bothResolvers(t, testAtomicUploadInvisible) }
+
+func testAtomicUploadInvisible(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	os.Mkdir(filepath.Join(dir, "d"), 0o755)
 	up, err := s.Create(t.Context(), "/d/f", storage.CreateOptions{})
@@ -149,7 +153,9 @@ func TestAtomicUploadInvisible(t *testing.T) {
 	}
 }
 
-func TestAtomicUploadKeepsMode(t *testing.T) {
+func TestAtomicUploadKeepsMode(t *testing.T) { bothResolvers(t, testAtomicUploadKeepsMode) }
+
+func testAtomicUploadKeepsMode(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	target := filepath.Join(dir, "f")
 	os.WriteFile(target, []byte("old"), 0o600)
@@ -167,7 +173,9 @@ func TestAtomicUploadKeepsMode(t *testing.T) {
 	}
 }
 
-func TestExclusiveUpload(t *testing.T) {
+func TestExclusiveUpload(t *testing.T) { bothResolvers(t, testExclusiveUpload) }
+
+func testExclusiveUpload(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	os.WriteFile(filepath.Join(dir, "exists"), []byte("old"), 0o644)
 	os.Symlink("nowhere", filepath.Join(dir, "dangling"))
@@ -212,7 +220,9 @@ func TestExclusiveUpload(t *testing.T) {
 	}
 }
 
-func TestCreateErrors(t *testing.T) {
+func TestCreateErrors(t *testing.T) { bothResolvers(t, testCreateErrors) }
+
+func testCreateErrors(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	s, dir := newTree(t)
 	os.Mkdir(filepath.Join(dir, "d"), 0o755)
 	os.WriteFile(filepath.Join(dir, "f"), []byte("12345"), 0o644)
@@ -252,7 +262,9 @@ func TestCreateErrors(t *testing.T) {
 
 // TestInPlaceUploads covers APPE and REST+STOR: written in place, cut at
 // the end of the new data on Commit (offset), kept as is on Abort.
-func TestInPlaceUploads(t *testing.T) {
+func TestInPlaceUploads(t *testing.T) { bothResolvers(t, testInPlaceUploads) }
+
+func testInPlaceUploads(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	for _, tt := range []struct {
 		name  string
 		old   string // "-" for no file
@@ -305,7 +317,9 @@ func TestInPlaceUploads(t *testing.T) {
 
 // TestDiscard: a discarded upload leaves the file as it was before it
 // (storage.Discarder), where Abort keeps what an in-place one wrote.
-func TestDiscard(t *testing.T) {
+func TestDiscard(t *testing.T) { bothResolvers(t, testDiscard) }
+
+func testDiscard(t *testing.T, newTree func(*testing.T) (*tree, string)) {
 	for _, tt := range []struct {
 		name string
 		old  string // "-" for no file
@@ -411,3 +425,47 @@ func TestReadFromKeepsReaderErrors(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestUploadReplaces checks that an upload tells whether committing it
+// would replace something, as the server asks when a client may have died
+// mid-upload.
+func TestUploadReplaces(t *testing.T) { bothResolvers(t, testUploadReplaces) }
+
+func testUploadReplaces(t *testing.T, newTree func(*testing.T) (*tree, string)) {
+	s, dir := newTree(t)
+	ctx := t.Context()
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "old"), []byte("old"), 0o644)
+	os.Symlink("nowhere", filepath.Join(dir, "d", "dangling"))
+	for _, c := range []struct {
+		name string
+		opts storage.CreateOptions
+		want bool
+	}{
+		{"/d/new", storage.CreateOptions{}, false},
+		{"/d/old", storage.CreateOptions{}, true},
+		{"/d/dangling", storage.CreateOptions{}, true}, // a link is something
+		{"/d/old", storage.CreateOptions{Append: true}, true},
+		{"/d/new2", storage.CreateOptions{Append: true}, true}, // created by Create
+	} {
+		up, err := s.Create(ctx, c.name, c.opts)
+		if err != nil {
+			t.Fatalf("Create(%s, %+v): %v", c.name, c.opts, err)
+		}
+		got, err := up.(storage.Replacer).Replaces()
+		if err != nil || got != c.want {
+			t.Errorf("Replaces(%s, %+v) = %v, %v; want %v", c.name, c.opts, got, err, c.want)
+		}
+		up.Abort()
+	}
+	// A file appearing at the target during the upload counts.
+	up, err := s.Create(ctx, "/d/late", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	os.WriteFile(filepath.Join(dir, "d", "late"), []byte("late"), 0o644)
+	if got, err := up.(storage.Replacer).Replaces(); err != nil || !got {
+		t.Errorf("Replaces after the target appeared = %v, %v; want true", got, err)
+	}
+}

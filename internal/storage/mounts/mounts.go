@@ -45,6 +45,7 @@ type FS struct {
 var (
 	_ storage.Storage     = (*FS)(nil)
 	_ storage.Checksummer = (*FS)(nil)
+	_ storage.StatOpener  = (*FS)(nil)
 	_ storage.Locator     = (*FS)(nil)
 )
 
@@ -222,6 +223,30 @@ func (f *FS) Open(ctx context.Context, name string, offset int64) (io.ReadCloser
 	}
 	t, inner, _ := f.route(name)
 	return t.Open(ctx, inner, offset)
+}
+
+// OpenStat implements storage.StatOpener, in one step for the trees that
+// can.
+func (f *FS) OpenStat(ctx context.Context, name string) (io.ReadCloser, storage.FileInfo, error) {
+	if f.virtual(name) {
+		return nil, storage.FileInfo{}, fmt.Errorf("open %s: %w", name, storage.ErrIsDir)
+	}
+	t, inner, _ := f.route(name)
+	if so, ok := t.(storage.StatOpener); ok {
+		return so.OpenStat(ctx, inner)
+	}
+	fi, err := t.Stat(ctx, inner)
+	if err != nil {
+		return nil, storage.FileInfo{}, err
+	}
+	if fi.IsDir() {
+		return nil, storage.FileInfo{}, fmt.Errorf("open %s: %w", name, storage.ErrIsDir)
+	}
+	r, err := t.Open(ctx, inner, 0)
+	if err != nil {
+		return nil, storage.FileInfo{}, err
+	}
+	return r, fi, nil
 }
 
 // Create implements storage.Storage.

@@ -232,3 +232,28 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenStat checks that a download opened and described in one step
+// reaches the right tree, and that folders and the directories leading to
+// them are directories.
+func TestOpenStat(t *testing.T) {
+	_, f := setup(t)
+	put(t, f, "/inbox/b.txt", "hello")
+	rc, fi, err := f.OpenStat(t.Context(), "/inbox/b.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(data) != "hello" || fi.Size != 5 || fi.Name != "b.txt" {
+		t.Errorf("OpenStat read %q, info %+v", data, fi)
+	}
+	for _, name := range []string{"/inbox", "/deep"} {
+		if _, _, err := f.OpenStat(t.Context(), name); !errors.Is(err, storage.ErrIsDir) {
+			t.Errorf("OpenStat(%s): %v, want ErrIsDir", name, err)
+		}
+	}
+	if _, _, err := f.OpenStat(t.Context(), "/inbox/none"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("OpenStat of a missing file: %v, want ErrNotExist", err)
+	}
+}
