@@ -157,7 +157,12 @@ func TestDNSAddressRefresh(t *testing.T) {
 	first, second := netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("203.0.113.7")
 	r.answer(second.String())
 	discWait(t, "the new address", func() bool { return dnsPassive(t, d) == second })
-	if logs.count("level=INFO", "passive address changed", "old=198.51.100.10", "new=203.0.113.7") != 1 {
+	// The address is in use before its log line is written: wait for it.
+	changed := func() int {
+		return logs.count("level=INFO", "passive address changed", "old=198.51.100.10", "new=203.0.113.7")
+	}
+	discWait(t, "the change logged", func() bool { return changed() > 0 })
+	if changed() != 1 {
 		t.Errorf("change not logged once with old and new:\n%s", logs)
 	}
 
