@@ -88,8 +88,10 @@ func (s statAt) stat(name string) (storage.FileInfo, error) {
 		Name:    name,
 		Size:    st.Size,
 		ModTime: time.Unix(st.Mtim.Unix()),
-		Mode:    unixMode(st.Mode),
-		ID:      devInoID(st.Dev, st.Ino),
+		// The conversions are for the BSDs, whose Stat_t has narrower
+		// and signed fields than Linux's.
+		Mode: unixMode(uint32(st.Mode)),
+		ID:   devInoID(uint64(st.Dev), uint64(st.Ino)),
 	}
 	if fi.Mode.IsDir() {
 		fi.Size = 0
