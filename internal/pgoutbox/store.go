@@ -56,6 +56,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudftpd/cloudftpd/internal/events"
+	"github.com/cloudftpd/cloudftpd/internal/events/batch"
 )
 
 // Channel is the LISTEN/NOTIFY channel appends notify, with the
@@ -106,12 +107,14 @@ type Store struct {
 	lease   time.Duration
 	log     *slog.Logger
 
-	appends  chan *appendReq // to the writer goroutine
-	appended chan struct{}   // buffered(1): Appended's wake-ups
-	closing  chan struct{}
-	stop     context.CancelFunc // the renewal and listening loops
-	done     chan struct{}      // closed when the writer has returned
-	loops    chan struct{}      // closed when the other loops have
+	// appends batches Append's rows: with a WAL flush per commit, and
+	// every node's appends queueing on the one counter row, that is
+	// what lets many sessions record at once.
+	appends   *batch.Batcher[appendRow]
+	appended  chan struct{} // buffered(1): Appended's wake-ups
+	closeOnce sync.Once
+	stop      context.CancelFunc // the renewal and listening loops
+	loops     chan struct{}      // closed when they have returned
 
 	// elsewhere are the sinks another node held when last looked at,
 	// until their lease runs out by this process's clock: Pending and
@@ -127,11 +130,10 @@ type heldElsewhere struct {
 	backlog int64
 }
 
-type appendReq struct {
+type appendRow struct {
 	id, typ string
 	created int64
 	body    []byte
-	done    chan error // buffered: the writer never blocks on it
 }
 
 // Open checks that the database has the outbox tables (`cloudftpd db
@@ -158,16 +160,13 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 		lease:    opts.Lease,
 		leaseMS:  opts.Lease.Milliseconds(),
 		log:      opts.Logger,
-		appends:  make(chan *appendReq),
 		appended: make(chan struct{}, 1),
-		closing:  make(chan struct{}),
 		stop:     stop,
-		done:     make(chan struct{}),
 		loops:    make(chan struct{}),
 
 		elsewhere: make(map[string]heldElsewhere),
 	}
-	go s.writer()
+	s.appends = batch.New(maxBatch, s.commit)
 	go func() {
 		defer close(s.loops)
 		renewed := make(chan struct{})
@@ -199,13 +198,13 @@ func (s *Store) Node() string { return s.node }
 // dispatcher's Run returned: a sink handed back while this node still
 // delivers would be delivered twice.
 func (s *Store) Close() error {
-	select {
-	case <-s.closing:
-		return nil
-	default:
-	}
-	close(s.closing)
-	<-s.done
+	var err error
+	s.closeOnce.Do(func() { err = s.close() })
+	return err
+}
+
+func (s *Store) close() error {
+	s.appends.Close()
 	s.stop()
 	<-s.loops
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -244,70 +243,32 @@ func (s *Store) Append(ctx context.Context, e events.Event) error {
 	if err != nil {
 		return fmt.Errorf("pgoutbox: append %s: %w", e.ID, err)
 	}
-	r := &appendReq{id: e.ID, typ: string(e.Type), created: e.Time.UnixMilli(), body: body, done: make(chan error, 1)}
-	select {
-	case s.appends <- r:
-	case <-s.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("pgoutbox: append %s: %w", e.ID, ctx.Err())
-	}
-	select {
-	case err := <-r.done:
-		if err != nil {
-			return fmt.Errorf("pgoutbox: append %s: %w", e.ID, wrap("", err))
-		}
+	err = s.appends.Submit(ctx, appendRow{id: e.ID, typ: string(e.Type), created: e.Time.UnixMilli(), body: body})
+	switch {
+	case err == nil:
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("pgoutbox: append %s: %w (it may still be written)", e.ID, ctx.Err())
+	case errors.Is(err, batch.ErrClosed):
+		return ErrClosed
+	default:
+		return fmt.Errorf("pgoutbox: append %s: %w", e.ID, wrap("", err))
 	}
 }
 
-// writer commits appends. Everything that arrived while the previous
-// commit was in progress goes into the next transaction: with a WAL flush
-// per commit, and every node's appends queueing on the one counter row,
-// that is what lets many sessions record at once.
-func (s *Store) writer() {
-	defer close(s.done)
-	for {
-		var batch []*appendReq
-		select {
-		case r := <-s.appends:
-			batch = append(batch, r)
-		case <-s.closing:
-			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.appends:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		err := s.commit(batch)
-		for _, r := range batch {
-			r.done <- err
-		}
-	}
-}
-
-func (s *Store) commit(batch []*appendReq) error {
+func (s *Store) commit(rows []appendRow) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	ids := make([]string, len(batch))
-	types := make([]string, len(batch))
-	created := make([]int64, len(batch))
-	bodies := make([]string, len(batch))
-	for i, r := range batch {
+	ids := make([]string, len(rows))
+	types := make([]string, len(rows))
+	created := make([]int64, len(rows))
+	bodies := make([]string, len(rows))
+	for i, r := range rows {
 		ids[i], types[i], created[i], bodies[i] = r.id, r.typ, r.created, string(r.body)
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var last int64
 		if err := tx.QueryRow(ctx,
 			`UPDATE cloudftpd_outbox_seq SET last_seq = last_seq + $1 RETURNING last_seq`,
-			len(batch)).Scan(&last); err != nil {
+			len(rows)).Scan(&last); err != nil {
 			return err
 		}
 		// A duplicate id leaves its seq unused: a gap, which only
@@ -317,7 +278,7 @@ func (s *Store) commit(batch []*appendReq) error {
 			 SELECT $1::bigint + n, id, created_ms, type, body
 			 FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY AS e(id, created_ms, type, body, n)
 			 ON CONFLICT (id) DO NOTHING`,
-			last-int64(len(batch)), ids, created, types, bodies); err != nil {
+			last-int64(len(rows)), ids, created, types, bodies); err != nil {
 			return err
 		}
 		// Delivered at commit, to the other nodes' Appended.

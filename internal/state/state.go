@@ -34,12 +34,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/cloudftpd/cloudftpd/internal/events"
+	"github.com/cloudftpd/cloudftpd/internal/events/batch"
 )
 
 //go:embed migrations/*.sql
@@ -67,16 +69,17 @@ const commitTimeout = 30 * time.Second
 type Store struct {
 	db *sql.DB
 
-	appends    chan *appendReq // to the writer goroutine
-	closing    chan struct{}
-	writerDone chan struct{}
+	// appends batches Append's rows: with an fsync per commit, that is
+	// what lets many sessions record at once without queueing behind
+	// each other's fsyncs.
+	appends   *batch.Batcher[appendRow]
+	closeOnce sync.Once
 }
 
-type appendReq struct {
+type appendRow struct {
 	id, typ string
 	created int64
 	body    []byte
-	done    chan error // buffered: the writer never blocks on it
 }
 
 // Open opens the store in dir, creating the directory (mode 0700) and the
@@ -114,13 +117,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("state: %s: %w", abs, err)
 	}
-	s := &Store{
-		db:         db,
-		appends:    make(chan *appendReq),
-		closing:    make(chan struct{}),
-		writerDone: make(chan struct{}),
-	}
-	go s.writer()
+	s := &Store{db: db}
+	s.appends = batch.New(maxBatch, s.commit)
 	return s, nil
 }
 
@@ -142,17 +140,14 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Close waits for appends in progress and closes the database. Append
 // fails with ErrClosed afterwards.
 func (s *Store) Close() error {
-	select {
-	case <-s.closing:
-		return nil
-	default:
-	}
-	close(s.closing)
-	<-s.writerDone
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("state: close: %w", err)
-	}
-	return nil
+	var err error
+	s.closeOnce.Do(func() {
+		s.appends.Close()
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("state: close: %w", cerr)
+		}
+	})
+	return err
 }
 
 // Append records e (which must have an ID, see events.Event.Stamp) and
@@ -168,56 +163,18 @@ func (s *Store) Append(ctx context.Context, e events.Event) error {
 	if err != nil {
 		return fmt.Errorf("state: append %s: %w", e.ID, err)
 	}
-	r := &appendReq{id: e.ID, typ: string(e.Type), created: e.Time.UnixMilli(), body: body, done: make(chan error, 1)}
-	select {
-	case s.appends <- r:
-	case <-s.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("state: append %s: %w", e.ID, ctx.Err())
-	}
-	select {
-	case err := <-r.done:
-		if err != nil {
-			return fmt.Errorf("state: append %s: %w", e.ID, err)
-		}
+	err = s.appends.Submit(ctx, appendRow{id: e.ID, typ: string(e.Type), created: e.Time.UnixMilli(), body: body})
+	switch {
+	case err == nil:
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("state: append %s: %w (it may still be written)", e.ID, ctx.Err())
+	case errors.Is(err, batch.ErrClosed):
+		return ErrClosed
+	default:
+		return fmt.Errorf("state: append %s: %w", e.ID, err)
 	}
 }
 
-// writer commits appends. Everything that arrived while the previous
-// commit was in progress goes into the next transaction: with an fsync
-// per commit, that is what lets many sessions record at once without
-// queueing behind each other's fsyncs.
-func (s *Store) writer() {
-	defer close(s.writerDone)
-	for {
-		var batch []*appendReq
-		select {
-		case r := <-s.appends:
-			batch = append(batch, r)
-		case <-s.closing:
-			return
-		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.appends:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		err := s.commit(batch)
-		for _, r := range batch {
-			r.done <- err
-		}
-	}
-}
-
-func (s *Store) commit(batch []*appendReq) (err error) {
+func (s *Store) commit(rows []appendRow) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -232,7 +189,7 @@ func (s *Store) commit(batch []*appendReq) (err error) {
 	var last int64
 	if err := tx.QueryRowContext(ctx,
 		`UPDATE outbox_seq SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq`,
-		len(batch)).Scan(&last); err != nil {
+		len(rows)).Scan(&last); err != nil {
 		return err
 	}
 	stmt, err := tx.PrepareContext(ctx,
@@ -243,8 +200,8 @@ func (s *Store) commit(batch []*appendReq) (err error) {
 	defer stmt.Close()
 	// A duplicate id leaves its seq unused: a gap, which only makes
 	// Trim's and Progress's backlog counts an upper bound.
-	seq := last - int64(len(batch))
-	for _, r := range batch {
+	seq := last - int64(len(rows))
+	for _, r := range rows {
 		seq++
 		if _, err := stmt.ExecContext(ctx, seq, r.id, r.created, r.typ, string(r.body)); err != nil {
 			return err
