@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/api"
@@ -55,7 +54,7 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cloudftpd admin:", err)
 		return 1
 	}
-	path, err := adminsPath(*fileFlag, *cfgFlag)
+	path, err := fileFromFlagOrConfig(*fileFlag, *cfgFlag, "admins-file", "api.admins_file", (*config.Config).APIAdminsFile)
 	if err != nil {
 		return fail(err)
 	}
@@ -98,50 +97,20 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "admin %q %s %s\n", pos[0], what, path)
 		return 0
 	case "del":
-		f, err := api.LoadAdmins(path)
-		if err != nil {
+		if err := deleteEntry(stdout, "admin", api.LoadAdmins, path, pos[0]); err != nil {
 			return fail(err)
 		}
-		if err := f.Delete(pos[0]); err != nil {
-			return fail(err)
-		}
-		if err := f.Save(path); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "admin %q deleted\n", pos[0])
 		return 0
 	default: // list
 		f, err := api.LoadAdminsOrEmpty(path)
 		if err != nil {
 			return fail(err)
 		}
-		if len(f.Admins) == 0 {
-			fmt.Fprintf(stdout, "no admins in %s\n", path)
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED")
+		var rows [][]string
 		for _, a := range f.Admins {
-			fmt.Fprintf(tw, "%s\t%s\n", a.Name, a.Created.Format(time.RFC3339))
+			rows = append(rows, []string{a.Name, a.Created.Format(time.RFC3339)})
 		}
-		tw.Flush()
+		printEntries(stdout, "admins", path, []string{"NAME", "CREATED"}, rows)
 		return 0
 	}
-}
-
-// adminsPath is --admins-file, else api.admins_file of the config
-// (--config or ./cloudftpd.toml).
-func adminsPath(file, cfgFlag string) (string, error) {
-	if file != "" {
-		return file, nil
-	}
-	path := configPath(cfgFlag)
-	if path == "" {
-		return "", fmt.Errorf("no config (./cloudftpd.toml or --config) to find api.admins_file in; or give --admins-file")
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return "", err
-	}
-	return cfg.APIAdminsFile(), nil
 }

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/api"
@@ -48,14 +47,13 @@ func runAPI(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, apiUsage)
 		return 2
 	}
-	path, err := tokensPath(*fileFlag, *cfgFlag)
-	if err != nil {
-		fmt.Fprintln(stderr, "cloudftpd api:", err)
-		return 1
-	}
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "cloudftpd api:", err)
 		return 1
+	}
+	path, err := fileFromFlagOrConfig(*fileFlag, *cfgFlag, "tokens-file", "api.tokens_file", (*config.Config).APITokensFile)
+	if err != nil {
+		return fail(err)
 	}
 	switch {
 	case verb == "add" && len(pos) == 1:
@@ -82,48 +80,18 @@ func runAPI(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		if len(f.Tokens) == 0 {
-			fmt.Fprintf(stdout, "no tokens in %s\n", path)
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSCOPE\tCREATED")
+		var rows [][]string
 		for _, t := range f.Tokens {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Scope, t.Created.Format(time.RFC3339))
+			rows = append(rows, []string{t.Name, string(t.Scope), t.Created.Format(time.RFC3339)})
 		}
-		tw.Flush()
+		printEntries(stdout, "tokens", path, []string{"NAME", "SCOPE", "CREATED"}, rows)
 		return 0
 	case verb == "del" && len(pos) == 1:
-		f, err := api.LoadTokens(path)
-		if err != nil {
+		if err := deleteEntry(stdout, "token", api.LoadTokens, path, pos[0]); err != nil {
 			return fail(err)
 		}
-		if err := f.Delete(pos[0]); err != nil {
-			return fail(err)
-		}
-		if err := f.Save(path); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "token %q deleted\n", pos[0])
 		return 0
 	}
 	fmt.Fprint(stderr, apiUsage)
 	return 2
-}
-
-// tokensPath is --tokens-file, else api.tokens_file of the config
-// (--config or ./cloudftpd.toml).
-func tokensPath(file, cfgFlag string) (string, error) {
-	if file != "" {
-		return file, nil
-	}
-	path := configPath(cfgFlag)
-	if path == "" {
-		return "", fmt.Errorf("no config (./cloudftpd.toml or --config) to find api.tokens_file in; or give --tokens-file")
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return "", err
-	}
-	return cfg.APITokensFile(), nil
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -70,16 +68,6 @@ func (n *pgNode) login(t *testing.T, user, pass string) error {
 		t.Fatalf("nlst: %v %v", names, err)
 	}
 	return nil
-}
-
-func cli(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	var out, errb bytes.Buffer
-	var in io.Reader = strings.NewReader(stdin)
-	if code := run(args, in, &out, &errb); code != 0 {
-		t.Fatalf("cloudftpd %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
-	}
-	return out.String()
 }
 
 // TestPostgresUsersEndToEnd: with auth.store = "postgres", `db migrate`
