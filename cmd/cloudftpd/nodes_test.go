@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -41,12 +38,16 @@ func startNode(t *testing.T, cfgPath string) *testNode {
 	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return &testNode{addr: srv.Addrs()[0].String(), logs: logs, srv: srv}
+	n := &testNode{addr: srv.Addrs()[0].String(), logs: logs, srv: srv}
+	t.Cleanup(func() { n.stop() })
+	return n
+}
+
+// stop shuts the node down, giving its sessions up to 10s to end.
+func (n *testNode) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.srv.Shutdown(ctx)
 }
 
 // dial logs in with jlaffaye/ftp, trying again for a few seconds while
@@ -90,53 +91,4 @@ func (n *testNode) login(t *testing.T, user, pass string) error {
 		t.Fatalf("nlst: %v %v", names, err)
 	}
 	return nil
-}
-
-// pgNodeConfigs writes dir/cloudftpd1.toml ... cloudftpdN.toml, the
-// configs of nodes sharing the database dsn and the storage dir/files
-// (created): they differ only in their state directory and passive ports
-// (one free range split between them: two ranges picked apart could
-// overlap). timeout is auth.postgres.timeout; extra is appended (TOML
-// sections after [auth.postgres]).
-func pgNodeConfigs(t *testing.T, dir, dsn string, nodes int, timeout, extra string) []string {
-	t.Helper()
-	root := filepath.Join(dir, "files")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	const portsEach = 30
-	var lo, hi int
-	if _, err := fmt.Sscanf(clienttest.FreeRange(t, portsEach*nodes), "%d-%d", &lo, &hi); err != nil {
-		t.Fatal(err)
-	}
-	var cfgs []string
-	for i := range nodes {
-		text := fmt.Sprintf(`
-[server]
-login_failure_delay = "10ms"
-state_dir = "state-%d"
-
-[[listener]]
-address = "127.0.0.1:0"
-passive_ports = "%d-%d"
-
-[storage]
-backend = "local"
-root = %q
-
-[auth]
-store = "postgres"
-
-[auth.postgres]
-dsn = %q
-poll_interval = "1s"
-timeout = %q
-`, i+1, lo+portsEach*i, lo+portsEach*i+portsEach-1, root, dsn, timeout) + extra
-		path := filepath.Join(dir, fmt.Sprintf("cloudftpd%d.toml", i+1))
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfgs = append(cfgs, path)
-	}
-	return cfgs
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -115,9 +114,7 @@ retry_min = "10ms"
 	check(want)
 
 	// Node 1 stops (a rolling restart): node 2 delivers what follows.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := nodes[0].srv.Shutdown(ctx); err != nil {
+	if err := nodes[0].stop(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
