@@ -36,28 +36,18 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("admin "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFlag := fs.String("config", "", "config file")
-	fileFlag := fs.String("admins-file", "", "admins file")
-	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return 2
+	var fromStdin bool
+	cmd := entryCommand{name: "admin", prefix: "cloudftpd admin:", usage: adminUsage,
+		verbs:    map[string]int{"add": 1, "passwd": 1, "del": 1, "list": 0},
+		fileFlag: "admins-file", key: "api.admins_file", fromConfig: (*config.Config).APIAdminsFile}
+	pos, path, code := cmd.parse(verb, args[1:], stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	})
+	if code >= 0 {
+		return code
 	}
-	want, known := map[string]int{"add": 1, "passwd": 1, "del": 1, "list": 0}[verb]
-	if !known || want != len(pos) {
-		fmt.Fprint(stderr, adminUsage)
-		return 2
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "cloudftpd admin:", err)
-		return 1
-	}
-	path, err := fileFromFlagOrConfig(*fileFlag, *cfgFlag, "admins-file", "api.admins_file", (*config.Config).APIAdminsFile)
-	if err != nil {
-		return fail(err)
-	}
+	fail := func(err error) int { return cmd.fail(stderr, err) }
+	var err error
 	switch verb {
 	case "add", "passwd":
 		var f *api.AdminsFile
@@ -75,7 +65,7 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if verb == "add" && f.Find(pos[0]) != nil {
 			return fail(fmt.Errorf("admin %q exists in %s (use passwd to change the password)", pos[0], path))
 		}
-		pw, err := readSecret(stdin, stderr, *fromStdin, true)
+		pw, err := readSecret(stdin, stderr, fromStdin, true)
 		if err != nil {
 			return fail(err)
 		}

@@ -34,30 +34,20 @@ func runAPI(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[1]
-	fs := flag.NewFlagSet("api token "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFlag := fs.String("config", "", "config file")
-	fileFlag := fs.String("tokens-file", "", "tokens file")
-	scopeFlag := fs.String("scope", "", "read or admin")
-	pos, err := parseInterspersed(fs, args[2:])
-	if err != nil {
-		return 2
+	var scopeFlag string
+	cmd := entryCommand{name: "api token", prefix: "cloudftpd api:", usage: apiUsage,
+		verbs:    map[string]int{"add": 1, "list": 0, "del": 1},
+		fileFlag: "tokens-file", key: "api.tokens_file", fromConfig: (*config.Config).APITokensFile}
+	pos, path, code := cmd.parse(verb, args[2:], stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&scopeFlag, "scope", "", "read or admin")
+	})
+	if code >= 0 {
+		return code
 	}
-	if want := map[string]int{"add": 1, "list": 0, "del": 1}; want[verb] != len(pos) || verb != "list" && want[verb] == 0 {
-		fmt.Fprint(stderr, apiUsage)
-		return 2
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "cloudftpd api:", err)
-		return 1
-	}
-	path, err := fileFromFlagOrConfig(*fileFlag, *cfgFlag, "tokens-file", "api.tokens_file", (*config.Config).APITokensFile)
-	if err != nil {
-		return fail(err)
-	}
+	fail := func(err error) int { return cmd.fail(stderr, err) }
 	switch {
 	case verb == "add" && len(pos) == 1:
-		scope, err := api.ParseScope(*scopeFlag)
+		scope, err := api.ParseScope(scopeFlag)
 		if err != nil {
 			return fail(fmt.Errorf("--scope read|admin is required: %w", err))
 		}
