@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/api"
@@ -37,28 +36,18 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("admin "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFlag := fs.String("config", "", "config file")
-	fileFlag := fs.String("admins-file", "", "admins file")
-	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return 2
+	var fromStdin bool
+	cmd := entryCommand{name: "admin", prefix: "cloudftpd admin:", usage: adminUsage,
+		verbs:    map[string]int{"add": 1, "passwd": 1, "del": 1, "list": 0},
+		fileFlag: "admins-file", key: "api.admins_file", fromConfig: (*config.Config).APIAdminsFile}
+	pos, path, code := cmd.parse(verb, args[1:], stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	})
+	if code >= 0 {
+		return code
 	}
-	want, known := map[string]int{"add": 1, "passwd": 1, "del": 1, "list": 0}[verb]
-	if !known || want != len(pos) {
-		fmt.Fprint(stderr, adminUsage)
-		return 2
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "cloudftpd admin:", err)
-		return 1
-	}
-	path, err := adminsPath(*fileFlag, *cfgFlag)
-	if err != nil {
-		return fail(err)
-	}
+	fail := func(err error) int { return cmd.fail(stderr, err) }
+	var err error
 	switch verb {
 	case "add", "passwd":
 		var f *api.AdminsFile
@@ -76,7 +65,7 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if verb == "add" && f.Find(pos[0]) != nil {
 			return fail(fmt.Errorf("admin %q exists in %s (use passwd to change the password)", pos[0], path))
 		}
-		pw, err := readSecret(stdin, stderr, *fromStdin, true)
+		pw, err := readSecret(stdin, stderr, fromStdin, true)
 		if err != nil {
 			return fail(err)
 		}
@@ -98,50 +87,20 @@ func runAdmin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "admin %q %s %s\n", pos[0], what, path)
 		return 0
 	case "del":
-		f, err := api.LoadAdmins(path)
-		if err != nil {
+		if err := deleteEntry(stdout, "admin", api.LoadAdmins, path, pos[0]); err != nil {
 			return fail(err)
 		}
-		if err := f.Delete(pos[0]); err != nil {
-			return fail(err)
-		}
-		if err := f.Save(path); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "admin %q deleted\n", pos[0])
 		return 0
 	default: // list
 		f, err := api.LoadAdminsOrEmpty(path)
 		if err != nil {
 			return fail(err)
 		}
-		if len(f.Admins) == 0 {
-			fmt.Fprintf(stdout, "no admins in %s\n", path)
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED")
+		var rows [][]string
 		for _, a := range f.Admins {
-			fmt.Fprintf(tw, "%s\t%s\n", a.Name, a.Created.Format(time.RFC3339))
+			rows = append(rows, []string{a.Name, a.Created.Format(time.RFC3339)})
 		}
-		tw.Flush()
+		printEntries(stdout, "admins", path, []string{"NAME", "CREATED"}, rows)
 		return 0
 	}
-}
-
-// adminsPath is --admins-file, else api.admins_file of the config
-// (--config or ./cloudftpd.toml).
-func adminsPath(file, cfgFlag string) (string, error) {
-	if file != "" {
-		return file, nil
-	}
-	path := configPath(cfgFlag)
-	if path == "" {
-		return "", fmt.Errorf("no config (./cloudftpd.toml or --config) to find api.admins_file in; or give --admins-file")
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return "", err
-	}
-	return cfg.APIAdminsFile(), nil
 }

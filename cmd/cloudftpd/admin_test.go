@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,25 +15,10 @@ import (
 // passwd replaces it; list shows names, never hashes; del removes;
 // mistakes exit non-zero and change nothing.
 func TestAdminCommand(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "cloudftpd.toml")
-	os.WriteFile(cfg, []byte(`
-[server]
-state_dir = "state"
-[[listener]]
-address = "127.0.0.1:2121"
-[storage]
-root = "files"
-[auth]
-users_file = "users.toml"
-[api]
-enabled = true
-`), 0o600)
+	dir, cfg := apiConfig(t)
 	file := filepath.Join(dir, "api-admins.toml") // the default, next to the config
 	runCmd := func(stdin string, args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(append([]string{"admin"}, args...), strings.NewReader(stdin), &out, &errb)
-		return code, out.String(), errb.String()
+		return runCLI(stdin, append([]string{"admin"}, args...)...)
 	}
 	verify := func(name, pw string) bool {
 		t.Helper()

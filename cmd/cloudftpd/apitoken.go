@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cloudftpd/cloudftpd/internal/api"
@@ -35,31 +34,20 @@ func runAPI(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[1]
-	fs := flag.NewFlagSet("api token "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgFlag := fs.String("config", "", "config file")
-	fileFlag := fs.String("tokens-file", "", "tokens file")
-	scopeFlag := fs.String("scope", "", "read or admin")
-	pos, err := parseInterspersed(fs, args[2:])
-	if err != nil {
-		return 2
+	var scopeFlag string
+	cmd := entryCommand{name: "api token", prefix: "cloudftpd api:", usage: apiUsage,
+		verbs:    map[string]int{"add": 1, "list": 0, "del": 1},
+		fileFlag: "tokens-file", key: "api.tokens_file", fromConfig: (*config.Config).APITokensFile}
+	pos, path, code := cmd.parse(verb, args[2:], stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&scopeFlag, "scope", "", "read or admin")
+	})
+	if code >= 0 {
+		return code
 	}
-	if want := map[string]int{"add": 1, "list": 0, "del": 1}; want[verb] != len(pos) || verb != "list" && want[verb] == 0 {
-		fmt.Fprint(stderr, apiUsage)
-		return 2
-	}
-	path, err := tokensPath(*fileFlag, *cfgFlag)
-	if err != nil {
-		fmt.Fprintln(stderr, "cloudftpd api:", err)
-		return 1
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "cloudftpd api:", err)
-		return 1
-	}
+	fail := func(err error) int { return cmd.fail(stderr, err) }
 	switch {
 	case verb == "add" && len(pos) == 1:
-		scope, err := api.ParseScope(*scopeFlag)
+		scope, err := api.ParseScope(scopeFlag)
 		if err != nil {
 			return fail(fmt.Errorf("--scope read|admin is required: %w", err))
 		}
@@ -82,48 +70,18 @@ func runAPI(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		if len(f.Tokens) == 0 {
-			fmt.Fprintf(stdout, "no tokens in %s\n", path)
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSCOPE\tCREATED")
+		var rows [][]string
 		for _, t := range f.Tokens {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Scope, t.Created.Format(time.RFC3339))
+			rows = append(rows, []string{t.Name, string(t.Scope), t.Created.Format(time.RFC3339)})
 		}
-		tw.Flush()
+		printEntries(stdout, "tokens", path, []string{"NAME", "SCOPE", "CREATED"}, rows)
 		return 0
 	case verb == "del" && len(pos) == 1:
-		f, err := api.LoadTokens(path)
-		if err != nil {
+		if err := deleteEntry(stdout, "token", api.LoadTokens, path, pos[0]); err != nil {
 			return fail(err)
 		}
-		if err := f.Delete(pos[0]); err != nil {
-			return fail(err)
-		}
-		if err := f.Save(path); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "token %q deleted\n", pos[0])
 		return 0
 	}
 	fmt.Fprint(stderr, apiUsage)
 	return 2
-}
-
-// tokensPath is --tokens-file, else api.tokens_file of the config
-// (--config or ./cloudftpd.toml).
-func tokensPath(file, cfgFlag string) (string, error) {
-	if file != "" {
-		return file, nil
-	}
-	path := configPath(cfgFlag)
-	if path == "" {
-		return "", fmt.Errorf("no config (./cloudftpd.toml or --config) to find api.tokens_file in; or give --tokens-file")
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return "", err
-	}
-	return cfg.APITokensFile(), nil
 }

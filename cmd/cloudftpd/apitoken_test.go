@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,25 +12,10 @@ import (
 // its scope, list shows names and never secrets, del removes; mistakes
 // exit non-zero and change nothing.
 func TestAPITokenCommand(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "cloudftpd.toml")
-	os.WriteFile(cfg, []byte(`
-[server]
-state_dir = "state"
-[[listener]]
-address = "127.0.0.1:2121"
-[storage]
-root = "files"
-[auth]
-users_file = "users.toml"
-[api]
-enabled = true
-`), 0o600)
+	dir, cfg := apiConfig(t)
 	tokens := filepath.Join(dir, "state", "api-tokens.toml") // the default, under state_dir
 	runCmd := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(append([]string{"api", "token"}, args...), nil, &out, &errb)
-		return code, out.String(), errb.String()
+		return runCLI("", append([]string{"api", "token"}, args...)...)
 	}
 
 	code, out, errOut := runCmd("add", "ops", "--scope", "admin", "--config", cfg)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,26 +17,11 @@ func TestBanCommandDB(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "cloudftpd.toml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-[[listener]]
-address = "127.0.0.1:2121"
-
-[storage]
-root = "files"
-
-[auth]
-store = "postgres"
-
-[auth.postgres]
-dsn = %q
-
+	cfgPath := pgNodeConfigs(t, dir, dsn, 1, "2s", `
 [defender]
 allow = ["10.0.0.0/8"]
 ban_time = "20m"
-`, dsn)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)[0]
 	cli(t, "", "db", "migrate", "--config", cfgPath)
 	if out := cli(t, "", "ban", "list", "--db", "--config", cfgPath); !strings.Contains(out, "no bans") {
 		t.Errorf("empty list: %q", out)

@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jlaffaye/ftp"
-
-	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
@@ -30,12 +24,6 @@ import (
 func TestPostgresOutboxEndToEnd(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
-	dir := t.TempDir()
-	root := filepath.Join(dir, "files")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
 	var mu sync.Mutex
 	got := map[string][]string{} // upload path -> event ids delivered
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,27 +37,7 @@ func TestPostgresOutboxEndToEnd(t *testing.T) {
 	}))
 	defer rcv.Close()
 
-	cfgPath := filepath.Join(dir, "node1.toml")
-	cfgText := fmt.Sprintf(`
-[server]
-login_failure_delay = "10ms"
-state_dir = "state-NODE"
-
-[[listener]]
-address = "127.0.0.1:0"
-passive_ports = %q
-
-[storage]
-backend = "local"
-root = %q
-
-[auth]
-store = "postgres"
-
-[auth.postgres]
-dsn = %q
-timeout = "2s"
-
+	cfgs := pgNodeConfigs(t, t.TempDir(), dsn, 2, "2s", fmt.Sprintf(`
 [events]
 lease = "2s"
 
@@ -80,12 +48,8 @@ url = %q
 secret = "0123456789abcdef0123456789"
 types = ["upload.committed"]
 retry_min = "10ms"
-`, clienttest.FreeRange(t, 20), root, dsn, rcv.URL)
-	for _, node := range []string{"1", "2"} {
-		if err := os.WriteFile(filepath.Join(dir, "node"+node+".toml"), []byte(strings.ReplaceAll(cfgText, "NODE", node)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+`, rcv.URL))
+	cfgPath := cfgs[0]
 	// Before the migration a node refuses to start, saying what to do.
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -101,32 +65,19 @@ retry_min = "10ms"
 		t.Fatalf("db migrate did not apply the outbox migration: %q", out)
 	}
 	cli(t, "secret\n", "user", "add", "partner", "--config", cfgPath, "--password-stdin")
-	nodes := []*pgNode{startPGNode(t, cfgPath), startPGNode(t, filepath.Join(dir, "node2.toml"))}
+	nodes := []*testNode{startNode(t, cfgs[0]), startNode(t, cfgs[1])}
 	for i, n := range nodes {
 		if !strings.Contains(n.logs.String(), "the outbox is in PostgreSQL") {
 			t.Fatalf("node %d does not use the shared outbox:\n%s", i+1, n.logs)
 		}
 	}
 
-	upload := func(n *pgNode, name string) {
+	upload := func(n *testNode, name string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := ftp.Dial(n.addr, ftp.DialWithTimeout(5*time.Second))
-			if err == nil {
-				err = c.Login("partner", "secret")
-				if err == nil {
-					err = c.Stor(name, strings.NewReader("data of "+name))
-				}
-				c.Quit()
-			}
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("upload %s: %v\n%s", name, err, n.logs)
-			}
-			time.Sleep(100 * time.Millisecond) // users still loading
+		c := n.dial(t, "partner", "secret")
+		defer c.Quit() // now, not at the end: node 1 shuts down before then
+		if err := c.Stor(name, strings.NewReader("data of "+name)); err != nil {
+			t.Fatalf("upload %s: %v\n%s", name, err, n.logs)
 		}
 	}
 	check := func(want []string) {
@@ -163,9 +114,7 @@ retry_min = "10ms"
 	check(want)
 
 	// Node 1 stops (a rolling restart): node 2 delivers what follows.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := nodes[0].srv.Shutdown(ctx); err != nil {
+	if err := nodes[0].stop(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {

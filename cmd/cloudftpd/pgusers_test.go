@@ -1,86 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jlaffaye/ftp"
-
-	"github.com/cloudftpd/cloudftpd/internal/clienttest"
-	"github.com/cloudftpd/cloudftpd/internal/config"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
-	"github.com/cloudftpd/cloudftpd/internal/server"
 )
-
-// pgNode is one running server ("node") of a cluster sharing a user
-// database.
-type pgNode struct {
-	addr string
-	logs *clienttest.LogBuffer
-	srv  *server.Server
-}
-
-func startPGNode(t *testing.T, cfgPath string) *pgNode {
-	t.Helper()
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &clienttest.LogBuffer{}
-	srv, err := server.New(t.Context(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return &pgNode{addr: srv.Addrs()[0].String(), logs: logs, srv: srv}
-}
-
-// login logs in with jlaffaye/ftp and returns the error, or uploads and
-// lists a file to show the session works.
-func (n *pgNode) login(t *testing.T, user, pass string) error {
-	t.Helper()
-	c, err := ftp.Dial(n.addr, ftp.DialWithTimeout(5*time.Second))
-	if err != nil {
-		return err
-	}
-	defer c.Quit()
-	if err := c.Login(user, pass); err != nil {
-		return err
-	}
-	if err := c.Stor("hello.txt", strings.NewReader("hi")); err != nil {
-		t.Fatalf("stor after login: %v", err)
-	}
-	names, err := c.NameList("")
-	if err != nil || len(names) != 1 {
-		t.Fatalf("nlst: %v %v", names, err)
-	}
-	return nil
-}
-
-func cli(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	var out, errb bytes.Buffer
-	var in io.Reader = strings.NewReader(stdin)
-	if code := run(args, in, &out, &errb); code != 0 {
-		t.Fatalf("cloudftpd %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
-	}
-	return out.String()
-}
 
 // TestPostgresUsersEndToEnd: with auth.store = "postgres", `db migrate`
 // creates the schema (and a second run finds nothing to do), a user
@@ -92,41 +18,8 @@ func cli(t *testing.T, stdin string, args ...string) string {
 func TestPostgresUsersEndToEnd(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
-	dir := t.TempDir()
-	root := filepath.Join(dir, "files")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "cloudftpd.toml")
-	cfgText := fmt.Sprintf(`
-[server]
-login_failure_delay = "10ms"
-state_dir = "state-NODE"
-
-[[listener]]
-address = "127.0.0.1:0"
-passive_ports = %q
-
-[storage]
-backend = "local"
-root = %q
-
-[auth]
-store = "postgres"
-
-[auth.postgres]
-dsn = %q
-poll_interval = "1s"
-timeout = "2s"
-`, clienttest.FreeRange(t, 20), root, dsn)
-	// One config per node: they differ only in their state directory.
-	for _, node := range []string{"1", "2"} {
-		text := strings.ReplaceAll(cfgText, "NODE", node)
-		if err := os.WriteFile(strings.ReplaceAll(cfgPath, ".toml", node+".toml"), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath = strings.ReplaceAll(cfgPath, ".toml", "1.toml")
+	cfgs := pgNodeConfigs(t, t.TempDir(), dsn, 2, "2s", "")
+	cfgPath := cfgs[0]
 
 	if out := cli(t, "", "db", "migrate", "--config", cfgPath); !strings.Contains(out, "applied") {
 		t.Fatalf("first migrate: %q", out)
@@ -134,7 +27,7 @@ timeout = "2s"
 	if out := cli(t, "", "db", "migrate", "--config", cfgPath); !strings.Contains(out, "schema up to date") {
 		t.Fatalf("second migrate: %q", out)
 	}
-	node1, node2 := startPGNode(t, cfgPath), startPGNode(t, strings.ReplaceAll(cfgPath, "1.toml", "2.toml"))
+	node1, node2 := startNode(t, cfgs[0]), startNode(t, cfgs[1])
 
 	cli(t, "first-secret\n", "user", "add", "partner", "--config", cfgPath, "--password-stdin", "--max-sessions", "4")
 	if out := cli(t, "", "user", "list", "--config", cfgPath); !strings.Contains(out, "partner") {
@@ -145,7 +38,7 @@ timeout = "2s"
 	if out := cli(t, "", "user", "set", "partner", "--config", cfgPath, "--dir", "/incoming", "--denied-patterns", "*.exe", "--quota-files", "100"); !strings.Contains(out, "quota_files 100, dir /incoming (denied_patterns *.exe)") {
 		t.Fatalf("user set --dir against the database: %q", out)
 	}
-	for i, n := range []*pgNode{node1, node2} {
+	for i, n := range []*testNode{node1, node2} {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			err := n.login(t, "partner", "first-secret")

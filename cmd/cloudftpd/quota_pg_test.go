@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jlaffaye/ftp"
 
-	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
 )
 
@@ -71,25 +70,6 @@ func aliceInDB(ctx context.Context, dsn string) (bytes, files, leased int64, err
 	return bytes, files, leased, err
 }
 
-func dialNode(t *testing.T, n *pgNode) *ftp.ServerConn {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := ftp.Dial(n.addr, ftp.DialWithTimeout(10*time.Second))
-		if err == nil {
-			if err = c.Login("alice", "alice-secret"); err == nil {
-				t.Cleanup(func() { c.Quit() })
-				return c
-			}
-			c.Quit()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alice cannot log in on %s: %v\n%s", n.addr, err, n.logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func is552(err error) bool {
 	var te *textproto.Error
 	return errors.As(err, &te) && te.Code == 552
@@ -107,57 +87,21 @@ func TestQuotaAcrossNodes(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
 	dir := t.TempDir()
-	root := filepath.Join(dir, "files")
-	home := filepath.Join(root, "alice")
+	cfgs := pgNodeConfigs(t, dir, dsn, 2, "5s", "")
+	home := filepath.Join(dir, "files", "alice")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	const quota = 2 << 20
-	cfgText := fmt.Sprintf(`
-[server]
-state_dir = "state-NODE"
-
-[[listener]]
-address = "127.0.0.1:0"
-passive_ports = "PORTS"
-
-[storage]
-backend = "local"
-root = %q
-
-[auth]
-store = "postgres"
-
-[auth.postgres]
-dsn = %q
-poll_interval = "1s"
-timeout = "5s"
-`, root, dsn)
-	// One range of free ports, split between the nodes (two ranges
-	// picked apart could overlap).
-	var lo, hi int
-	if _, err := fmt.Sscanf(clienttest.FreeRange(t, 60), "%d-%d", &lo, &hi); err != nil {
-		t.Fatal(err)
-	}
-	var cfgs []string
-	for i, node := range []string{"1", "2"} {
-		text := strings.ReplaceAll(cfgText, "NODE", node)
-		text = strings.ReplaceAll(text, "PORTS", fmt.Sprintf("%d-%d", lo+30*i, lo+30*i+29))
-		path := filepath.Join(dir, "cloudftpd"+node+".toml")
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfgs = append(cfgs, path)
-	}
 	cli(t, "", "db", "migrate", "--config", cfgs[0])
 	cli(t, "alice-secret\n", "user", "add", "alice", "--config", cfgs[0], "--password-stdin", "--home", "alice")
 	pg.Exec(t, dsn, `UPDATE cloudftpd_users SET limits = jsonb_build_object('quota_bytes', $1::bigint) WHERE name = 'alice'`, quota)
-	nodes := []*pgNode{startPGNode(t, cfgs[0]), startPGNode(t, cfgs[1])}
+	nodes := []*testNode{startNode(t, cfgs[0]), startNode(t, cfgs[1])}
 
 	const clients = 20
 	conns := make([]*ftp.ServerConn, clients)
 	for i := range conns {
-		conns[i] = dialNode(t, nodes[i%2])
+		conns[i] = nodes[i%2].dial(t, "alice", "alice-secret")
 	}
 	datas := make([][]byte, clients)
 	errs := make([]error, clients)
@@ -248,7 +192,7 @@ timeout = "5s"
 
 	// Node 1 stores a file, node 2 fills the quota to the byte; a byte
 	// more is refused on either.
-	c1, c2 := dialNode(t, nodes[0]), dialNode(t, nodes[1])
+	c1, c2 := nodes[0].dial(t, "alice", "alice-secret"), nodes[1].dial(t, "alice", "alice-secret")
 	if err := c1.Stor("node1.bin", bytes.NewReader(make([]byte, 1000))); err != nil {
 		t.Fatalf("node 1: a small upload under the quota: %v", err)
 	}

@@ -3,10 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/textproto"
 	"os"
@@ -19,9 +17,6 @@ import (
 	"github.com/jlaffaye/ftp"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
-	"github.com/cloudftpd/cloudftpd/internal/clienttest"
-	"github.com/cloudftpd/cloudftpd/internal/config"
-	"github.com/cloudftpd/cloudftpd/internal/server"
 )
 
 // TestRunningServerCommands: "sessions", "sessions --kill", "reload" and
@@ -57,28 +52,10 @@ root = %q
 users_file = "users.toml"
 `, root)
 	os.WriteFile(cfgPath, []byte(cfgText), 0o600)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &clienttest.LogBuffer{}
-	srv, err := server.New(t.Context(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	addr := srv.Addrs()[0].String()
+	n := startNode(t, cfgPath)
+	addr, logs := n.addr, n.logs
 	runCmd := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(append(args, "--config", cfgPath), strings.NewReader(""), &out, &errb)
-		return code, out.String(), errb.String()
+		return runCLI("", append(args, "--config", cfgPath)...)
 	}
 
 	if code, out, errOut := runCmd("sessions"); code != 0 || strings.TrimSpace(out) != "no sessions" {
