@@ -446,7 +446,6 @@ func (s *Sync) runListener(ctx context.Context) {
 		Up:               &s.up,
 		Unavailable:      "ban database unavailable: this node keeps its own bans and learns the others' when it answers again",
 		StillUnavailable: "ban database still unavailable",
-		WrapErr:          wrap,
 		// Bans that waited for the database: the writer sends them now
 		// (the read that follows keeps them meanwhile).
 		Listening: s.poke,

@@ -37,8 +37,6 @@ type Follower struct {
 	// Unavailable is logged (Error) once when the database goes away,
 	// StillUnavailable (Debug) on each failed retry after.
 	Unavailable, StillUnavailable string
-	// WrapErr, when set, wraps the errors of the session's setup.
-	WrapErr func(error) error
 
 	// Listening, when set, is called once LISTEN is in place, before Load.
 	Listening func()
@@ -53,23 +51,34 @@ type Follower struct {
 // Run keeps a listening session going until ctx ends, starting it again
 // after a failure with a growing pause (200ms up to PollInterval).
 func (f *Follower) Run(ctx context.Context) {
-	const firstPause = 200 * time.Millisecond
-	pause, reported := firstPause, false
-	for {
-		err := f.listen(ctx)
-		if ctx.Err() != nil {
-			return
-		}
+	reported := false
+	Retry(ctx, f.PollInterval, f.listen, func(err error) bool {
 		wasUp := f.Up.Swap(false)
-		if wasUp {
-			pause = firstPause
-		}
 		// One error line when the database goes away, not one per retry.
 		if wasUp || !reported {
 			f.Log.Error(f.Unavailable, "err", err)
 			reported = true
 		} else {
 			f.Log.Debug(f.StillUnavailable, "err", err)
+		}
+		return wasUp
+	})
+}
+
+// Retry runs session until ctx ends, again after each failure with a
+// pause that grows from 200ms to maxPause. failed is told of each
+// failure (not of ctx ending); when it returns true the pause starts
+// over from 200ms (the session had been working).
+func Retry(ctx context.Context, maxPause time.Duration, session func(context.Context) error, failed func(error) bool) {
+	const firstPause = 200 * time.Millisecond
+	pause := firstPause
+	for {
+		err := session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if failed(err) {
+			pause = firstPause
 		}
 		t := time.NewTimer(pause)
 		select {
@@ -78,41 +87,54 @@ func (f *Follower) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		pause = min(2*pause, f.PollInterval)
+		pause = min(2*pause, maxPause)
 	}
 }
 
-// listen takes a connection of its own out of the pool, LISTENs on it,
-// loads everything and then follows the notifications, polling when none
-// comes for PollInterval. It returns the error that ended it.
-func (f *Follower) listen(ctx context.Context) error {
-	actx, cancel := context.WithTimeout(ctx, f.Timeout)
-	pc, err := f.Pool.Acquire(actx)
+// Listen takes a connection of its own out of pool, names the session
+// appName (when set, so that an operator or a test can find it in
+// pg_stat_activity) and LISTENs on channel, each step within timeout.
+// Its errors say which step failed ("connecting: ", "LISTEN: ").
+// The connection does not go back to the pool: the caller closes it
+// with the func returned.
+func Listen(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration, channel, appName string) (*pgx.Conn, func(), error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	pc, err := pool.Acquire(actx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("connecting: %w", err)
+		return nil, nil, fmt.Errorf("connecting: %w", err)
 	}
 	// The connection is LISTENing: it must not go back to the pool.
 	conn := pc.Hijack()
-	defer func() {
+	closeConn := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn.Close(cctx)
 		cancel()
-	}()
-	qctx, cancel := context.WithTimeout(ctx, f.Timeout)
-	if f.ApplicationName != "" {
-		_, err = conn.Exec(qctx, "SELECT set_config('application_name', $1, false)", f.ApplicationName)
 	}
-	if err == nil {
-		_, err = conn.Exec(qctx, "LISTEN "+pgx.Identifier{f.Channel}.Sanitize())
-	}
-	cancel()
-	if err != nil {
-		if f.WrapErr != nil {
-			err = f.WrapErr(err)
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if appName != "" {
+		if _, err := conn.Exec(qctx, "SELECT set_config('application_name', $1, false)", appName); err != nil {
+			closeConn()
+			return nil, nil, fmt.Errorf("LISTEN: %w", err)
 		}
-		return fmt.Errorf("LISTEN: %w", err)
 	}
+	if _, err := conn.Exec(qctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		closeConn()
+		return nil, nil, fmt.Errorf("LISTEN: %w", err)
+	}
+	return conn, closeConn, nil
+}
+
+// listen LISTENs, loads everything and then follows the notifications,
+// polling when none comes for PollInterval. It returns the error that
+// ended it.
+func (f *Follower) listen(ctx context.Context) error {
+	conn, closeConn, err := Listen(ctx, f.Pool, f.Timeout, f.Channel, f.ApplicationName)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
 	if f.Listening != nil {
 		f.Listening()
 	}
