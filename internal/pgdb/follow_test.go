@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// retryCap is the longest pause TestRetry lets Retry take.
+const retryCap = 500 * time.Millisecond
+
 // TestRetry checks the pauses between sessions: doubling from 200ms up
 // to maxPause, from 200ms again when failed says the session had worked,
 // and no more sessions once ctx ends.
@@ -18,7 +21,7 @@ func TestRetry(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Retry(ctx, 500*time.Millisecond, func(context.Context) error {
+		Retry(ctx, retryCap, func(context.Context) error {
 			starts = append(starts, time.Now())
 			if len(starts) == 6 {
 				cancel()
