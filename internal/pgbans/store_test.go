@@ -9,33 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/cloudftpd/cloudftpd/internal/defender"
-	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
 )
-
-func openPool(t *testing.T, dsn string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgdb.Open(pgdb.Options{DSN: dsn, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// migrated is a new database with cloudftpd's schema on c.
-func migrated(t *testing.T, c *pgtest.Cluster) (string, *pgxpool.Pool) {
-	t.Helper()
-	dsn := c.NewDatabase(t)
-	pool := openPool(t, dsn)
-	if _, err := pgdb.Migrate(context.Background(), pool, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dsn, pool
-}
 
 // TestStore runs the Store's tests on one PostgreSQL server, each in a
 // database of its own.
@@ -57,7 +33,7 @@ func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 // testStoreBans: bans by hand are written, listed, escalated, replaced
 // and lifted as the defender does them for one node.
 func testStoreBans(t *testing.T, c *pgtest.Cluster) {
-	_, pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx := context.Background()
 	st := NewStore(pool, "node-a")
 
@@ -124,7 +100,7 @@ func testStoreBans(t *testing.T, c *pgtest.Cluster) {
 // window, the ban is made once at the threshold and spends them, and the
 // reason says how many nodes saw the attack.
 func testAddScoresAggregate(t *testing.T, c *pgtest.Cluster) {
-	_, pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx := context.Background()
 	a, b := NewStore(pool, "a"), NewStore(pool, "b")
 	p, other := pfx("203.0.113.9/32"), pfx("203.0.113.10/32")
@@ -158,7 +134,7 @@ func testAddScoresAggregate(t *testing.T, c *pgtest.Cluster) {
 
 // testAddScoresWindow: points older than the window do not count.
 func testAddScoresWindow(t *testing.T, c *pgtest.Cluster) {
-	_, pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx := context.Background()
 	st := NewStore(pool, "a")
 	lim := limits
@@ -180,7 +156,7 @@ func testAddScoresWindow(t *testing.T, c *pgtest.Cluster) {
 // testAddScoresConcurrentBansOnce: eight nodes add the points that cross
 // the threshold at the same moment; exactly one ban is made.
 func testAddScoresConcurrentBansOnce(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	ctx := context.Background()
 	const nodes = 8
 	p := pfx("198.51.100.77/32")
@@ -189,7 +165,7 @@ func testAddScoresConcurrentBansOnce(t *testing.T, c *pgtest.Cluster) {
 	errs := make([]error, nodes)
 	start := make(chan struct{})
 	for i := range nodes {
-		st := NewStore(openPool(t, dsn), string(rune('a'+i)))
+		st := NewStore(pgtest.Pool(t, dsn), string(rune('a'+i)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -216,7 +192,7 @@ func testAddScoresConcurrentBansOnce(t *testing.T, c *pgtest.Cluster) {
 // bans a prefix banned already gets the database's ban, escalated from
 // the strikes the database remembers.
 func testPublish(t *testing.T, c *pgtest.Cluster) {
-	_, pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx := context.Background()
 	a, b := NewStore(pool, "a"), NewStore(pool, "b")
 	now := time.Now()
@@ -256,7 +232,7 @@ func testPublish(t *testing.T, c *pgtest.Cluster) {
 // testPrune: bans whose strikes are forgotten and scores that left the
 // window are deleted; bans in force and remembered ones stay.
 func testPrune(t *testing.T, c *pgtest.Cluster) {
-	_, pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx := context.Background()
 	st := NewStore(pool, "a")
 	if _, err := pool.Exec(ctx, `INSERT INTO cloudftpd_bans (prefix, until, forget) VALUES
@@ -291,7 +267,7 @@ func testPrune(t *testing.T, c *pgtest.Cluster) {
 // testNoSchema: a database never migrated gives an error that says what
 // to do.
 func testNoSchema(t *testing.T, c *pgtest.Cluster) {
-	pool := openPool(t, c.NewDatabase(t))
+	pool := pgtest.Pool(t, c.NewDatabase(t))
 	_, err := NewStore(pool, "a").List(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "cloudftpd db migrate") {
 		t.Errorf("List on an empty database: %v", err)

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudftpd/cloudftpd/internal/defender"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 )
 
 // Options configure a Sync.
@@ -431,97 +431,43 @@ func (s *Sync) sendScores(ctx context.Context) error {
 	return nil
 }
 
-// runListener keeps a listening session going, starting it again after a
-// failure with a growing pause (up to PollInterval).
+// runListener keeps a listening session going (pgdb.Follower): it reads
+// every ban when the session starts, each ban a notification names, and
+// the change counter when none comes for PollInterval.
 func (s *Sync) runListener(ctx context.Context) {
-	const firstPause = 200 * time.Millisecond
-	pause, reported := firstPause, false
-	for {
-		err := s.listen(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wasUp := s.up.Swap(false)
-		if wasUp {
-			pause = firstPause
-		}
-		if wasUp || !reported {
-			s.log.Error("ban database unavailable: this node keeps its own bans and learns the others' when it answers again", "err", err)
-			reported = true
-		} else {
-			s.log.Debug("ban database still unavailable", "err", err)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, s.opts.PollInterval)
+	f := pgdb.Follower{
+		Pool:    s.store.pool,
+		Channel: Channel,
+		// Named, so an operator (or a test) can find it in pg_stat_activity.
+		ApplicationName:  ListenerName(s.opts.Node),
+		Timeout:          s.opts.Timeout,
+		PollInterval:     s.opts.PollInterval,
+		Log:              s.log,
+		Up:               &s.up,
+		Unavailable:      "ban database unavailable: this node keeps its own bans and learns the others' when it answers again",
+		StillUnavailable: "ban database still unavailable",
+		// Bans that waited for the database: the writer sends them now
+		// (the read that follows keeps them meanwhile).
+		Listening: s.poke,
+		Load:      s.load,
+		Notified:  s.notified,
+		Poll:      s.poll,
 	}
+	f.Run(ctx)
 }
 
-// listen takes a connection of its own, LISTENs on it, reads every ban
-// and then follows the notifications, reading the change counter when
-// none comes for PollInterval. It returns the error that ended it.
-func (s *Sync) listen(ctx context.Context) error {
-	actx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	pc, err := s.store.pool.Acquire(actx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("connecting: %w", err)
-	}
-	// The connection is LISTENing: it must not go back to the pool.
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn.Close(cctx)
-		cancel()
-	}()
+// poll reads the change counter and everything when it moved.
+func (s *Sync) poll(ctx context.Context, conn *pgx.Conn) error {
 	qctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	// Named, so an operator (or a test) can find it in pg_stat_activity.
-	_, err = conn.Exec(qctx, "SELECT set_config('application_name', $1, false)", ListenerName(s.opts.Node))
-	if err == nil {
-		_, err = conn.Exec(qctx, "LISTEN "+Channel)
-	}
+	v, err := version(qctx, conn)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("LISTEN: %w", wrap(err))
+		return fmt.Errorf("polling for changes: %w", err)
 	}
-	// Bans that waited for the database: the writer sends them now (the
-	// read below keeps them meanwhile).
-	s.poke()
-	if err := s.load(ctx, conn); err != nil {
-		return err
+	if v != s.seen {
+		return s.load(ctx, conn)
 	}
-	for {
-		wctx, cancel := context.WithTimeout(ctx, s.opts.PollInterval)
-		n, err := conn.WaitForNotification(wctx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err == nil:
-			if err := s.notified(ctx, conn, n.Payload); err != nil {
-				return err
-			}
-			continue
-		case !pgconn.Timeout(err):
-			return fmt.Errorf("waiting for changes: %w", err)
-		}
-		qctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-		v, err := version(qctx, conn)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("polling for changes: %w", err)
-		}
-		if v != s.seen {
-			if err := s.load(ctx, conn); err != nil {
-				return err
-			}
-		}
-	}
+	return nil
 }
 
 // ListenerName is the application_name of a node's listening session.

@@ -94,7 +94,7 @@ func startNode(t *testing.T, dsn, name string, opts Options) *node {
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
-	n.d, n.s = d, New(openPool(t, dsn), d, opts)
+	n.d, n.s = d, New(pgtest.Pool(t, dsn), d, opts)
 	d.SetShare(n.s)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.s.Start(ctx)
@@ -133,7 +133,7 @@ func guess(d *defender.Defender, a netip.Addr, n int) {
 // at once, and node B refuses it within two seconds (the notification),
 // closing its sessions there too; B lists the ban as A's.
 func testBanOnAHoldsOnB(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	a, b := startNode(t, dsn, "a", Options{}), startNode(t, dsn, "b", Options{PollInterval: time.Minute})
 	attacker := netip.MustParseAddr("203.0.113.7")
 	guess(a.d, attacker, 5)
@@ -164,7 +164,7 @@ func testBanOnAHoldsOnB(t *testing.T, c *pgtest.Cluster) {
 // testUnbanPropagates: a ban by hand through B and its removal through A
 // reach the other node within two seconds.
 func testUnbanPropagates(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	a, b := startNode(t, dsn, "a", Options{PollInterval: time.Minute}), startNode(t, dsn, "b", Options{PollInterval: time.Minute})
 	ctx := context.Background()
 	net := netip.MustParsePrefix("198.51.100.0/24")
@@ -202,7 +202,7 @@ func testUnbanPropagates(t *testing.T, c *pgtest.Cluster) {
 // failed logins on A, 2 on B: 6 + 4 points, under the threshold on each)
 // is banned on both at the threshold of the two together, once.
 func testScoresAddUp(t *testing.T, c *pgtest.Cluster) {
-	dsn, pool := migrated(t, c)
+	dsn, pool := c.Migrated(t)
 	a, b := startNode(t, dsn, "a", Options{}), startNode(t, dsn, "b", Options{})
 	attacker := netip.MustParseAddr("2001:db8:1:2::99")
 	guess(a.d, attacker, 3)
@@ -232,7 +232,7 @@ func testScoresAddUp(t *testing.T, c *pgtest.Cluster) {
 // again, reads the bans afresh and refuses the address within two
 // seconds.
 func testListenerKilled(t *testing.T, c *pgtest.Cluster) {
-	dsn, pool := migrated(t, c)
+	dsn, pool := c.Migrated(t)
 	a, b := startNode(t, dsn, "a", Options{}), startNode(t, dsn, "b", Options{PollInterval: time.Minute})
 	ctx := context.Background()
 	loads := b.s.loads.Load()
@@ -259,7 +259,7 @@ func testListenerKilled(t *testing.T, c *pgtest.Cluster) {
 // notification (triggers disabled, counter bumped by hand, as if the
 // notification were lost) reaches B by its poll.
 func testPollCatchesMissedNotification(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	b := startNode(t, dsn, "b", Options{PollInterval: 300 * time.Millisecond})
 	c.Exec(t, dsn, `SET session_replication_role = replica;
 		INSERT INTO cloudftpd_bans (prefix, reason, until, forget, node) VALUES ('192.0.2.77/32', 'by SQL', now() + interval '1 hour', now() + interval '25 hours', 'sql');
@@ -272,7 +272,7 @@ func testPollCatchesMissedNotification(t *testing.T, c *pgtest.Cluster) {
 // testStartsFromTheDatabase: a node started after the bans were made
 // refuses them from its first read, including a ban made in SQL by hand.
 func testStartsFromTheDatabase(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	c.Exec(t, dsn, `INSERT INTO cloudftpd_bans (prefix, reason) VALUES ('203.0.113.0/24', 'by SQL, forever')`)
 	n := startNode(t, dsn, "late", Options{})
 	if n.d.Admit(netip.MustParseAddr("203.0.113.200")) {
@@ -284,7 +284,7 @@ func testStartsFromTheDatabase(t *testing.T, c *pgtest.Cluster) {
 // ban and the points scored meanwhile reach the database and B once it
 // is back.
 func testDatabaseDown(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	a := startNode(t, dsn, "a", Options{PollInterval: 500 * time.Millisecond})
 	b := startNode(t, dsn, "b", Options{PollInterval: 500 * time.Millisecond})
 	c.Stop()
@@ -309,13 +309,13 @@ func testDatabaseDown(t *testing.T, c *pgtest.Cluster) {
 // testAllowedRefused: a ban of a prefix inside the node's allow list is
 // refused before the database is asked.
 func testAllowedRefused(t *testing.T, c *pgtest.Cluster) {
-	dsn, _ := migrated(t, c)
+	dsn, _ := c.Migrated(t)
 	d, err := defender.New(defender.Config{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	s := New(openPool(t, dsn), d, Options{Node: "a"})
+	s := New(pgtest.Pool(t, dsn), d, Options{Node: "a"})
 	if _, err := s.Ban(context.Background(), netip.MustParsePrefix("10.1.0.0/16"), 0, ""); !errors.Is(err, defender.ErrAllowed) {
 		t.Errorf("ban inside the allow list: %v, want ErrAllowed", err)
 	}
@@ -325,7 +325,7 @@ func testAllowedRefused(t *testing.T, c *pgtest.Cluster) {
 // row (as the state-file path of the control API would) end with no ban
 // anywhere: the ban's write does not bring it back on A.
 func testLocalBanThenUnban(t *testing.T, c *pgtest.Cluster) {
-	dsn, pool := migrated(t, c)
+	dsn, pool := c.Migrated(t)
 	a, b := startNode(t, dsn, "a", Options{}), startNode(t, dsn, "b", Options{})
 	p := netip.MustParsePrefix("192.0.2.99/32")
 	for range 20 {

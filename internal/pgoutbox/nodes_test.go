@@ -313,7 +313,7 @@ func TestNodeKilledMidDelivery(t *testing.T) {
 		t.Fatal("the child node did not get ready")
 	}
 	// The child holds the sink before node a starts.
-	probe := openPool(t, dsn)
+	probe := pgtest.Pool(t, dsn)
 	waitFor(t, "the child to take the sink's lease", 30*time.Second, func() bool {
 		var holder string
 		probe.QueryRow(context.Background(), `SELECT lease_holder FROM cloudftpd_outbox_sinks WHERE sink = 'hook'`).Scan(&holder)

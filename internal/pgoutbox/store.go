@@ -57,6 +57,7 @@ import (
 
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/events/batch"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 )
 
 // Channel is the LISTEN/NOTIFY channel appends notify, with the
@@ -598,41 +599,18 @@ func (s *Store) renewLoop(ctx context.Context) {
 // and passes them to Appended, connecting again after a failure. Without
 // it sinks still see those events, at their next poll.
 func (s *Store) listenLoop(ctx context.Context) {
-	pause := 200 * time.Millisecond
-	for {
-		err := s.listen(ctx)
-		if ctx.Err() != nil {
-			return
-		}
+	pgdb.Retry(ctx, s.lease, s.listen, func(err error) bool {
 		s.log.Debug("events: outbox notifications interrupted; sinks poll meanwhile", "err", err)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, s.lease)
-	}
+		return false
+	})
 }
 
 func (s *Store) listen(ctx context.Context) error {
-	actx, cancel := context.WithTimeout(ctx, s.lease)
-	pc, err := s.pool.Acquire(actx)
-	cancel()
+	conn, closeConn, err := pgdb.Listen(ctx, s.pool, s.lease, Channel, "")
 	if err != nil {
 		return err
 	}
-	// The connection is LISTENing: it must not go back to the pool.
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn.Close(cctx)
-		cancel()
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return err
-	}
+	defer closeConn()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

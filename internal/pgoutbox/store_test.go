@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/events"
 	"github.com/cloudftpd/cloudftpd/internal/events/delivery/outboxtest"
@@ -18,22 +16,12 @@ import (
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
 )
 
-func openPool(t testing.TB, dsn string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgdb.Open(pgdb.Options{DSN: dsn, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // migrated is a new database of c with the schema, as `cloudftpd db
 // migrate` leaves it.
 func migrated(t testing.TB, c *pgtest.Cluster) string {
 	t.Helper()
 	dsn := c.NewDatabase(t)
-	applied, err := pgdb.Migrate(context.Background(), openPool(t, dsn), nil)
+	applied, err := pgdb.Migrate(context.Background(), pgtest.Pool(t, dsn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +41,7 @@ func node(t testing.TB, dsn, name string, lease time.Duration, logs *clienttest.
 	if logs != nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	}
-	s, err := Open(ctx, openPool(t, dsn), opts)
+	s, err := Open(ctx, pgtest.Pool(t, dsn), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +83,7 @@ func TestStore(t *testing.T) {
 		ErrClosed:      ErrClosed,
 	})
 	t.Run("NoSchema", func(t *testing.T) {
-		_, err := Open(context.Background(), openPool(t, c.NewDatabase(t)), Options{})
+		_, err := Open(context.Background(), pgtest.Pool(t, c.NewDatabase(t)), Options{})
 		if err == nil || !strings.Contains(err.Error(), "cloudftpd db migrate") {
 			t.Fatalf("Open on a database never migrated: %v; want an error saying to run db migrate", err)
 		}

@@ -12,26 +12,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
 	"github.com/cloudftpd/cloudftpd/internal/quota"
 	"github.com/cloudftpd/cloudftpd/internal/storage"
 	"github.com/cloudftpd/cloudftpd/internal/storage/memstore"
 )
-
-// migrated returns a pool on a new, migrated database of c.
-func migrated(t *testing.T, c *pgtest.Cluster) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgdb.Open(pgdb.Options{DSN: c.NewDatabase(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := pgdb.Migrate(context.Background(), pool, nil); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
 
 // emptyTree is a home with nothing in it, for the first scan.
 func emptyTree(t *testing.T) storage.Storage {
@@ -125,7 +110,7 @@ func TestGrant(t *testing.T) {
 // them, at any moment, and the usage recorded is what they committed.
 func TestTwoNodesNeverExceed(t *testing.T) {
 	c := pgtest.Start(t)
-	pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const limitBytes, limitFiles = 40 << 20, 60
@@ -217,7 +202,7 @@ func TestTwoNodesNeverExceed(t *testing.T) {
 // frees room for the other at once.
 func TestDeadNodeLeaseExpires(t *testing.T) {
 	c := pgtest.Start(t)
-	pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	limits := quota.Limits{Bytes: 10 << 20}
@@ -277,7 +262,7 @@ func TestDeadNodeLeaseExpires(t *testing.T) {
 // figure another node recorded; `quota scan` (Rescan) does.
 func TestScanKeepsRecordedUsage(t *testing.T) {
 	c := pgtest.Start(t)
-	pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx := context.Background()
 	l := New(pool, Options{Node: "a"})
 	if _, err := l.SetUsage(ctx, "alice", quota.Usage{Bytes: 500, Files: 5}, time.Now(), false); err != nil {
@@ -303,7 +288,7 @@ func TestScanKeepsRecordedUsage(t *testing.T) {
 // recorded says so.
 func TestFileCountAcrossNodes(t *testing.T) {
 	c := pgtest.Start(t)
-	pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	limits := quota.Limits{Bytes: 100 << 20, Files: 10}
@@ -355,7 +340,7 @@ func TestFileCountAcrossNodes(t *testing.T) {
 // answers 451, not 552), and the node goes on once it is back.
 func TestDatabaseDown(t *testing.T) {
 	c := pgtest.Start(t)
-	pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	limits := quota.Limits{Bytes: 10 << 20}

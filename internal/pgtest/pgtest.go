@@ -30,8 +30,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 )
 
 // Cluster is a running (or stopped) PostgreSQL server.
@@ -180,4 +182,27 @@ func (c *Cluster) Exec(t testing.TB, dsn, sql string, args ...any) {
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// Pool returns a pool for dsn (see pgdb.Open), closed when t ends.
+func Pool(t testing.TB, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgdb.Open(pgdb.Options{DSN: dsn, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// Migrated creates a database with cloudftpd's schema (pgdb.Migrate) and
+// returns its DSN and a pool for it, closed when t ends.
+func (c *Cluster) Migrated(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	dsn := c.NewDatabase(t)
+	pool := Pool(t, dsn)
+	if _, err := pgdb.Migrate(context.Background(), pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	return dsn, pool
 }

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudftpd/cloudftpd/internal/auth"
+	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 )
 
 // Channel is the LISTEN/NOTIFY channel the users table's trigger
@@ -192,95 +192,43 @@ func (a *Authenticator) WaitReady(ctx context.Context) bool {
 	return true
 }
 
-// run keeps a listening session going, starting it again after a
-// failure with a growing pause (up to PollInterval).
+// run keeps a listening session going (pgdb.Follower): it loads the
+// users when the session starts and again on each notification, and
+// polls the change counter when none comes for PollInterval.
 func (a *Authenticator) run(ctx context.Context) {
-	const firstPause = 200 * time.Millisecond
-	pause, reported := firstPause, false
-	for {
-		err := a.listen(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wasUp := a.up.Swap(false)
-		if wasUp {
-			pause = firstPause
-		}
-		// One error line when the database goes away, not one per retry.
-		if wasUp || !reported {
-			a.log.Error("user database unavailable: logins are refused with 421 until it answers again", "err", err)
-			reported = true
-		} else {
-			a.log.Debug("user database still unavailable", "err", err)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(2*pause, a.opts.PollInterval)
+	f := pgdb.Follower{
+		Pool:             a.pool,
+		Channel:          Channel,
+		Timeout:          a.opts.Timeout,
+		PollInterval:     a.opts.PollInterval,
+		Log:              a.log,
+		Up:               &a.up,
+		Unavailable:      "user database unavailable: logins are refused with 421 until it answers again",
+		StillUnavailable: "user database still unavailable",
+		Load:             a.load,
+		// Notifications that came with this one (a burst of edits) are
+		// all answered by the one load.
+		Notified: func(ctx context.Context, conn *pgx.Conn, _ string) error { return a.load(ctx, conn) },
+		Poll:     a.poll,
 	}
+	f.Run(ctx)
 }
 
-// listen takes a connection of its own out of the pool, LISTENs on it,
-// loads the users and then waits for notifications, polling the change
-// counter when none comes for PollInterval. It returns the error that
-// ended it.
-func (a *Authenticator) listen(ctx context.Context) error {
-	actx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
-	pc, err := a.pool.Acquire(actx)
-	cancel()
+// poll reads the change counter, and the users when it moved (no
+// notification told of the change).
+func (a *Authenticator) poll(ctx context.Context, conn *pgx.Conn) error {
+	v, err := a.version(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("connecting: %w", err)
-	}
-	// The connection is LISTENing: it must not go back to the pool.
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn.Close(cctx)
-		cancel()
-	}()
-	qctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
-	_, err = conn.Exec(qctx, "LISTEN "+Channel)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("LISTEN: %w", err)
-	}
-	if err := a.load(ctx, conn); err != nil {
 		return err
 	}
-	for {
-		wctx, cancel := context.WithTimeout(ctx, a.opts.PollInterval)
-		_, err := conn.WaitForNotification(wctx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err == nil:
-			// Notifications that came with this one (a burst of edits)
-			// are all answered by the one load below.
-			if err := a.load(ctx, conn); err != nil {
-				return err
-			}
-			continue
-		case !pgconn.Timeout(err):
-			return fmt.Errorf("waiting for changes: %w", err)
-		}
-		// No notification for a while: poll.
-		v, err := a.version(ctx, conn)
-		if err != nil {
+	if v != a.snap.Load().version {
+		a.log.Warn("users changed without a notification; reloaded from the poll", "version", v)
+		if err := a.load(ctx, conn); err != nil {
 			return err
 		}
-		if v != a.snap.Load().version {
-			a.log.Warn("users changed without a notification; reloaded from the poll", "version", v)
-			if err := a.load(ctx, conn); err != nil {
-				return err
-			}
-		}
-		a.markUp()
 	}
+	a.markUp()
+	return nil
 }
 
 func (a *Authenticator) version(ctx context.Context, conn *pgx.Conn) (int64, error) {

@@ -10,33 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/cloudftpd/cloudftpd/internal/auth"
 	"github.com/cloudftpd/cloudftpd/internal/clienttest"
 	"github.com/cloudftpd/cloudftpd/internal/pgdb"
 	"github.com/cloudftpd/cloudftpd/internal/pgtest"
 )
-
-func openPool(t *testing.T, dsn string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgdb.Open(pgdb.Options{DSN: dsn, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-func migrated(t *testing.T, c *pgtest.Cluster) (string, *pgxpool.Pool) {
-	t.Helper()
-	dsn := c.NewDatabase(t)
-	pool := openPool(t, dsn)
-	if _, err := pgdb.Migrate(context.Background(), pool, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dsn, pool
-}
 
 func hash(t *testing.T, pw string) string {
 	t.Helper()
@@ -60,7 +38,7 @@ func TestMigrate(t *testing.T) {
 	applied := make([][]string, nodes)
 	errs := make([]error, nodes)
 	for i := range nodes {
-		pool := openPool(t, dsn) // a pool each: separate sessions, as separate processes
+		pool := pgtest.Pool(t, dsn) // a pool each: separate sessions, as separate processes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -85,7 +63,7 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("%s applied %d times (%v): exactly one node applies each", m, n, applied)
 		}
 	}
-	pool := openPool(t, dsn)
+	pool := pgtest.Pool(t, dsn)
 	again, err := pgdb.Migrate(ctx, pool, nil)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second migrate: applied %v, err %v; want nothing", again, err)
@@ -99,7 +77,7 @@ func TestMigrate(t *testing.T) {
 func TestStoreEdits(t *testing.T) {
 	c := pgtest.Start(t)
 	ctx := context.Background()
-	_, pool := migrated(t, c)
+	_, pool := c.Migrated(t)
 	s := NewStore(pool)
 
 	if err := s.Add(ctx, auth.UserEntry{Name: "alice", PasswordHash: hash(t, "pw"), Permissions: []string{"read"}}); err != nil {
@@ -177,7 +155,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestAuthenticatorFollowsChanges(t *testing.T) {
 	c := pgtest.Start(t)
 	ctx := context.Background()
-	dsn, pool := migrated(t, c)
+	dsn, pool := c.Migrated(t)
 	s := NewStore(pool)
 	if err := s.Add(ctx, auth.UserEntry{Name: "alice", PasswordHash: hash(t, "one"), Permissions: []string{"all"}, TLS: "required",
 		LimitsEntry: auth.LimitsEntry{Dirs: []auth.DirEntry{{Path: "/old", Retention: auth.Age(time.Hour)}}}}); err != nil {
@@ -185,8 +163,8 @@ func TestAuthenticatorFollowsChanges(t *testing.T) {
 	}
 	// A long poll: changes must arrive by notification.
 	nodes := []*Authenticator{
-		NewAuthenticator(openPool(t, dsn), Options{PollInterval: time.Minute}),
-		NewAuthenticator(openPool(t, dsn), Options{PollInterval: time.Minute}),
+		NewAuthenticator(pgtest.Pool(t, dsn), Options{PollInterval: time.Minute}),
+		NewAuthenticator(pgtest.Pool(t, dsn), Options{PollInterval: time.Minute}),
 	}
 	for _, a := range nodes {
 		a.Start(ctx)
@@ -253,8 +231,8 @@ func TestAuthenticatorFollowsChanges(t *testing.T) {
 func TestAuthenticatorPolls(t *testing.T) {
 	c := pgtest.Start(t)
 	ctx := context.Background()
-	dsn, _ := migrated(t, c)
-	a := NewAuthenticator(openPool(t, dsn), Options{PollInterval: 300 * time.Millisecond})
+	dsn, _ := c.Migrated(t)
+	a := NewAuthenticator(pgtest.Pool(t, dsn), Options{PollInterval: 300 * time.Millisecond})
 	a.Start(ctx)
 	defer a.Close()
 	waitFor(t, 10*time.Second, "ready", a.Ready)
@@ -275,12 +253,12 @@ func TestAuthenticatorPolls(t *testing.T) {
 func TestAuthenticatorDatabaseDown(t *testing.T) {
 	c := pgtest.Start(t)
 	ctx := context.Background()
-	dsn, pool := migrated(t, c)
+	dsn, pool := c.Migrated(t)
 	if err := NewStore(pool).Add(ctx, auth.UserEntry{Name: "alice", PasswordHash: hash(t, "pw"), Permissions: []string{"all"}}); err != nil {
 		t.Fatal(err)
 	}
 	var logs clienttest.LogBuffer
-	a := NewAuthenticator(openPool(t, dsn), Options{PollInterval: time.Second, Timeout: time.Second,
+	a := NewAuthenticator(pgtest.Pool(t, dsn), Options{PollInterval: time.Second, Timeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	a.Start(ctx)
 	defer a.Close()
