@@ -1,7 +1,9 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -30,3 +32,23 @@ type SinkProgress struct {
 // nodes running different sink lists (a rolling config change) must not
 // delete each other's places in the outbox.
 var ErrSinkInUse = errors.New("the sink is being delivered by another node")
+
+// OutboxRow is an event as the outbox stores keep it: its id, type and
+// time as columns, and its JSON as recorded.
+type OutboxRow struct {
+	ID, Type string
+	Created  int64 // Unix milliseconds
+	Body     []byte
+}
+
+// NewOutboxRow encodes e for an outbox; e must be stamped (have an id).
+func NewOutboxRow(e Event) (OutboxRow, error) {
+	if e.ID == "" {
+		return OutboxRow{}, errors.New("append: event has no id (Stamp it first)")
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return OutboxRow{}, fmt.Errorf("append %s: %w", e.ID, err)
+	}
+	return OutboxRow{ID: e.ID, Type: string(e.Type), Created: e.Time.UnixMilli(), Body: body}, nil
+}

@@ -111,7 +111,7 @@ type Store struct {
 	// appends batches Append's rows: with a WAL flush per commit, and
 	// every node's appends queueing on the one counter row, that is
 	// what lets many sessions record at once.
-	appends   *batch.Batcher[appendRow]
+	appends   *batch.Batcher[events.OutboxRow]
 	appended  chan struct{} // buffered(1): Appended's wake-ups
 	closeOnce sync.Once
 	stop      context.CancelFunc // the renewal and listening loops
@@ -129,12 +129,6 @@ type Store struct {
 type heldElsewhere struct {
 	until   time.Time // time.Now's clock, monotonic
 	backlog int64
-}
-
-type appendRow struct {
-	id, typ string
-	created int64
-	body    []byte
 }
 
 // Open checks that the database has the outbox tables (`cloudftpd db
@@ -237,14 +231,11 @@ const releasePrefix = "released "
 // duplicate an event. If ctx ends first, Append returns its error and
 // the event may or may not have been written.
 func (s *Store) Append(ctx context.Context, e events.Event) error {
-	if e.ID == "" {
-		return errors.New("pgoutbox: append: event has no id (Stamp it first)")
-	}
-	body, err := json.Marshal(e)
+	row, err := events.NewOutboxRow(e)
 	if err != nil {
-		return fmt.Errorf("pgoutbox: append %s: %w", e.ID, err)
+		return fmt.Errorf("pgoutbox: %w", err)
 	}
-	err = s.appends.Submit(ctx, appendRow{id: e.ID, typ: string(e.Type), created: e.Time.UnixMilli(), body: body})
+	err = s.appends.Submit(ctx, row)
 	switch {
 	case err == nil:
 		return nil
@@ -255,7 +246,7 @@ func (s *Store) Append(ctx context.Context, e events.Event) error {
 	}
 }
 
-func (s *Store) commit(rows []appendRow) error {
+func (s *Store) commit(rows []events.OutboxRow) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	ids := make([]string, len(rows))
@@ -263,7 +254,7 @@ func (s *Store) commit(rows []appendRow) error {
 	created := make([]int64, len(rows))
 	bodies := make([]string, len(rows))
 	for i, r := range rows {
-		ids[i], types[i], created[i], bodies[i] = r.id, r.typ, r.created, string(r.body)
+		ids[i], types[i], created[i], bodies[i] = r.ID, r.Type, r.Created, string(r.Body)
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var last int64

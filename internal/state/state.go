@@ -72,14 +72,8 @@ type Store struct {
 	// appends batches Append's rows: with an fsync per commit, that is
 	// what lets many sessions record at once without queueing behind
 	// each other's fsyncs.
-	appends   *batch.Batcher[appendRow]
+	appends   *batch.Batcher[events.OutboxRow]
 	closeOnce sync.Once
-}
-
-type appendRow struct {
-	id, typ string
-	created int64
-	body    []byte
 }
 
 // Open opens the store in dir, creating the directory (mode 0700) and the
@@ -156,14 +150,11 @@ func (s *Store) Close() error {
 // event. If ctx ends first, Append returns its error and the event may
 // or may not have been written.
 func (s *Store) Append(ctx context.Context, e events.Event) error {
-	if e.ID == "" {
-		return errors.New("state: append: event has no id (Stamp it first)")
-	}
-	body, err := json.Marshal(e)
+	row, err := events.NewOutboxRow(e)
 	if err != nil {
-		return fmt.Errorf("state: append %s: %w", e.ID, err)
+		return fmt.Errorf("state: %w", err)
 	}
-	err = s.appends.Submit(ctx, appendRow{id: e.ID, typ: string(e.Type), created: e.Time.UnixMilli(), body: body})
+	err = s.appends.Submit(ctx, row)
 	switch {
 	case err == nil:
 		return nil
@@ -174,7 +165,7 @@ func (s *Store) Append(ctx context.Context, e events.Event) error {
 	}
 }
 
-func (s *Store) commit(rows []appendRow) (err error) {
+func (s *Store) commit(rows []events.OutboxRow) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -203,7 +194,7 @@ func (s *Store) commit(rows []appendRow) (err error) {
 	seq := last - int64(len(rows))
 	for _, r := range rows {
 		seq++
-		if _, err := stmt.ExecContext(ctx, seq, r.id, r.created, r.typ, string(r.body)); err != nil {
+		if _, err := stmt.ExecContext(ctx, seq, r.ID, r.Created, r.Type, string(r.Body)); err != nil {
 			return err
 		}
 	}
